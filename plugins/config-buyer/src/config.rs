@@ -1,0 +1,120 @@
+//! The campaign config: its JSON schema, parsed and checked once when the campaign's instance first sees it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::schedule::Schedule;
+
+/// A campaign's config as the operator writes it. Unknown fields are refused so a typo cannot silently widen a filter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Two-letter state codes bought; absent means every state.
+    #[serde(default)]
+    pub states: Option<Vec<String>>,
+    /// Youngest age bought, inclusive.
+    #[serde(default)]
+    pub min_age: Option<u8>,
+    /// Oldest age bought, inclusive.
+    #[serde(default)]
+    pub max_age: Option<u8>,
+    /// Verticals bought; absent means every vertical.
+    #[serde(default)]
+    pub verticals: Option<Vec<String>>,
+    /// Consent evidence a ping must carry.
+    #[serde(default)]
+    pub require_consent: Vec<ConsentFlag>,
+    /// The price before modifiers, in cents.
+    pub base_price_cents: u32,
+    /// Adjustments to the base price.
+    #[serde(default)]
+    pub modifiers: Modifiers,
+    /// When the campaign buys; absent means always.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    /// The lowest price worth bidding, in cents; a lower final price is a `price` rejection.
+    #[serde(default)]
+    pub floor_cents: Option<u32>,
+    /// Logs the ping and context received, as JSON, before deciding.
+    #[serde(default)]
+    pub echo_input: bool,
+}
+
+/// One piece of consent evidence, named as in the ping's `consent` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentFlag {
+    /// A TrustedForm certificate URL is present.
+    TrustedForm,
+    /// A Jornaya LeadiD token is present.
+    Jornaya,
+    /// TCPA consent language was shown and accepted.
+    TcpaText,
+}
+
+/// A price adjustment: written `{"add_cents": 150}` or `{"percent": -10}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Modifier {
+    /// Adds (or, negative, subtracts) cents.
+    AddCents(i64),
+    /// Adds (or, negative, subtracts) a percentage of the price after the additive modifiers.
+    Percent(i64),
+}
+
+/// The price modifiers, by what of the ping they apply to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modifiers {
+    /// By the ping's state code.
+    #[serde(default)]
+    pub state: BTreeMap<String, Modifier>,
+    /// By age band; every band that holds the ping's age applies.
+    #[serde(default)]
+    pub age_bands: Vec<AgeBand>,
+    /// By a consent flag being present on the ping.
+    #[serde(default)]
+    pub consent: BTreeMap<ConsentFlag, Modifier>,
+}
+
+/// A modifier for ages `min_age..=max_age`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeBand {
+    /// Youngest age in the band, inclusive.
+    pub min_age: u8,
+    /// Oldest age in the band, inclusive.
+    pub max_age: u8,
+    /// The adjustment for pings in the band.
+    pub modifier: Modifier,
+}
+
+impl Config {
+    /// Parses and checks a config; the error says what is wrong, for the operator.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let mut config: Config = serde_json::from_str(text).map_err(|e| format!("config-buyer config: {e}"))?;
+        if let (Some(min), Some(max)) = (config.min_age, config.max_age)
+            && min > max
+        {
+            return Err(format!("min_age {min} is above max_age {max}"));
+        }
+        for band in &config.modifiers.age_bands {
+            if band.min_age > band.max_age {
+                return Err(format!("age band {}-{} is empty", band.min_age, band.max_age));
+            }
+        }
+        if let Some(schedule) = &config.schedule {
+            schedule.check()?;
+        }
+        // States are compared in upper case, as the contract sends them.
+        if let Some(states) = &mut config.states {
+            states.iter_mut().for_each(|s| *s = s.trim().to_ascii_uppercase());
+        }
+        config.modifiers.state = std::mem::take(&mut config.modifiers.state)
+            .into_iter()
+            .map(|(s, m)| (s.trim().to_ascii_uppercase(), m))
+            .collect();
+        Ok(config)
+    }
+}
