@@ -1,0 +1,311 @@
+//! The exchange's configuration: publishers, buyers and their campaigns, as the exchange file describes them.
+//!
+//! These are plain serde types (`deny_unknown_fields`, so a typo in an exchange file is an error, not a silent
+//! default). [`super::ExchangeBuilder`] turns them, plus the loaded plugins, into a running [`super::Exchange`].
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::http_buyer::HttpEndpoints;
+
+/// The plugin reference that names the standard redactor (the exchange file loader maps it to the built-in plugin).
+pub const STANDARD_REDACTOR: &str = "standard";
+
+/// How a publisher's leads are sold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionMode {
+    /// One buyer: the highest bid wins.
+    #[default]
+    Exclusive,
+    /// One buyer: the best priority tier wins, then the highest bid within it.
+    Waterfall,
+    /// Up to `shared_max_buyers` distinct buyers, each paying its own bid.
+    Shared,
+}
+
+/// A source of leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publisher {
+    pub id: String,
+    /// Plugin reference of the publisher's redactor; [`STANDARD_REDACTOR`] for the standard one.
+    #[serde(default = "default_redactor")]
+    pub redactor: String,
+    /// The redactor's config (JSON by convention; passed to the plugin as it is).
+    #[serde(default)]
+    pub redactor_config: String,
+    /// How long buyers have to answer a ping, from the start of the auction, in milliseconds.
+    #[serde(default = "default_ping_deadline_ms")]
+    pub ping_deadline_ms: u64,
+    /// How long the post phase (including fallbacks) may take, in milliseconds.
+    #[serde(default = "default_post_deadline_ms")]
+    pub post_deadline_ms: u64,
+    /// Bids below this price are dropped, in cents.
+    #[serde(default)]
+    pub floor_cents: u32,
+    /// The exchange's margin in basis points of the sale price (250 = 2.5 %); the publisher is paid the rest.
+    #[serde(default)]
+    pub margin_bps: u32,
+    #[serde(default)]
+    pub selection: SelectionMode,
+    /// How many distinct buyers a lead is sold to in shared mode (a lead may lower it, never raise it).
+    #[serde(default = "default_shared_max_buyers")]
+    pub shared_max_buyers: u32,
+    /// A lead whose phone or email was seen from this publisher within this many days is a duplicate; 0 turns it off.
+    #[serde(default)]
+    pub dedupe_window_days: u32,
+    /// How long a two-step ping's best bid stands when the bid itself names no ttl, in milliseconds.
+    #[serde(default = "default_bid_ttl_ms")]
+    pub default_bid_ttl_ms: u64,
+}
+
+fn default_redactor() -> String {
+    STANDARD_REDACTOR.to_owned()
+}
+fn default_ping_deadline_ms() -> u64 {
+    150
+}
+fn default_post_deadline_ms() -> u64 {
+    3_000
+}
+fn default_shared_max_buyers() -> u32 {
+    3
+}
+fn default_bid_ttl_ms() -> u64 {
+    60_000
+}
+
+/// A company that buys leads through one or more campaigns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Buyer {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The buyer's time zone (IANA name): schedules run and cap windows reset in it.
+    pub time_zone: Tz,
+}
+
+/// Whether a campaign takes part in auctions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    #[default]
+    Active,
+    Paused,
+}
+
+/// Which kinds of sale a campaign accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclusivity {
+    /// Only leads sold to this buyer alone (exclusive and waterfall auctions).
+    ExclusiveOnly,
+    /// Exclusive leads and shared leads alike.
+    #[default]
+    SharedAllowed,
+}
+
+/// Limits on what a campaign buys, counted on sold leads; `None` means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caps {
+    pub leads_per_hour: Option<u32>,
+    pub leads_per_day: Option<u32>,
+    pub leads_per_month: Option<u32>,
+    pub spend_per_day_cents: Option<u64>,
+    pub spend_per_month_cents: Option<u64>,
+}
+
+impl Caps {
+    /// True when no cap is set.
+    pub fn is_unlimited(&self) -> bool {
+        *self == Caps::default()
+    }
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Day {
+    /// The chrono weekday for this day.
+    pub fn weekday(self) -> chrono::Weekday {
+        match self {
+            Day::Mon => chrono::Weekday::Mon,
+            Day::Tue => chrono::Weekday::Tue,
+            Day::Wed => chrono::Weekday::Wed,
+            Day::Thu => chrono::Weekday::Thu,
+            Day::Fri => chrono::Weekday::Fri,
+            Day::Sat => chrono::Weekday::Sat,
+            Day::Sun => chrono::Weekday::Sun,
+        }
+    }
+}
+
+/// When a campaign buys, in its buyer's time zone. The default is always.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// The days it buys on; empty means every day.
+    #[serde(default)]
+    pub days: Vec<Day>,
+    /// First hour it buys in (0–23).
+    #[serde(default)]
+    pub from_hour: u8,
+    /// Hour it stops buying at (1–24, exclusive). `from_hour > to_hour` is an overnight window (e.g. 20 → 6); the
+    /// day that counts is the day the window opened.
+    #[serde(default = "default_to_hour")]
+    pub to_hour: u8,
+}
+
+fn default_to_hour() -> u8 {
+    24
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule { days: Vec::new(), from_hour: 0, to_hour: 24 }
+    }
+}
+
+/// Where a Wasm campaign's sold leads go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Delivery {
+    /// POSTed to the buyer's URL, as an HTTP buyer's post.
+    Webhook { url: String },
+    /// Kept in the store for the buyer to pick up.
+    Pickup,
+}
+
+/// How a campaign is asked for bids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CampaignTarget {
+    /// A Wasm buyer plugin run in the exchange's sandbox.
+    Wasm {
+        /// Plugin reference (a path or id the exchange file loader resolves).
+        plugin: String,
+        /// The campaign's plugin config: a JSON value, or a string passed as it is.
+        #[serde(default)]
+        config: serde_json::Value,
+        delivery: Delivery,
+    },
+    /// A classic buyer reached over HTTP.
+    Http(HttpEndpoints),
+}
+
+/// One way a buyer buys: its plugin or endpoints plus the exchange-side rules around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    pub id: String,
+    pub buyer_id: String,
+    #[serde(default)]
+    pub status: CampaignStatus,
+    /// Priority tier for waterfall selection: 1 is asked first.
+    #[serde(default = "default_tier")]
+    pub tier: u32,
+    #[serde(default)]
+    pub exclusivity: Exclusivity,
+    #[serde(default)]
+    pub caps: Caps,
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// The buyer never buys the same consumer twice within this many days; 0 turns it off.
+    #[serde(default)]
+    pub suppression_days: u32,
+    pub target: CampaignTarget,
+}
+
+fn default_tier() -> u32 {
+    1
+}
+
+impl CampaignTarget {
+    /// The config string handed to the plugin: a JSON string value is passed as it is, other values as JSON text.
+    pub fn plugin_config(config: &serde_json::Value) -> String {
+        match config {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Everything an exchange file describes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    #[serde(default)]
+    pub publishers: Vec<Publisher>,
+    #[serde(default)]
+    pub buyers: Vec<Buyer>,
+    #[serde(default)]
+    pub campaigns: Vec<Campaign>,
+}
+
+impl ExchangeConfig {
+    /// Every plugin reference the config names (redactors and Wasm campaigns), sorted and deduplicated, so a loader
+    /// knows what to read before calling the builder.
+    pub fn plugin_refs(&self) -> Vec<String> {
+        let mut refs: Vec<String> = self.publishers.iter().map(|p| p.redactor.clone()).collect();
+        for campaign in &self.campaigns {
+            if let CampaignTarget::Wasm { plugin, .. } = &campaign.target {
+                refs.push(plugin.clone());
+            }
+        }
+        refs.sort();
+        refs.dedup();
+        refs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn campaigns_of_both_kinds_deserialize_with_defaults() {
+        let config: ExchangeConfig = serde_json::from_value(serde_json::json!({
+            "publishers": [{ "id": "pub-1" }],
+            "buyers": [{ "id": "b1", "time_zone": "America/New_York" }],
+            "campaigns": [
+                { "id": "w", "buyer_id": "b1", "target": { "kind": "wasm", "plugin": "config-buyer",
+                  "config": { "base_price_cents": 100 }, "delivery": { "kind": "pickup" } } },
+                { "id": "h", "buyer_id": "b1", "tier": 2, "caps": { "leads_per_day": 5 },
+                  "schedule": { "days": ["mon", "fri"], "from_hour": 8, "to_hour": 20 },
+                  "target": { "kind": "http", "ping_url": "http://127.0.0.1:1/ping", "post_url": "http://127.0.0.1:1/post", "timeout_ms": 100 } }
+            ]
+        }))
+        .expect("a valid exchange config");
+        assert_eq!(config.publishers[0].redactor, STANDARD_REDACTOR);
+        assert_eq!(config.publishers[0].selection, SelectionMode::Exclusive);
+        assert_eq!(config.buyers[0].time_zone, chrono_tz::America::New_York);
+        assert!(matches!(&config.campaigns[1].target, CampaignTarget::Http(e) if e.timeout_ms == 100));
+        assert_eq!(config.campaigns[1].caps.leads_per_day, Some(5));
+        assert_eq!(config.plugin_refs(), ["config-buyer", "standard"]);
+        assert_eq!(CampaignTarget::plugin_config(&serde_json::json!({"a": 1})), r#"{"a":1}"#);
+        assert_eq!(CampaignTarget::plugin_config(&serde_json::json!("raw text")), "raw text");
+    }
+
+    #[test]
+    fn a_typo_in_a_campaign_is_an_error() {
+        let result: Result<Campaign, _> = serde_json::from_value(serde_json::json!({
+            "id": "w", "buyer_id": "b1", "teir": 2,
+            "target": { "kind": "wasm", "plugin": "p", "delivery": { "kind": "pickup" } }
+        }));
+        assert!(result.is_err_and(|e| e.to_string().contains("teir")));
+    }
+}

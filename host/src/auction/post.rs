@@ -1,0 +1,177 @@
+//! The post phase: the full lead goes only to the selected buyer(s), one campaign at a time per buyer, with
+//! fallback down the ranking when a post is refused or fails, until the lead is sold to as many buyers as the mode
+//! allows, the ranking is exhausted, or the post deadline passes. Every post is preceded by a cap reservation, which
+//! is committed when the buyer takes the lead and released otherwise.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::config::{CampaignStatus, Delivery, Publisher};
+use super::eligibility::{cap_windows, in_schedule};
+use super::engine::{CampaignEntry, Exchange, Runner};
+use super::fanout::http_error_kind;
+use super::http_buyer::{HttpBuyerError, PostAnswer, PostRequest};
+use super::identity::ConsumerKeys;
+use super::select::{Candidate, next_batch};
+use super::store::{Pickup, ReserveError};
+use super::trace::{PostResult, PostTrace, Sale, micros};
+use crate::model::Lead;
+
+/// What the post phase needs to know about the lead.
+pub(super) struct PostJob<'a> {
+    pub ping_id: &'a str,
+    pub lead: &'a Lead,
+    pub keys: &'a ConsumerKeys,
+    pub publisher: &'a Publisher,
+    pub ranked: &'a [Candidate],
+    pub max_buyers: u32,
+}
+
+impl Exchange {
+    /// Posts down the ranking; returns the sales and every attempt.
+    pub(super) async fn post_phase(&self, job: PostJob<'_>) -> (Vec<Sale>, Vec<PostTrace>) {
+        let deadline = Instant::now() + std::time::Duration::from_millis(job.publisher.post_deadline_ms);
+        let mut sales: Vec<Sale> = Vec::new();
+        let mut posts = Vec::new();
+        let mut tried: HashSet<String> = HashSet::new();
+        loop {
+            let want = (job.max_buyers as usize).saturating_sub(sales.len());
+            let sold_to: HashSet<String> = sales.iter().map(|s| s.buyer_id.clone()).collect();
+            let batch = next_batch(job.ranked, &tried, &sold_to, want);
+            if want == 0 || batch.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let attempts = batch.iter().map(|candidate| self.attempt(&job, candidate, deadline));
+            for (candidate, (trace, sale)) in batch.iter().zip(join_all(attempts).await) {
+                tried.insert(candidate.campaign_id.clone());
+                posts.push(trace);
+                sales.extend(sale);
+            }
+        }
+        (sales, posts)
+    }
+
+    /// One post: re-check, reserve, deliver, then commit or release.
+    async fn attempt(&self, job: &PostJob<'_>, candidate: &Candidate, deadline: Instant) -> (PostTrace, Option<Sale>) {
+        let started = Instant::now();
+        let (result, sale) = self.attempt_inner(job, candidate, deadline).await;
+        let trace = PostTrace {
+            campaign_id: candidate.campaign_id.clone(),
+            buyer_id: candidate.buyer_id.clone(),
+            bid_cents: candidate.price_cents,
+            result,
+            elapsed_us: micros(started.elapsed()),
+        };
+        (trace, sale)
+    }
+
+    async fn attempt_inner(
+        &self,
+        job: &PostJob<'_>,
+        candidate: &Candidate,
+        deadline: Instant,
+    ) -> (PostResult, Option<Sale>) {
+        let no_longer = |reason: &str| (PostResult::NoLongerEligible { reason: reason.to_owned() }, None);
+        let Some(entry) = self.campaign_entry(&candidate.campaign_id) else {
+            return no_longer("campaign no longer configured");
+        };
+        let now = self.clock.now_unix_ms();
+        if now >= candidate.expires_at_unix_ms {
+            return no_longer("bid expired");
+        }
+        if entry.config.status == CampaignStatus::Paused {
+            return no_longer("paused");
+        }
+        if !in_schedule(&entry.config.schedule, entry.time_zone, now) {
+            return no_longer("out of schedule");
+        }
+        if entry.config.suppression_days > 0 {
+            let since = now - i64::from(entry.config.suppression_days) * super::engine::DAY_MS;
+            match self.store.bought_since(&entry.config.buyer_id, job.keys, since) {
+                Ok(false) => {}
+                Ok(true) => return no_longer("buyer bought this consumer within the suppression window"),
+                Err(error) => return (PostResult::Failed { error: error.to_string() }, None),
+            }
+        }
+        let windows = cap_windows(entry.time_zone, now);
+        let reservation =
+            match self.store.reserve(&entry.config.id, &entry.config.caps, &windows, candidate.price_cents) {
+                Ok(reservation) => reservation,
+                Err(ReserveError::CapReached(cap)) => return (PostResult::CapReached { cap }, None),
+                Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
+            };
+        let result = self.deliver(job, candidate, &entry, deadline, now).await;
+        match result.sold_price() {
+            Some(price) => {
+                let buyer_lead_id = match &result {
+                    PostResult::Accepted { buyer_lead_id, .. } => buyer_lead_id.clone(),
+                    _ => None,
+                };
+                if let Err(error) = self.store.commit(&reservation, price) {
+                    tracing::error!(campaign = %entry.config.id, %error, "could not commit a cap reservation of a sold lead");
+                }
+                if let Err(error) = self.store.record_purchase(&entry.config.buyer_id, job.keys, now) {
+                    tracing::error!(buyer = %entry.config.buyer_id, %error, "could not record a purchase for suppression");
+                }
+                let sale =
+                    Sale::new(&entry.config.id, &entry.config.buyer_id, price, job.publisher.margin_bps, buyer_lead_id);
+                (result, Some(sale))
+            }
+            None => {
+                if let Err(error) = self.store.release(&reservation) {
+                    tracing::error!(campaign = %entry.config.id, %error, "could not release a cap reservation");
+                }
+                (result, None)
+            }
+        }
+    }
+
+    /// Sends the full lead to the campaign's delivery target.
+    async fn deliver(
+        &self,
+        job: &PostJob<'_>,
+        candidate: &Candidate,
+        entry: &Arc<CampaignEntry>,
+        deadline: Instant,
+        now: i64,
+    ) -> PostResult {
+        let url = match &entry.runner {
+            Runner::Http(endpoints) => endpoints.post_url.as_str(),
+            Runner::Wasm { delivery: Delivery::Webhook { url }, .. } => url.as_str(),
+            Runner::Wasm { delivery: Delivery::Pickup, .. } => {
+                let pickup = Pickup {
+                    campaign_id: entry.config.id.clone(),
+                    buyer_id: entry.config.buyer_id.clone(),
+                    ping_id: job.ping_id.to_owned(),
+                    price_cents: candidate.price_cents,
+                    lead: job.lead.clone(),
+                    sold_at_unix_ms: now,
+                };
+                return match self.store.record_pickup(pickup) {
+                    Ok(()) => PostResult::PickedUp { price_cents: candidate.price_cents },
+                    Err(error) => PostResult::Failed { error: error.to_string() },
+                };
+            }
+        };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let request = PostRequest {
+            ping_id: job.ping_id,
+            campaign_id: &entry.config.id,
+            price_cents: candidate.price_cents,
+            buyer_ref: candidate.buyer_ref.as_deref(),
+            lead: job.lead,
+        };
+        match self.http.post(url, &request, budget).await {
+            Ok(PostAnswer::Accepted { price_cents, buyer_lead_id }) => {
+                PostResult::Accepted { price_cents, buyer_lead_id }
+            }
+            Ok(PostAnswer::Rejected { reason }) => PostResult::Rejected { reason },
+            Ok(PostAnswer::Duplicate) => PostResult::Duplicate,
+            Err(HttpBuyerError::Timeout) => PostResult::Timeout,
+            Err(error) => PostResult::Failed { error: format!("{}: {error}", http_error_kind(&error)) },
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The engine's storage boundary: cap counters with atomic check-and-reserve, duplicate and suppression records,
+//! two-step ping records and pick-ups. The service implements [`AuctionStore`] over SQLite; [`MemoryStore`] is the
+//! real in-memory implementation the CLI and tests use.
+//!
+//! Cap protocol: before posting a lead to a campaign the engine calls [`AuctionStore::reserve`], which counts the
+//! sale against every cap window at once (or refuses, naming the cap that is full) so concurrent auctions can never
+//! oversell; an accepted post [`AuctionStore::commit`]s the reservation at the confirmed price, a rejected or failed
+//! post [`AuctionStore::release`]s it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::Caps;
+use super::identity::ConsumerKeys;
+use super::select::Candidate;
+use crate::model::Lead;
+
+/// The cap windows a sale falls in, as labels in the buyer's local time (`2026-03-14T09`, `2026-03-14`, `2026-03`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CapWindows {
+    pub hour: String,
+    pub day: String,
+    pub month: String,
+}
+
+/// Which cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapKind {
+    LeadsPerHour,
+    LeadsPerDay,
+    LeadsPerMonth,
+    SpendPerDay,
+    SpendPerMonth,
+}
+
+impl CapKind {
+    /// The snake_case name of the cap.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapKind::LeadsPerHour => "leads_per_hour",
+            CapKind::LeadsPerDay => "leads_per_day",
+            CapKind::LeadsPerMonth => "leads_per_month",
+            CapKind::SpendPerDay => "spend_per_day",
+            CapKind::SpendPerMonth => "spend_per_month",
+        }
+    }
+}
+
+/// What a campaign has bought (and has reserved) in its current cap windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub leads_hour: u32,
+    pub leads_day: u32,
+    pub leads_month: u32,
+    pub spend_day_cents: u64,
+    pub spend_month_cents: u64,
+}
+
+impl Usage {
+    /// The first cap that one more lead at `price_cents` would exceed, if any.
+    pub fn exceeded_by(&self, caps: &Caps, price_cents: u32) -> Option<CapKind> {
+        let price = u64::from(price_cents);
+        let over_leads = |cap: Option<u32>, used: u32| cap.is_some_and(|cap| used >= cap);
+        let over_spend = |cap: Option<u64>, used: u64| cap.is_some_and(|cap| used.saturating_add(price) > cap);
+        if over_leads(caps.leads_per_hour, self.leads_hour) {
+            Some(CapKind::LeadsPerHour)
+        } else if over_leads(caps.leads_per_day, self.leads_day) {
+            Some(CapKind::LeadsPerDay)
+        } else if over_leads(caps.leads_per_month, self.leads_month) {
+            Some(CapKind::LeadsPerMonth)
+        } else if over_spend(caps.spend_per_day_cents, self.spend_day_cents) {
+            Some(CapKind::SpendPerDay)
+        } else if over_spend(caps.spend_per_month_cents, self.spend_month_cents) {
+            Some(CapKind::SpendPerMonth)
+        } else {
+            None
+        }
+    }
+}
+
+/// A sale counted against a campaign's caps but not yet confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: u64,
+    pub campaign_id: String,
+    pub windows: CapWindows,
+    pub price_cents: u32,
+}
+
+/// A failure of the store itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("reservation {0} is not pending (already committed or released, or never made)")]
+    UnknownReservation(u64),
+    #[error("ping id {0:?} is already stored")]
+    DuplicatePingId(String),
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReserveError {
+    #[error("cap {} reached", .0.as_str())]
+    CapReached(CapKind),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A two-step auction between its ping and its post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PingRecord {
+    pub ping_id: String,
+    pub publisher_id: String,
+    /// The validated, normalised lead (kept only until the post or the expiry).
+    pub lead: Lead,
+    pub age: u8,
+    pub keys: ConsumerKeys,
+    /// The bids that may be posted to, best first.
+    pub ranked: Vec<Candidate>,
+    /// How many buyers the lead may be sold to (1 unless shared).
+    pub max_buyers: u32,
+    pub created_at_unix_ms: i64,
+    pub expires_at_unix_ms: i64,
+}
+
+/// The result of claiming a ping id for its post.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PingClaim {
+    /// Claimed: no other post can claim it again.
+    Claimed(Box<PingRecord>),
+    Unknown,
+    Expired {
+        expired_at_unix_ms: i64,
+    },
+    AlreadyPosted,
+}
+
+/// A lead sold to a Wasm campaign whose delivery is pick-up, waiting for the buyer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pickup {
+    pub campaign_id: String,
+    pub buyer_id: String,
+    pub ping_id: String,
+    pub price_cents: u32,
+    pub lead: Lead,
+    pub sold_at_unix_ms: i64,
+}
+
+/// What the engine needs from storage. Every method is one atomic step.
+pub trait AuctionStore: Send + Sync + std::fmt::Debug {
+    /// Counts one sale at `price_cents` against every window of `campaign_id`'s caps, or refuses with the first cap
+    /// it would exceed. Reserved sales count until released.
+    fn reserve(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+    ) -> Result<Reservation, ReserveError>;
+    /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it).
+    fn commit(&self, reservation: &Reservation, final_price_cents: u32) -> Result<(), StoreError>;
+    /// Gives a reservation back.
+    fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
+    /// What `campaign_id` has bought and reserved in `windows`.
+    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
+    /// If this consumer was seen from `publisher_id` at or after `since_unix_ms`, when; otherwise records it as seen
+    /// at `now_unix_ms` and returns `None`.
+    fn check_and_record_lead(
+        &self,
+        publisher_id: &str,
+        keys: &ConsumerKeys,
+        since_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Whether `buyer_id` bought this consumer at or after `since_unix_ms`.
+    fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError>;
+    /// Records that `buyer_id` bought this consumer.
+    fn record_purchase(&self, buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64) -> Result<(), StoreError>;
+    /// Stores a two-step ping until its post.
+    fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
+    /// Claims a ping for its post, once.
+    fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError>;
+    /// Keeps a sold lead for pick-up.
+    fn record_pickup(&self, pickup: Pickup) -> Result<(), StoreError>;
+    /// The leads waiting for `campaign_id` to pick up.
+    fn pickups(&self, campaign_id: &str) -> Result<Vec<Pickup>, StoreError>;
+}
+
+/// Counters of one campaign in one window.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counter {
+    leads: u32,
+    spend_cents: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Period {
+    Hour,
+    Day,
+    Month,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    counters: HashMap<(String, Period, String), Counter>,
+    pending: HashMap<u64, Reservation>,
+    next_reservation: u64,
+    /// (publisher, hash) → last seen.
+    seen: HashMap<(String, String), i64>,
+    /// (buyer, hash) → last bought.
+    bought: HashMap<(String, String), i64>,
+    pings: HashMap<String, PingRecord>,
+    /// Ping ids no longer open: `None` once posted, `Some(expiry)` once expired.
+    closed: HashMap<String, Option<i64>>,
+    pickups: Vec<Pickup>,
+}
+
+impl Inner {
+    fn counter(&mut self, campaign_id: &str, period: Period, key: &str) -> &mut Counter {
+        self.counters.entry((campaign_id.to_owned(), period, key.to_owned())).or_default()
+    }
+
+    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Usage {
+        let get = |period: Period, key: &str| {
+            self.counters.get(&(campaign_id.to_owned(), period, key.to_owned())).copied().unwrap_or_default()
+        };
+        let (hour, day, month) =
+            (get(Period::Hour, &windows.hour), get(Period::Day, &windows.day), get(Period::Month, &windows.month));
+        Usage {
+            leads_hour: hour.leads,
+            leads_day: day.leads,
+            leads_month: month.leads,
+            spend_day_cents: day.spend_cents,
+            spend_month_cents: month.spend_cents,
+        }
+    }
+
+    /// Adds `leads` and `spend` (either may be negative) to each window.
+    fn apply(&mut self, campaign_id: &str, windows: &CapWindows, leads: i64, spend: i64) {
+        for (period, key) in
+            [(Period::Hour, &windows.hour), (Period::Day, &windows.day), (Period::Month, &windows.month)]
+        {
+            let counter = self.counter(campaign_id, period, key);
+            counter.leads = (i64::from(counter.leads) + leads).clamp(0, i64::from(u32::MAX)) as u32;
+            counter.spend_cents = (counter.spend_cents as i64 + spend).max(0) as u64;
+        }
+    }
+}
+
+/// A thread-safe in-memory [`AuctionStore`]: one mutex makes every method atomic. State is lost when it is dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Backend("a thread panicked while holding the memory store".into()))
+    }
+
+    /// Every pick-up waiting, for every campaign (tests and the CLI's report).
+    pub fn all_pickups(&self) -> Result<Vec<Pickup>, StoreError> {
+        Ok(self.lock()?.pickups.clone())
+    }
+
+    /// Reservations neither committed nor released (should be none once every auction has finished).
+    pub fn pending_reservations(&self) -> Result<usize, StoreError> {
+        Ok(self.lock()?.pending.len())
+    }
+}
+
+impl AuctionStore for MemoryStore {
+    fn reserve(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+    ) -> Result<Reservation, ReserveError> {
+        let mut inner = self.lock()?;
+        if let Some(cap) = inner.usage(campaign_id, windows).exceeded_by(caps, price_cents) {
+            return Err(ReserveError::CapReached(cap));
+        }
+        inner.apply(campaign_id, windows, 1, i64::from(price_cents));
+        inner.next_reservation += 1;
+        let reservation = Reservation {
+            id: inner.next_reservation,
+            campaign_id: campaign_id.to_owned(),
+            windows: windows.clone(),
+            price_cents,
+        };
+        inner.pending.insert(reservation.id, reservation.clone());
+        Ok(reservation)
+    }
+
+    fn commit(&self, reservation: &Reservation, final_price_cents: u32) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
+        let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
+        inner.apply(&pending.campaign_id, &pending.windows, 0, correction);
+        Ok(())
+    }
+
+    fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
+        inner.apply(&pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents));
+        Ok(())
+    }
+
+    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
+        Ok(self.lock()?.usage(campaign_id, windows))
+    }
+
+    fn check_and_record_lead(
+        &self,
+        publisher_id: &str,
+        keys: &ConsumerKeys,
+        since_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut inner = self.lock()?;
+        let hashes = [&keys.phone_sha256, &keys.email_sha256];
+        let seen = hashes
+            .iter()
+            .filter_map(|hash| inner.seen.get(&(publisher_id.to_owned(), (*hash).clone())).copied())
+            .filter(|at| *at >= since_unix_ms)
+            .max();
+        if seen.is_none() {
+            for hash in hashes {
+                inner.seen.insert((publisher_id.to_owned(), hash.clone()), now_unix_ms);
+            }
+        }
+        Ok(seen)
+    }
+
+    fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
+        let inner = self.lock()?;
+        Ok([&keys.phone_sha256, &keys.email_sha256].iter().any(|hash| {
+            inner.bought.get(&(buyer_id.to_owned(), (*hash).clone())).is_some_and(|at| *at >= since_unix_ms)
+        }))
+    }
+
+    fn record_purchase(&self, buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        for hash in [&keys.phone_sha256, &keys.email_sha256] {
+            let entry = inner.bought.entry((buyer_id.to_owned(), hash.clone())).or_insert(at_unix_ms);
+            *entry = (*entry).max(at_unix_ms);
+        }
+        Ok(())
+    }
+
+    fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.pings.contains_key(&record.ping_id) || inner.closed.contains_key(&record.ping_id) {
+            return Err(StoreError::DuplicatePingId(record.ping_id));
+        }
+        inner.pings.insert(record.ping_id.clone(), record);
+        Ok(())
+    }
+
+    fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.closed.get(ping_id) {
+            Some(None) => return Ok(PingClaim::AlreadyPosted),
+            Some(Some(expired_at_unix_ms)) => {
+                return Ok(PingClaim::Expired { expired_at_unix_ms: *expired_at_unix_ms });
+            }
+            None => {}
+        }
+        let Some(record) = inner.pings.get(ping_id) else {
+            return Ok(PingClaim::Unknown);
+        };
+        if now_unix_ms >= record.expires_at_unix_ms {
+            let expired_at_unix_ms = record.expires_at_unix_ms;
+            // The lead is kept no longer than its expiry.
+            inner.pings.remove(ping_id);
+            inner.closed.insert(ping_id.to_owned(), Some(expired_at_unix_ms));
+            return Ok(PingClaim::Expired { expired_at_unix_ms });
+        }
+        let record = inner.pings.remove(ping_id).ok_or(StoreError::Backend("ping vanished under the lock".into()))?;
+        inner.closed.insert(ping_id.to_owned(), None);
+        Ok(PingClaim::Claimed(Box::new(record)))
+    }
+
+    fn record_pickup(&self, pickup: Pickup) -> Result<(), StoreError> {
+        self.lock()?.pickups.push(pickup);
+        Ok(())
+    }
+
+    fn pickups(&self, campaign_id: &str) -> Result<Vec<Pickup>, StoreError> {
+        Ok(self.lock()?.pickups.iter().filter(|p| p.campaign_id == campaign_id).cloned().collect())
+    }
+}

@@ -1,0 +1,8 @@
+//! pingpost: a real-time ping/post lead exchange whose buyer and publisher rules run as sandboxed Wasm plugins.
+
+pub mod auction;
+pub mod cli;
+pub mod clock;
+pub mod model;
+pub mod plugin;
+pub mod storage;

@@ -1,0 +1,71 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Gender;
+
+/// The consumer's identity and address: all of it is PII.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    pub first_name: String,
+    pub last_name: String,
+    /// Ten digits or E.164.
+    pub phone: String,
+    pub email: String,
+    #[serde(default)]
+    pub street: String,
+    #[serde(default)]
+    pub city: String,
+    /// Two-letter USPS state code.
+    pub state: String,
+    pub zip5: String,
+    /// ISO 8601 calendar date, `YYYY-MM-DD`.
+    pub date_of_birth: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+}
+
+/// The consent evidence captured with the lead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_form_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jornaya_leadid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcpa_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// A publisher's full lead, PII included. Only redactors and the winning buyer ever see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lead {
+    /// The product asked for, e.g. `health-insurance`.
+    pub vertical: String,
+    pub publisher_id: String,
+    #[serde(default)]
+    pub source_id: String,
+    pub consumer: Consumer,
+    #[serde(default)]
+    pub consent: Consent,
+    /// Free key/values from the publisher.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// What the host tells a redactor besides the lead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactContext {
+    pub publisher_id: String,
+    /// The publisher's redactor config (JSON by convention; opaque to the host).
+    #[serde(default)]
+    pub config: String,
+    /// Milliseconds since the Unix epoch, UTC, from the injected clock.
+    pub now_unix_ms: i64,
+}

@@ -1,0 +1,109 @@
+//! Every limit and choice of the runtime as data: one place to read what a plugin may do.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Per-call limits applied to every plugin call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one call may take, instantiation included (epoch interruption, 1 ms resolution). It is wall
+    /// time: a thread that loses the CPU still spends it, so leave headroom over the measured call cost.
+    pub deadline: Duration,
+    /// Linear memory (and table) bytes one instance may hold.
+    pub max_memory_bytes: usize,
+    /// Deterministic fuel budget per call; `None` turns fuel metering off (it costs about 10% per call).
+    pub fuel: Option<u64>,
+    /// Log lines kept per call; further lines are dropped and counted.
+    pub max_log_lines: usize,
+    /// Log bytes kept per call; further lines are dropped and counted.
+    pub max_log_bytes: usize,
+    /// Total bytes of the strings in one answer (decision or ping); more is `CallError::OutputTooLarge`.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_millis(50),
+            max_memory_bytes: 16 << 20,
+            fuel: None,
+            max_log_lines: 64,
+            max_log_bytes: 16 << 10,
+            max_output_bytes: 64 << 10,
+        }
+    }
+}
+
+/// How instances are used across calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceMode {
+    /// Keep up to `idle_per_campaign` idle instances per campaign and reuse them; an instance is replaced after a
+    /// failed call and after `max_calls` calls. Measured at about 1 µs per call (see BENCHMARKS.md).
+    Warm {
+        /// Idle instances kept per campaign (concurrent callers beyond it get an extra instance, dropped after).
+        idle_per_campaign: usize,
+        /// Calls served by one instance before it is replaced, bounding how long guest state can accumulate.
+        max_calls: u64,
+    },
+    /// A new instance for every call, dropped afterwards: no state survives a call, at about 20x the cost.
+    Fresh,
+}
+
+impl Default for InstanceMode {
+    fn default() -> Self {
+        InstanceMode::Warm { idle_per_campaign: 4, max_calls: 100_000 }
+    }
+}
+
+/// How the engine allocates instance memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// mmap per instance on demand: no fixed capacity, suits warm instances.
+    OnDemand,
+    /// Preallocated slots (copy-on-write, reset on reuse): cheaper fresh instances, but a fixed capacity.
+    Pooling {
+        /// Component instances the pool can hold at once across the whole engine.
+        total_instances: u32,
+    },
+}
+
+/// When a failing plugin is suspended and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failed calls that open the breaker.
+    pub failure_threshold: u32,
+    /// How long an open breaker refuses calls before letting a trial call through.
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig { failure_threshold: 5, cool_down: Duration::from_secs(30) }
+    }
+}
+
+/// Everything the runtime needs to know, set once when it is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub limits: Limits,
+    pub instance_mode: InstanceMode,
+    pub allocator: Allocator,
+    /// Where compiled artifacts are kept across restarts; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    pub breaker: BreakerConfig,
+    /// Wasm stack bytes a call may use (unbounded recursion ends as `CallError::StackOverflow`).
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            limits: Limits::default(),
+            instance_mode: InstanceMode::default(),
+            allocator: Allocator::OnDemand,
+            cache_dir: None,
+            breaker: BreakerConfig::default(),
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}

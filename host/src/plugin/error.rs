@@ -1,0 +1,70 @@
+//! Why a plugin was refused ([`LoadError`]) and why one call failed ([`CallError`]).
+
+use thiserror::Error;
+
+/// Why uploaded bytes could not become a runnable plugin. Every variant says what is wrong in one line.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LoadError {
+    #[error("empty file: a plugin is a Wasm component or a core module built with pingpost-sdk")]
+    Empty,
+    #[error("not WebAssembly: the file does not start with the Wasm magic bytes")]
+    NotWasm,
+    #[error("malformed Wasm: {reason}")]
+    Malformed { reason: String },
+    #[error("a core module with no pingpost contract: build it with pingpost-sdk")]
+    NotAPlugin,
+    #[error("could not turn the core module into a component: {reason}")]
+    Encode { reason: String },
+    #[error("could not compile the component: {reason}")]
+    Compile { reason: String },
+    #[error("not a pingpost plugin: it must export exactly one of `pingpost:plugin/bidder` or `pingpost:plugin/redaction`, found exports [{}]", exports.join(", "))]
+    WrongWorld { exports: Vec<String> },
+    #[error("forbidden import `{name}`: a plugin may import only pingpost:plugin/host and pingpost:plugin/types")]
+    ForbiddenImport { name: String },
+    #[error("contract version {plugin} is not compatible with the host's {host}")]
+    ContractVersion { plugin: String, host: String },
+    #[error("the plugin's interface does not match contract {host}: {reason}")]
+    InterfaceMismatch { host: String, reason: String },
+    #[error("a {found} plugin cannot be used as a {expected}")]
+    WorldMismatch { expected: &'static str, found: &'static str },
+    #[error("could not start the plugin engine: {reason}")]
+    Engine { reason: String },
+}
+
+/// Why one plugin call produced no answer. The host and every other plugin carry on; the instance that failed is
+/// dropped and replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CallError {
+    #[error("timed out: the call ran past its {deadline_ms} ms deadline")]
+    Timeout { deadline_ms: u64 },
+    #[error("out of fuel: the call used its whole budget of {budget} units")]
+    OutOfFuel { budget: u64 },
+    #[error("memory limit: the plugin tried to grow its memory past {limit_bytes} bytes")]
+    MemoryLimit { limit_bytes: usize },
+    #[error("stack overflow: the plugin recursed too deep")]
+    StackOverflow,
+    #[error("the plugin trapped: {message}")]
+    Trap { message: String },
+    #[error("output too large: {bytes} bytes of strings, the limit is {limit}")]
+    OutputTooLarge { bytes: usize, limit: usize },
+    #[error("suspended until {until_unix_ms} (unix ms) after repeated failures; last: {reason}")]
+    Suspended { until_unix_ms: i64, reason: String },
+    #[error("could not instantiate the plugin: {reason}")]
+    Instantiate { reason: String },
+}
+
+impl CallError {
+    /// A short stable name for the kind of failure, for metrics and the CLI.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Timeout { .. } => "timeout",
+            CallError::OutOfFuel { .. } => "out_of_fuel",
+            CallError::MemoryLimit { .. } => "memory_limit",
+            CallError::StackOverflow => "stack_overflow",
+            CallError::Trap { .. } => "trap",
+            CallError::OutputTooLarge { .. } => "output_too_large",
+            CallError::Suspended { .. } => "suspended",
+            CallError::Instantiate { .. } => "instantiate",
+        }
+    }
+}

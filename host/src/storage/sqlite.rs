@@ -1,0 +1,478 @@
+//! [`SqliteStore`]: the engine's [`AuctionStore`] in one SQLite database file, so caps, duplicate and suppression
+//! records, two-step pings and pick-ups survive a restart. It behaves exactly like
+//! [`MemoryStore`](crate::auction::MemoryStore) on the same calls (the storage tests run one scenario on both).
+//!
+//! Every method is one transaction; those that write begin with `BEGIN IMMEDIATE`, which takes the database's write
+//! lock up front, so check-and-reserve and check-and-record cannot interleave even across processes sharing the file
+//! (a waiting writer retries for up to [`BUSY_TIMEOUT`]). Within a process one connection behind a mutex serialises
+//! the calls.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::migrations::{self, MigrationError};
+use crate::auction::config::Caps;
+use crate::auction::identity::ConsumerKeys;
+use crate::auction::store::{
+    AuctionStore, CapWindows, Pickup, PingClaim, PingRecord, Reservation, ReserveError, StoreError, Usage,
+};
+use crate::model::Lead;
+
+/// How long a write waits for another connection's write lock before it fails.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection (every statement of the store fits).
+const STATEMENT_CACHE: usize = 64;
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("creating the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("opening the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("configuring the database {path} ({setting}): {source}")]
+    Configure {
+        path: PathBuf,
+        setting: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the database {path} refused WAL mode (journal mode is {mode:?})")]
+    NotWal { path: PathBuf, mode: String },
+    #[error("migrating the database {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: MigrationError,
+    },
+}
+
+/// The engine's store in a SQLite file (WAL, `synchronous=NORMAL`, foreign keys on, schema migrated on open).
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) the database at `path` and brings its schema up to
+    /// date. Refuses a database whose schema is newer than this build knows.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_owned();
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { path: dir.to_owned(), source })?;
+        }
+        let mut conn = Connection::open(&path).map_err(|source| OpenError::Open { path: path.clone(), source })?;
+        let configure = |setting: &'static str| {
+            let path = path.clone();
+            move |source| OpenError::Configure { path, setting, source }
+        };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(configure("busy_timeout"))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+            .map_err(configure("journal_mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(OpenError::NotWal { path, mode });
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(configure("synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(configure("foreign_keys"))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        migrations::migrate(&mut conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
+        Ok(SqliteStore { path, conn: Mutex::new(conn) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrations::user_version(&*self.lock()?).map_err(backend("reading the schema version"))
+    }
+
+    /// Reservations neither committed nor released. Unlike [`MemoryStore`](crate::auction::MemoryStore)'s, they
+    /// survive a crash: after a restart they still count against caps until released.
+    pub fn pending_reservations(&self) -> Result<usize, StoreError> {
+        let conn = self.lock()?;
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM reservation", [], |row| row.get(0))
+            .map_err(backend("counting reservations"))?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Backend("a thread panicked while holding the sqlite store".into()))
+    }
+
+    /// Runs `body` in one transaction begun with `behavior`, committed if it returns `Ok`, rolled back otherwise.
+    fn transaction<T, E: From<StoreError>>(
+        &self,
+        behavior: TransactionBehavior,
+        what: &'static str,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(behavior).map_err(backend(what))?;
+        let value = body(&tx)?;
+        tx.commit().map_err(backend(what))?;
+        Ok(value)
+    }
+
+    /// A write: `BEGIN IMMEDIATE`, so the check and the write it guards hold the write lock together.
+    fn write<T, E: From<StoreError>>(
+        &self,
+        what: &'static str,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.transaction(TransactionBehavior::Immediate, what, body)
+    }
+
+    /// A read: one consistent snapshot.
+    fn read<T>(
+        &self,
+        what: &'static str,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(TransactionBehavior::Deferred, what, body)
+    }
+}
+
+/// Maps a SQLite error to the store's, naming the step.
+fn backend(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |err| StoreError::Backend(format!("{what}: {err}"))
+}
+
+fn json_error(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |err| StoreError::Backend(format!("{what}: {err}"))
+}
+
+/// The three (period, label) pairs of `windows`.
+fn periods(windows: &CapWindows) -> [(&'static str, &str); 3] {
+    [("hour", &windows.hour), ("day", &windows.day), ("month", &windows.month)]
+}
+
+fn usage(tx: &Transaction<'_>, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
+    let what = "reading cap usage";
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT period, leads, spend_cents FROM cap_counter
+             WHERE campaign_id = ?1 AND ((period = 'hour' AND window_label = ?2)
+                OR (period = 'day' AND window_label = ?3) OR (period = 'month' AND window_label = ?4))",
+        )
+        .map_err(backend(what))?;
+    let mut rows = stmt.query(params![campaign_id, windows.hour, windows.day, windows.month]).map_err(backend(what))?;
+    let mut usage = Usage::default();
+    while let Some(row) = rows.next().map_err(backend(what))? {
+        let period: String = row.get(0).map_err(backend(what))?;
+        let leads: u32 = row.get(1).map_err(backend(what))?;
+        let spend: i64 = row.get(2).map_err(backend(what))?;
+        let spend = u64::try_from(spend).unwrap_or(0);
+        match period.as_str() {
+            "hour" => usage.leads_hour = leads,
+            "day" => (usage.leads_day, usage.spend_day_cents) = (leads, spend),
+            "month" => (usage.leads_month, usage.spend_month_cents) = (leads, spend),
+            other => return Err(StoreError::Backend(format!("{what}: unknown cap period {other:?}"))),
+        }
+    }
+    Ok(usage)
+}
+
+/// Adds `leads` and `spend_cents` (either may be negative) to each of `windows`, clamped like the memory store's
+/// counters (leads to 0..=u32::MAX, spend to 0 and up).
+fn apply(
+    tx: &Transaction<'_>,
+    campaign_id: &str,
+    windows: &CapWindows,
+    leads: i64,
+    spend_cents: i64,
+) -> Result<(), StoreError> {
+    let what = "updating cap counters";
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO cap_counter (campaign_id, period, window_label, leads, spend_cents)
+             VALUES (?1, ?2, ?3, MAX(0, MIN(?4, 4294967295)), MAX(0, ?5))
+             ON CONFLICT (campaign_id, period, window_label) DO UPDATE SET
+                leads = MAX(0, MIN(leads + ?4, 4294967295)), spend_cents = MAX(0, spend_cents + ?5)",
+        )
+        .map_err(backend(what))?;
+    for (period, label) in periods(windows) {
+        stmt.execute(params![campaign_id, period, label, leads, spend_cents]).map_err(backend(what))?;
+    }
+    Ok(())
+}
+
+/// Takes the pending reservation `id` out of the table, or fails if it is not pending.
+fn take_reservation(tx: &Transaction<'_>, id: u64) -> Result<Reservation, StoreError> {
+    let what = "taking a reservation";
+    let key = i64::try_from(id).map_err(|_| StoreError::UnknownReservation(id))?;
+    let pending = tx
+        .prepare_cached(
+            "DELETE FROM reservation WHERE id = ?1
+             RETURNING campaign_id, hour_window, day_window, month_window, price_cents",
+        )
+        .map_err(backend(what))?
+        .query_row([key], |row| {
+            Ok(Reservation {
+                id,
+                campaign_id: row.get(0)?,
+                windows: CapWindows { hour: row.get(1)?, day: row.get(2)?, month: row.get(3)? },
+                price_cents: row.get(4)?,
+            })
+        })
+        .optional()
+        .map_err(backend(what))?;
+    pending.ok_or(StoreError::UnknownReservation(id))
+}
+
+/// The two hashes a consumer is looked up by.
+fn hashes(keys: &ConsumerKeys) -> [&str; 2] {
+    [&keys.phone_sha256, &keys.email_sha256]
+}
+
+impl AuctionStore for SqliteStore {
+    fn reserve(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+    ) -> Result<Reservation, ReserveError> {
+        self.write("reserving a sale", |tx| {
+            if let Some(cap) = usage(tx, campaign_id, windows)?.exceeded_by(caps, price_cents) {
+                return Err(ReserveError::CapReached(cap));
+            }
+            apply(tx, campaign_id, windows, 1, i64::from(price_cents))?;
+            let what = "recording a reservation";
+            let id: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO reservation (campaign_id, hour_window, day_window, month_window, price_cents)
+                     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                )
+                .map_err(backend(what))?
+                .query_row(params![campaign_id, windows.hour, windows.day, windows.month, price_cents], |row| {
+                    row.get(0)
+                })
+                .map_err(backend(what))?;
+            let id = u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))?;
+            Ok(Reservation { id, campaign_id: campaign_id.to_owned(), windows: windows.clone(), price_cents })
+        })
+    }
+
+    fn commit(&self, reservation: &Reservation, final_price_cents: u32) -> Result<(), StoreError> {
+        self.write("committing a reservation", |tx| {
+            let pending = take_reservation(tx, reservation.id)?;
+            let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
+            apply(tx, &pending.campaign_id, &pending.windows, 0, correction)
+        })
+    }
+
+    fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        self.write("releasing a reservation", |tx| {
+            let pending = take_reservation(tx, reservation.id)?;
+            apply(tx, &pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents))
+        })
+    }
+
+    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
+        self.read("reading cap usage", |tx| usage(tx, campaign_id, windows))
+    }
+
+    fn check_and_record_lead(
+        &self,
+        publisher_id: &str,
+        keys: &ConsumerKeys,
+        since_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let what = "checking for a duplicate lead";
+        self.write(what, |tx| {
+            let seen: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT MAX(seen_at_unix_ms) FROM consumer_seen
+                     WHERE publisher_id = ?1 AND key_sha256 IN (?2, ?3) AND seen_at_unix_ms >= ?4",
+                )
+                .map_err(backend(what))?
+                .query_row(params![publisher_id, keys.phone_sha256, keys.email_sha256, since_unix_ms], |row| row.get(0))
+                .map_err(backend(what))?;
+            if seen.is_none() {
+                let mut record = tx
+                    .prepare_cached(
+                        "INSERT INTO consumer_seen (publisher_id, key_sha256, seen_at_unix_ms) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (publisher_id, key_sha256) DO UPDATE SET seen_at_unix_ms = excluded.seen_at_unix_ms",
+                    )
+                    .map_err(backend(what))?;
+                for hash in hashes(keys) {
+                    record.execute(params![publisher_id, hash, now_unix_ms]).map_err(backend(what))?;
+                }
+            }
+            Ok(seen)
+        })
+    }
+
+    fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
+        let what = "checking suppression";
+        self.read(what, |tx| {
+            tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM consumer_bought
+                 WHERE buyer_id = ?1 AND key_sha256 IN (?2, ?3) AND bought_at_unix_ms >= ?4)",
+            )
+            .map_err(backend(what))?
+            .query_row(params![buyer_id, keys.phone_sha256, keys.email_sha256, since_unix_ms], |row| row.get(0))
+            .map_err(backend(what))
+        })
+    }
+
+    fn record_purchase(&self, buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64) -> Result<(), StoreError> {
+        let what = "recording a purchase";
+        self.write(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO consumer_bought (buyer_id, key_sha256, bought_at_unix_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (buyer_id, key_sha256) DO UPDATE
+                        SET bought_at_unix_ms = MAX(bought_at_unix_ms, excluded.bought_at_unix_ms)",
+                )
+                .map_err(backend(what))?;
+            for hash in hashes(keys) {
+                stmt.execute(params![buyer_id, hash, at_unix_ms]).map_err(backend(what))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
+        let what = "saving a ping";
+        let json = serde_json::to_string(&record).map_err(json_error(what))?;
+        self.write(what, |tx| {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO ping (ping_id, publisher_id, state, created_at_unix_ms, expires_at_unix_ms, record_json)
+                     VALUES (?1, ?2, 'open', ?3, ?4, ?5) ON CONFLICT (ping_id) DO NOTHING",
+                )
+                .map_err(backend(what))?
+                .execute(params![
+                    record.ping_id,
+                    record.publisher_id,
+                    record.created_at_unix_ms,
+                    record.expires_at_unix_ms,
+                    json
+                ])
+                .map_err(backend(what))?;
+            if inserted == 0 {
+                return Err(StoreError::DuplicatePingId(record.ping_id.clone()));
+            }
+            Ok(())
+        })
+    }
+
+    fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
+        let what = "claiming a ping";
+        self.write(what, |tx| {
+            let row: Option<(String, i64, Option<String>)> = tx
+                .prepare_cached("SELECT state, expires_at_unix_ms, record_json FROM ping WHERE ping_id = ?1")
+                .map_err(backend(what))?
+                .query_row([ping_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()
+                .map_err(backend(what))?;
+            let Some((state, expires_at_unix_ms, json)) = row else {
+                return Ok(PingClaim::Unknown);
+            };
+            let close = |state: &str| {
+                // The lead is kept no longer than the post or the expiry.
+                tx.prepare_cached("UPDATE ping SET state = ?2, record_json = NULL WHERE ping_id = ?1")
+                    .and_then(|mut stmt| stmt.execute(params![ping_id, state]))
+                    .map_err(backend(what))
+            };
+            match (state.as_str(), json) {
+                ("posted", _) => Ok(PingClaim::AlreadyPosted),
+                ("expired", _) => Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms }),
+                ("open", Some(_)) if now_unix_ms >= expires_at_unix_ms => {
+                    close("expired")?;
+                    Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms })
+                }
+                ("open", Some(json)) => {
+                    let record: PingRecord = serde_json::from_str(&json).map_err(json_error(what))?;
+                    close("posted")?;
+                    Ok(PingClaim::Claimed(Box::new(record)))
+                }
+                (state, _) => Err(StoreError::Backend(format!("{what}: ping {ping_id:?} is in bad state {state:?}"))),
+            }
+        })
+    }
+
+    fn record_pickup(&self, pickup: Pickup) -> Result<(), StoreError> {
+        let what = "recording a pick-up";
+        let lead = serde_json::to_string(&pickup.lead).map_err(json_error(what))?;
+        self.write(what, |tx| {
+            tx.prepare_cached(
+                "INSERT INTO pickup (campaign_id, buyer_id, ping_id, price_cents, sold_at_unix_ms, lead_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(backend(what))?
+            .execute(params![
+                pickup.campaign_id,
+                pickup.buyer_id,
+                pickup.ping_id,
+                pickup.price_cents,
+                pickup.sold_at_unix_ms,
+                lead
+            ])
+            .map_err(backend(what))?;
+            Ok(())
+        })
+    }
+
+    fn pickups(&self, campaign_id: &str) -> Result<Vec<Pickup>, StoreError> {
+        let what = "listing pick-ups";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT buyer_id, ping_id, price_cents, sold_at_unix_ms, lead_json FROM pickup
+                     WHERE campaign_id = ?1 ORDER BY id",
+                )
+                .map_err(backend(what))?;
+            let rows = stmt
+                .query_map([campaign_id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, u32>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(backend(what))?;
+            let mut pickups = Vec::new();
+            for row in rows {
+                let (buyer_id, ping_id, price_cents, sold_at_unix_ms, lead) = row.map_err(backend(what))?;
+                let lead: Lead = serde_json::from_str(&lead).map_err(json_error(what))?;
+                pickups.push(Pickup {
+                    campaign_id: campaign_id.to_owned(),
+                    buyer_id,
+                    ping_id,
+                    price_cents,
+                    sold_at_unix_ms,
+                    lead,
+                });
+            }
+            Ok(pickups)
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! Caps under concurrency: the store's check-and-reserve is atomic, so racing threads and racing auctions never sell
+//! more than a cap allows, and a released reservation gives its place back.
+
+#[path = "common/auction_fixture.rs"]
+mod auction_fixture;
+mod common;
+#[path = "common/http_buyer_server.rs"]
+mod http_buyer_server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auction_fixture::{build, config, http_campaign, lead, publisher, wasm_campaign};
+use http_buyer_server::{BuyerServer, Reply};
+use pingpost::auction::store::{CapKind, CapWindows, ReserveError};
+use pingpost::auction::{AuctionStore, Caps, MemoryStore, OutcomeStatus, SelectionMode};
+use serde_json::json;
+
+fn windows() -> CapWindows {
+    CapWindows { hour: "2026-11-25T10".into(), day: "2026-11-25".into(), month: "2026-11".into() }
+}
+
+#[test]
+fn racing_threads_never_reserve_past_a_lead_cap() {
+    let store = Arc::new(MemoryStore::new());
+    let caps = Caps { leads_per_day: Some(5), ..Caps::default() };
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || (0..25).filter(|_| store.reserve("c1", &caps, &windows(), 100).is_ok()).count())
+        })
+        .collect();
+    let reserved: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+    assert_eq!(reserved, 5);
+    assert_eq!(store.reserve("c1", &caps, &windows(), 100), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
+}
+
+#[test]
+fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
+    let store = MemoryStore::new();
+    let caps = Caps { leads_per_hour: Some(2), spend_per_day_cents: Some(10_000), ..Caps::default() };
+    let first = store.reserve("c1", &caps, &windows(), 4_000).expect("first");
+    let second = store.reserve("c1", &caps, &windows(), 4_000).expect("second");
+    assert_eq!(store.reserve("c1", &caps, &windows(), 1), Err(ReserveError::CapReached(CapKind::LeadsPerHour)));
+    store.release(&second).expect("release");
+    store.commit(&first, 3_500).expect("commit at the confirmed price");
+    let usage = store.usage("c1", &windows()).expect("usage");
+    assert_eq!((usage.leads_hour, usage.spend_day_cents), (1, 3_500));
+    assert_eq!(store.reserve("c1", &caps, &windows(), 7_000), Err(ReserveError::CapReached(CapKind::SpendPerDay)));
+    assert!(store.reserve("c1", &caps, &windows(), 6_500).is_ok());
+    assert!(store.release(&second).is_err(), "a reservation is released once");
+}
+
+#[test]
+fn caps_count_per_window_so_a_new_day_starts_empty() {
+    let store = MemoryStore::new();
+    let caps = Caps { leads_per_day: Some(1), leads_per_month: Some(2), ..Caps::default() };
+    store.reserve("c1", &caps, &windows(), 1).expect("day one");
+    let next_day = CapWindows { hour: "2026-11-26T10".into(), day: "2026-11-26".into(), month: "2026-11".into() };
+    store.reserve("c1", &caps, &next_day, 1).expect("day two");
+    let third_day = CapWindows { hour: "2026-11-27T10".into(), day: "2026-11-27".into(), month: "2026-11".into() };
+    assert_eq!(store.reserve("c1", &caps, &third_day, 1), Err(ReserveError::CapReached(CapKind::LeadsPerMonth)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_auctions_on_one_capped_wasm_campaign_sell_exactly_the_cap() {
+    let mut capped = wasm_campaign("capped", "b1", 2000);
+    capped.caps = Caps { leads_per_day: Some(5), ..Caps::default() };
+    let f = Arc::new(build(config(publisher(SelectionMode::Exclusive), &["b1"], vec![capped])));
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let f = f.clone();
+            tokio::spawn(async move { f.exchange.run_lead(lead(100 + n)).await.status })
+        })
+        .collect();
+    let mut sold = 0;
+    for task in tasks {
+        if task.await.expect("auction task") == OutcomeStatus::Sold {
+            sold += 1;
+        }
+    }
+    assert_eq!(sold, 5);
+    assert_eq!(f.store.all_pickups().expect("store").len(), 5);
+    assert_eq!(f.store.pending_reservations().expect("store"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_auctions_with_slow_http_posts_never_post_past_the_cap() {
+    // Slow posts keep reservations open while other auctions check the cap.
+    let server = BuyerServer::scripted(
+        Reply::json(json!({"decision": "bid", "price_cents": 1500})),
+        Reply::json(json!({"result": "accepted", "price_cents": 1500})).delayed(Duration::from_millis(50)),
+    )
+    .await;
+    let mut capped = http_campaign("capped-http", "b1", server.endpoints(2_000));
+    capped.caps = Caps { leads_per_hour: Some(5), ..Caps::default() };
+    let f = Arc::new(build(config(
+        publisher(SelectionMode::Exclusive),
+        &["b1", "b2"],
+        vec![capped, wasm_campaign("backup", "b2", 100)],
+    )));
+    let tasks: Vec<_> = (0..30)
+        .map(|n| {
+            let f = f.clone();
+            tokio::spawn(async move { f.exchange.run_lead(lead(200 + n)).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let outcome = task.await.expect("auction task");
+        assert_eq!(outcome.sales.len(), 1, "{:?}", outcome.reason);
+        winners.push(outcome.sales[0].campaign_id.clone());
+    }
+    assert_eq!(winners.iter().filter(|w| *w == "capped-http").count(), 5);
+    assert_eq!(server.posts().len(), 5, "no post is sent without a reservation");
+    assert_eq!(winners.iter().filter(|w| *w == "backup").count(), 25);
+}

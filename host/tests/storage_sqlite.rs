@@ -1,0 +1,514 @@
+//! The SQLite store against real database files in temp dirs: it answers every call exactly as the in-memory store
+//! does, never oversells a cap under concurrency (one shared store or several connections to one file), keeps its
+//! data across reopen, claims a ping once, keeps no plain consumer identifiers for look-ups, and migrates its schema
+//! once and refuses a newer one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use pingpost::auction::select::Candidate;
+use pingpost::auction::store::{CapKind, CapWindows, PingClaim, PingRecord, ReserveError, Usage};
+use pingpost::auction::{AuctionStore, Caps, ConsumerKeys, MemoryStore, Pickup, StoreError};
+use pingpost::model::{Consent, Consumer, Lead};
+use pingpost::storage::{MIGRATIONS, Migration, MigrationError, OpenError, SCHEMA_VERSION, SqliteStore, migrations};
+
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("exchange.db");
+    (dir, path)
+}
+
+fn windows(hour: &str) -> CapWindows {
+    CapWindows { hour: hour.to_owned(), day: hour[..10].to_owned(), month: hour[..7].to_owned() }
+}
+
+fn lead(n: u32) -> Lead {
+    Lead {
+        vertical: "health-insurance".into(),
+        publisher_id: "pub-1".into(),
+        source_id: format!("src-{n}"),
+        consumer: Consumer {
+            first_name: "Ana".into(),
+            last_name: format!("Lopez{n}"),
+            phone: format!("+1305555{n:04}"),
+            email: format!("ana{n}@example.com"),
+            street: "1 Ocean Dr".into(),
+            city: "Miami".into(),
+            state: "FL".into(),
+            zip5: "33139".into(),
+            date_of_birth: "1980-02-29".into(),
+            gender: None,
+        },
+        consent: Consent { tcpa_text: Some("I agree".into()), ..Consent::default() },
+        extra: BTreeMap::from([("utm_source".to_owned(), "search".to_owned())]),
+    }
+}
+
+fn keys_of(lead: &Lead) -> ConsumerKeys {
+    ConsumerKeys::of(&lead.consumer.phone, &lead.consumer.email)
+}
+
+fn ping_record(ping_id: &str, n: u32, created_at_unix_ms: i64, expires_at_unix_ms: i64) -> PingRecord {
+    let lead = lead(n);
+    PingRecord {
+        ping_id: ping_id.to_owned(),
+        publisher_id: lead.publisher_id.clone(),
+        keys: keys_of(&lead),
+        lead,
+        age: 46,
+        ranked: vec![
+            Candidate {
+                campaign_id: "c1".into(),
+                buyer_id: "b1".into(),
+                tier: 1,
+                price_cents: 1250,
+                answer_order: 1,
+                buyer_ref: Some("bid-77".into()),
+                expires_at_unix_ms,
+            },
+            Candidate {
+                campaign_id: "c2".into(),
+                buyer_id: "b2".into(),
+                tier: 2,
+                price_cents: 900,
+                answer_order: 0,
+                buyer_ref: None,
+                expires_at_unix_ms,
+            },
+        ],
+        max_buyers: 1,
+        created_at_unix_ms,
+        expires_at_unix_ms,
+    }
+}
+
+fn pickup(campaign_id: &str, n: u32, price_cents: u32) -> Pickup {
+    Pickup {
+        campaign_id: campaign_id.to_owned(),
+        buyer_id: format!("buyer-of-{campaign_id}"),
+        ping_id: format!("ping-{n}"),
+        price_cents,
+        lead: lead(n),
+        sold_at_unix_ms: 1_000 + i64::from(n),
+    }
+}
+
+/// Records each step's answer so two stores' runs can be compared line by line.
+#[derive(Default)]
+struct Transcript(Vec<String>);
+
+impl Transcript {
+    fn note<T: std::fmt::Debug>(&mut self, step: &str, value: T) -> T {
+        self.0.push(format!("{step}: {value:?}"));
+        value
+    }
+}
+
+/// One sequence of calls covering every trait method, with the answers the specification requires asserted; returns
+/// every answer in order.
+fn scenario(store: &dyn AuctionStore) -> Vec<String> {
+    let mut t = Transcript::default();
+    let caps = Caps {
+        leads_per_hour: Some(3),
+        leads_per_day: Some(4),
+        leads_per_month: Some(10),
+        spend_per_day_cents: Some(2_000),
+        spend_per_month_cents: Some(2_500),
+    };
+    let h9 = windows("2026-03-14T09");
+    let h10 = windows("2026-03-14T10");
+    let next_day = windows("2026-03-15T09");
+
+    // Caps: reserve, commit at the confirmed price, release, refuse naming the cap.
+    assert_eq!(t.note("usage before", store.usage("c1", &h9)), Ok(Usage::default()));
+    let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400)).expect("r1");
+    assert_eq!(t.note("commit r1 at 350", store.commit(&r1, 350)), Ok(()));
+    let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400)).expect("r2");
+    assert_eq!(t.note("release r2", store.release(&r2)), Ok(()));
+    assert_eq!(t.note("commit released r2", store.commit(&r2, 400)), Err(StoreError::UnknownReservation(r2.id)));
+    assert_eq!(t.note("release committed r1", store.release(&r1)), Err(StoreError::UnknownReservation(r1.id)));
+    let mut ghost = r1.clone();
+    ghost.id = 9_999;
+    assert_eq!(t.note("commit never made", store.commit(&ghost, 1)), Err(StoreError::UnknownReservation(9_999)));
+    assert_eq!(
+        t.note("usage after r1, r2", store.usage("c1", &h9)),
+        Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 1, spend_day_cents: 350, spend_month_cents: 350 })
+    );
+    let r3 = t.note("reserve r3", store.reserve("c1", &caps, &h9, 400)).expect("r3");
+    t.note("reserve r4", store.reserve("c1", &caps, &h9, 400)).expect("r4");
+    assert_eq!(
+        t.note("reserve over hour cap", store.reserve("c1", &caps, &h9, 400)),
+        Err(ReserveError::CapReached(CapKind::LeadsPerHour))
+    );
+    t.note("reserve next hour", store.reserve("c1", &caps, &h10, 100)).expect("next hour");
+    assert_eq!(
+        t.note("reserve over day cap", store.reserve("c1", &caps, &h10, 100)),
+        Err(ReserveError::CapReached(CapKind::LeadsPerDay))
+    );
+    assert_eq!(
+        t.note("reserve over month spend", store.reserve("c1", &caps, &next_day, 1_300)),
+        Err(ReserveError::CapReached(CapKind::SpendPerMonth))
+    );
+    t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200)).expect("month spend fits");
+    assert_eq!(t.note("commit r3 above reserved price", store.commit(&r3, 650)), Ok(()));
+    assert_eq!(
+        t.note("usage of next day", store.usage("c1", &next_day)),
+        Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 5, spend_day_cents: 1_200, spend_month_cents: 2_700 })
+    );
+    assert_eq!(
+        t.note("reserve with month spend over cap", store.reserve("c1", &caps, &next_day, 0)),
+        Err(ReserveError::CapReached(CapKind::SpendPerMonth))
+    );
+
+    let day_spend = Caps { spend_per_day_cents: Some(1_000), ..Caps::default() };
+    let c2 = t.note("c2 reserve 600", store.reserve("c2", &day_spend, &h9, 600)).expect("600 fits");
+    assert_eq!(
+        t.note("c2 reserve 500", store.reserve("c2", &day_spend, &h9, 500)),
+        Err(ReserveError::CapReached(CapKind::SpendPerDay))
+    );
+    t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400)).expect("400 fits");
+    t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0)).expect("0 fits");
+    assert_eq!(t.note("c2 commit at 0", store.commit(&c2, 0)), Ok(()));
+    t.note("c2 usage", store.usage("c2", &h9)).expect("usage");
+    for _ in 0..5 {
+        t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000)).expect("no cap");
+    }
+    t.note("unlimited usage", store.usage("c3", &h9)).expect("usage");
+    t.note("other campaign untouched", store.usage("c4", &h9)).expect("usage");
+
+    // Duplicates per publisher, by phone or email, within the window.
+    let (a, a_phone, a_email) = (keys_of(&lead(1)), keys_of(&lead(1)), keys_of(&lead(1)));
+    let a_phone = ConsumerKeys { email_sha256: keys_of(&lead(2)).email_sha256, ..a_phone };
+    let a_email = ConsumerKeys { phone_sha256: keys_of(&lead(3)).phone_sha256, ..a_email };
+    assert_eq!(t.note("first lead", store.check_and_record_lead("p1", &a, 0, 1_000)), Ok(None));
+    assert_eq!(t.note("same lead again", store.check_and_record_lead("p1", &a, 0, 2_000)), Ok(Some(1_000)));
+    assert_eq!(t.note("same lead other publisher", store.check_and_record_lead("p2", &a, 0, 2_000)), Ok(None));
+    assert_eq!(t.note("same phone", store.check_and_record_lead("p1", &a_phone, 0, 2_500)), Ok(Some(1_000)));
+    assert_eq!(t.note("outside the window", store.check_and_record_lead("p1", &a, 1_500, 3_000)), Ok(None));
+    assert_eq!(t.note("seen again at 3000", store.check_and_record_lead("p1", &a, 0, 4_000)), Ok(Some(3_000)));
+    assert_eq!(t.note("same email", store.check_and_record_lead("p1", &a_email, 3_000, 4_000)), Ok(Some(3_000)));
+
+    // Suppression per buyer.
+    assert_eq!(t.note("not bought", store.bought_since("b1", &a, 0)), Ok(false));
+    assert_eq!(t.note("record purchase", store.record_purchase("b1", &a, 5_000)), Ok(()));
+    assert_eq!(t.note("bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
+    assert_eq!(t.note("bought since 5001", store.bought_since("b1", &a, 5_001)), Ok(false));
+    assert_eq!(t.note("older purchase", store.record_purchase("b1", &a, 4_000)), Ok(()));
+    assert_eq!(t.note("still bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
+    assert_eq!(t.note("bought by same email", store.bought_since("b1", &a_email, 0)), Ok(true));
+    assert_eq!(t.note("other buyer", store.bought_since("b2", &a, 0)), Ok(false));
+
+    // Two-step pings: saved once, claimed once, expired at their expiry.
+    let ping_a = ping_record("ping-a", 1, 1_000, 10_000);
+    assert_eq!(t.note("save a", store.save_ping(ping_a.clone())), Ok(()));
+    assert_eq!(
+        t.note("save a twice", store.save_ping(ping_a.clone())),
+        Err(StoreError::DuplicatePingId("ping-a".into()))
+    );
+    assert_eq!(t.note("claim unknown", store.claim_ping("ping-z", 2_000)), Ok(PingClaim::Unknown));
+    assert_eq!(
+        t.note("claim a just before expiry", store.claim_ping("ping-a", 9_999)),
+        Ok(PingClaim::Claimed(Box::new(ping_a.clone())))
+    );
+    assert_eq!(t.note("claim a again", store.claim_ping("ping-a", 9_999)), Ok(PingClaim::AlreadyPosted));
+    assert_eq!(t.note("save a after post", store.save_ping(ping_a)), Err(StoreError::DuplicatePingId("ping-a".into())));
+    let ping_b = ping_record("ping-b", 2, 1_000, 10_000);
+    assert_eq!(t.note("save b", store.save_ping(ping_b.clone())), Ok(()));
+    let expired = Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 });
+    assert_eq!(t.note("claim b at expiry", store.claim_ping("ping-b", 10_000)), expired);
+    assert_eq!(t.note("claim b before expiry after expiring", store.claim_ping("ping-b", 5_000)), expired);
+    assert_eq!(
+        t.note("save b after expiry", store.save_ping(ping_b)),
+        Err(StoreError::DuplicatePingId("ping-b".into()))
+    );
+
+    // Pick-ups per campaign, in sale order.
+    assert_eq!(t.note("no pickups", store.pickups("c1")), Ok(vec![]));
+    for (campaign, n, price) in [("c1", 1, 1_000), ("c2", 2, 2_000), ("c1", 3, 3_000)] {
+        assert_eq!(t.note("record pickup", store.record_pickup(pickup(campaign, n, price))), Ok(()));
+    }
+    assert_eq!(t.note("pickups of c1", store.pickups("c1")), Ok(vec![pickup("c1", 1, 1_000), pickup("c1", 3, 3_000)]));
+    assert_eq!(t.note("pickups of c2", store.pickups("c2")), Ok(vec![pickup("c2", 2, 2_000)]));
+    t.0
+}
+
+#[test]
+fn sqlite_store_answers_every_call_exactly_like_the_memory_store() {
+    let (_dir, path) = temp_db();
+    let sqlite = SqliteStore::open(&path).expect("opens");
+    assert_eq!(scenario(&sqlite), scenario(&MemoryStore::new()));
+}
+
+/// `threads` threads each try `per_thread` reservations on a campaign capped at `cap` leads a day, through the store
+/// `store_for(thread)` gives them; returns how many succeeded and the campaign's usage afterwards.
+fn race_reservations(
+    threads: usize,
+    per_thread: usize,
+    cap: u32,
+    store_for: impl Fn(usize) -> Arc<dyn AuctionStore>,
+) -> (usize, usize, Usage) {
+    let caps = Caps { leads_per_day: Some(cap), ..Caps::default() };
+    let window = windows("2026-03-14T09");
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            let (store, caps, window, start) = (store_for(thread), caps, window.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                (0..per_thread)
+                    .map(|_| match store.reserve("capped", &caps, &window, 150) {
+                        Ok(_) => (1, 0),
+                        Err(ReserveError::CapReached(CapKind::LeadsPerDay)) => (0, 1),
+                        Err(other) => panic!("reservation failed: {other}"),
+                    })
+                    .fold((0, 0), |(ok, full), (o, f)| (ok + o, full + f))
+            })
+        })
+        .collect();
+    let (ok, full) = handles
+        .into_iter()
+        .map(|h| h.join().expect("a reserving thread"))
+        .fold((0, 0), |(ok, full), (o, f)| (ok + o, full + f));
+    let usage = store_for(0).usage("capped", &window).expect("usage");
+    (ok, full, usage)
+}
+
+#[test]
+fn concurrent_reservations_on_one_store_never_exceed_the_daily_cap() {
+    let (_dir, path) = temp_db();
+    let store: Arc<dyn AuctionStore> = Arc::new(SqliteStore::open(&path).expect("opens"));
+    let (ok, full, usage) = race_reservations(8, 50, 25, |_| store.clone());
+    assert_eq!((ok, full), (25, 375));
+    assert_eq!((usage.leads_day, usage.spend_day_cents), (25, 25 * 150));
+}
+
+#[test]
+fn concurrent_reservations_over_separate_connections_to_one_file_never_exceed_the_daily_cap() {
+    let (_dir, path) = temp_db();
+    let stores: Vec<Arc<dyn AuctionStore>> =
+        (0..8).map(|_| Arc::new(SqliteStore::open(&path).expect("opens")) as Arc<dyn AuctionStore>).collect();
+    let (ok, full, usage) = race_reservations(8, 50, 25, |thread| stores[thread].clone());
+    assert_eq!((ok, full), (25, 375));
+    assert_eq!((usage.leads_day, usage.spend_day_cents), (25, 25 * 150));
+}
+
+#[test]
+fn everything_recorded_survives_closing_and_reopening_the_file() {
+    let (_dir, path) = temp_db();
+    let caps = Caps { leads_per_day: Some(2), ..Caps::default() };
+    let h9 = windows("2026-03-14T09");
+    let keys = keys_of(&lead(1));
+    let pending = {
+        let store = SqliteStore::open(&path).expect("opens");
+        let sold = store.reserve("c1", &caps, &h9, 500).expect("reserves");
+        store.commit(&sold, 450).expect("commits");
+        let pending = store.reserve("c1", &caps, &h9, 500).expect("reserves");
+        assert_eq!(store.check_and_record_lead("p1", &keys, 0, 1_000), Ok(None));
+        store.record_purchase("b1", &keys, 1_000).expect("records");
+        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
+        store.record_pickup(pickup("c1", 1, 450)).expect("records");
+        pending
+    };
+
+    let store = SqliteStore::open(&path).expect("reopens");
+    let usage = store.usage("c1", &h9).expect("usage");
+    assert_eq!((usage.leads_day, usage.spend_day_cents), (2, 950));
+    assert_eq!(store.pending_reservations(), Ok(1));
+    assert_eq!(store.reserve("c1", &caps, &h9, 500), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
+    assert_eq!(store.release(&pending), Ok(()));
+    assert_eq!(store.usage("c1", &h9).map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 450)));
+    assert_eq!(store.check_and_record_lead("p1", &keys, 0, 2_000), Ok(Some(1_000)));
+    assert_eq!(store.bought_since("b1", &keys, 1_000), Ok(true));
+    assert_eq!(
+        store.claim_ping("ping-a", 2_000),
+        Ok(PingClaim::Claimed(Box::new(ping_record("ping-a", 1, 1_000, 10_000))))
+    );
+    assert_eq!(store.pickups("c1"), Ok(vec![pickup("c1", 1, 450)]));
+}
+
+#[test]
+fn reservation_ids_are_not_reused_after_reopen() {
+    let (_dir, path) = temp_db();
+    let h9 = windows("2026-03-14T09");
+    let first = {
+        let store = SqliteStore::open(&path).expect("opens");
+        let first = store.reserve("c1", &Caps::default(), &h9, 100).expect("reserves");
+        store.release(&first).expect("releases");
+        first
+    };
+    let store = SqliteStore::open(&path).expect("reopens");
+    let second = store.reserve("c1", &Caps::default(), &h9, 100).expect("reserves");
+    assert_ne!(second.id, first.id);
+    assert_eq!(store.release(&first), Err(StoreError::UnknownReservation(first.id)));
+}
+
+#[test]
+fn a_claimed_ping_cannot_be_claimed_again_even_after_reopen() {
+    let (_dir, path) = temp_db();
+    {
+        let store = SqliteStore::open(&path).expect("opens");
+        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
+        assert!(matches!(store.claim_ping("ping-a", 2_000), Ok(PingClaim::Claimed(_))));
+    }
+    let store = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(store.claim_ping("ping-a", 2_000), Ok(PingClaim::AlreadyPosted));
+}
+
+#[test]
+fn only_one_of_many_concurrent_claims_of_a_ping_wins() {
+    let (_dir, path) = temp_db();
+    SqliteStore::open(&path).expect("opens").save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
+    let start = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (path, start) = (path.clone(), start.clone());
+            std::thread::spawn(move || {
+                let store = SqliteStore::open(&path).expect("opens");
+                start.wait();
+                store.claim_ping("ping-a", 2_000).expect("claims")
+            })
+        })
+        .collect();
+    let claims: Vec<PingClaim> = handles.into_iter().map(|h| h.join().expect("a claiming thread")).collect();
+    assert_eq!(claims.iter().filter(|c| matches!(c, PingClaim::Claimed(_))).count(), 1);
+    assert_eq!(claims.iter().filter(|c| **c == PingClaim::AlreadyPosted).count(), 3);
+}
+
+#[test]
+fn an_expired_ping_reports_expired_even_after_reopen() {
+    let (_dir, path) = temp_db();
+    {
+        let store = SqliteStore::open(&path).expect("opens");
+        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
+        assert_eq!(store.claim_ping("ping-a", 10_001), Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 }));
+    }
+    let store = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(store.claim_ping("ping-a", 3_000), Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 }));
+}
+
+/// Every byte SQLite has written for the database at `path` (main file and write-ahead log).
+fn database_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).expect("the database file");
+    let wal = path.with_extension("db-wal");
+    if wal.exists() {
+        bytes.extend(std::fs::read(wal).expect("the wal file"));
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
+    let (_dir, path) = temp_db();
+    let consumer = lead(7);
+    let store = SqliteStore::open(&path).expect("opens");
+    store.check_and_record_lead("p1", &keys_of(&consumer), 0, 1_000).expect("records");
+    store.record_purchase("b1", &keys_of(&consumer), 1_000).expect("records");
+    drop(store);
+    let bytes = database_bytes(&path);
+    assert!(contains(&bytes, &keys_of(&consumer).phone_sha256), "the hash is stored");
+    assert!(!contains(&bytes, &consumer.consumer.phone), "the phone is not");
+    assert!(!contains(&bytes, &consumer.consumer.email), "the email is not");
+}
+
+#[test]
+fn a_ping_drops_its_lead_once_posted_or_expired() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("opens");
+    store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
+    store.save_ping(ping_record("ping-b", 2, 1_000, 10_000)).expect("saves");
+    store.save_ping(ping_record("ping-c", 3, 1_000, 10_000)).expect("saves");
+    store.claim_ping("ping-a", 2_000).expect("claims");
+    store.claim_ping("ping-b", 10_000).expect("expires");
+    let conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    let held: Vec<(String, bool)> = conn
+        .prepare("SELECT ping_id, record_json IS NOT NULL FROM ping ORDER BY ping_id")
+        .and_then(|mut stmt| stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
+        .expect("reads pings");
+    assert_eq!(held, vec![("ping-a".into(), false), ("ping-b".into(), false), ("ping-c".into(), true)]);
+}
+
+#[test]
+fn opening_creates_the_parent_directories_in_wal_mode_at_the_current_schema() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("data").join("nested").join("exchange.db");
+    let store = SqliteStore::open(&path).expect("opens");
+    assert!(path.exists());
+    assert_eq!(store.schema_version(), Ok(SCHEMA_VERSION));
+    let conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).expect("journal mode");
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn migrating_an_up_to_date_database_applies_nothing() {
+    let (_dir, path) = temp_db();
+    let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(migrations::migrate(&mut conn).expect("migrates"), all);
+    assert_eq!(migrations::migrate(&mut conn).expect("migrates"), Vec::<u32>::new());
+    drop(conn);
+    SqliteStore::open(&path).expect("opens");
+    SqliteStore::open(&path).expect("opens again");
+    let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    assert_eq!(migrations::migrate(&mut conn).expect("migrates"), Vec::<u32>::new());
+    assert_eq!(migrations::user_version(&conn).expect("version"), SCHEMA_VERSION);
+}
+
+#[test]
+fn a_database_from_a_newer_pingpost_is_refused() {
+    let (_dir, path) = temp_db();
+    drop(SqliteStore::open(&path).expect("opens"));
+    let conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("sets the version");
+    drop(conn);
+    let err = SqliteStore::open(&path).expect_err("a newer schema is refused");
+    assert!(
+        matches!(
+            &err,
+            OpenError::Migrate { source: MigrationError::NewerThanKnown { found, known }, .. }
+                if *found == SCHEMA_VERSION + 1 && *known == SCHEMA_VERSION
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("newer than"), "{err}");
+}
+
+#[test]
+fn a_failing_migration_is_rolled_back_and_leaves_the_previous_version() {
+    let (_dir, path) = temp_db();
+    let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    let steps = [
+        Migration { version: 1, name: "first", sql: "CREATE TABLE first (id INTEGER);" },
+        Migration { version: 2, name: "broken", sql: "CREATE TABLE second (id INTEGER); THIS IS NOT SQL;" },
+    ];
+    let err = migrations::apply(&mut conn, &steps).expect_err("the broken step fails");
+    assert!(matches!(err, MigrationError::Failed { version: 2, name: "broken", .. }), "{err:?}");
+    assert_eq!(migrations::user_version(&conn).expect("version"), 1);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .expect("lists tables");
+    assert_eq!(tables, vec!["first".to_owned()]);
+}
+
+#[test]
+fn a_migration_list_out_of_order_is_refused() {
+    let (_dir, path) = temp_db();
+    let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    let steps = [Migration { version: 2, name: "skips one", sql: "CREATE TABLE t (id INTEGER);" }];
+    let err = migrations::apply(&mut conn, &steps).expect_err("out of order");
+    assert!(matches!(err, MigrationError::OutOfOrder { position: 0, version: 2 }), "{err:?}");
+    assert_eq!(migrations::user_version(&conn).expect("version"), 0);
+}
+
+#[test]
+fn a_path_that_cannot_hold_a_database_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let err = SqliteStore::open(dir.path()).expect_err("a directory is not a database");
+    assert!(matches!(err, OpenError::Open { .. } | OpenError::Configure { .. }), "{err:?}");
+}
