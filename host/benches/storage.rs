@@ -39,7 +39,7 @@ fn stores() -> (tempfile::TempDir, Vec<Named>) {
 }
 
 fn sale(store: &dyn AuctionStore, caps: &Caps, windows: &CapWindows) {
-    let reservation = store.reserve("campaign-1", caps, windows, 1_250).expect("reserves");
+    let reservation = store.reserve("campaign-1", caps, windows, 1_250, None).expect("reserves");
     store.commit(&reservation, 1_200).expect("commits");
 }
 

@@ -1,5 +1,6 @@
 //! Caps under concurrency: the store's check-and-reserve is atomic, so racing threads and racing auctions never sell
-//! more than a cap allows, and a released reservation gives its place back.
+//! more than a cap allows, a released reservation gives its place back, and concurrent auctions of one consumer sell
+//! it to a suppressing buyer once.
 
 #[path = "common/auction_fixture.rs"]
 mod auction_fixture;
@@ -12,8 +13,9 @@ use std::time::Duration;
 
 use auction_fixture::{build, config, http_campaign, lead, publisher, wasm_campaign};
 use http_buyer_server::{BuyerServer, Reply};
+use pingpost::auction::eligibility::Ineligible;
 use pingpost::auction::store::{CapKind, CapWindows, ReserveError};
-use pingpost::auction::{AuctionStore, Caps, MemoryStore, OutcomeStatus, SelectionMode};
+use pingpost::auction::{AuctionStore, Caps, MemoryStore, OutcomeStatus, PostResult, Publisher, SelectionMode};
 use serde_json::json;
 
 fn windows() -> CapWindows {
@@ -27,27 +29,32 @@ fn racing_threads_never_reserve_past_a_lead_cap() {
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
-            std::thread::spawn(move || (0..25).filter(|_| store.reserve("c1", &caps, &windows(), 100).is_ok()).count())
+            std::thread::spawn(move || {
+                (0..25).filter(|_| store.reserve("c1", &caps, &windows(), 100, None).is_ok()).count()
+            })
         })
         .collect();
     let reserved: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
     assert_eq!(reserved, 5);
-    assert_eq!(store.reserve("c1", &caps, &windows(), 100), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
+    assert_eq!(store.reserve("c1", &caps, &windows(), 100, None), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
 }
 
 #[test]
 fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
     let store = MemoryStore::new();
     let caps = Caps { leads_per_hour: Some(2), spend_per_day_cents: Some(10_000), ..Caps::default() };
-    let first = store.reserve("c1", &caps, &windows(), 4_000).expect("first");
-    let second = store.reserve("c1", &caps, &windows(), 4_000).expect("second");
-    assert_eq!(store.reserve("c1", &caps, &windows(), 1), Err(ReserveError::CapReached(CapKind::LeadsPerHour)));
+    let first = store.reserve("c1", &caps, &windows(), 4_000, None).expect("first");
+    let second = store.reserve("c1", &caps, &windows(), 4_000, None).expect("second");
+    assert_eq!(store.reserve("c1", &caps, &windows(), 1, None), Err(ReserveError::CapReached(CapKind::LeadsPerHour)));
     store.release(&second).expect("release");
     store.commit(&first, 3_500).expect("commit at the confirmed price");
     let usage = store.usage("c1", &windows()).expect("usage");
     assert_eq!((usage.leads_hour, usage.spend_day_cents), (1, 3_500));
-    assert_eq!(store.reserve("c1", &caps, &windows(), 7_000), Err(ReserveError::CapReached(CapKind::SpendPerDay)));
-    assert!(store.reserve("c1", &caps, &windows(), 6_500).is_ok());
+    assert_eq!(
+        store.reserve("c1", &caps, &windows(), 7_000, None),
+        Err(ReserveError::CapReached(CapKind::SpendPerDay))
+    );
+    assert!(store.reserve("c1", &caps, &windows(), 6_500, None).is_ok());
     assert!(store.release(&second).is_err(), "a reservation is released once");
 }
 
@@ -55,11 +62,11 @@ fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
 fn caps_count_per_window_so_a_new_day_starts_empty() {
     let store = MemoryStore::new();
     let caps = Caps { leads_per_day: Some(1), leads_per_month: Some(2), ..Caps::default() };
-    store.reserve("c1", &caps, &windows(), 1).expect("day one");
+    store.reserve("c1", &caps, &windows(), 1, None).expect("day one");
     let next_day = CapWindows { hour: "2026-11-26T10".into(), day: "2026-11-26".into(), month: "2026-11".into() };
-    store.reserve("c1", &caps, &next_day, 1).expect("day two");
+    store.reserve("c1", &caps, &next_day, 1, None).expect("day two");
     let third_day = CapWindows { hour: "2026-11-27T10".into(), day: "2026-11-27".into(), month: "2026-11".into() };
-    assert_eq!(store.reserve("c1", &caps, &third_day, 1), Err(ReserveError::CapReached(CapKind::LeadsPerMonth)));
+    assert_eq!(store.reserve("c1", &caps, &third_day, 1, None), Err(ReserveError::CapReached(CapKind::LeadsPerMonth)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -114,4 +121,58 @@ async fn concurrent_auctions_with_slow_http_posts_never_post_past_the_cap() {
     assert_eq!(winners.iter().filter(|w| *w == "capped-http").count(), 5);
     assert_eq!(server.posts().len(), 5, "no post is sent without a reservation");
     assert_eq!(winners.iter().filter(|w| *w == "backup").count(), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_auctions_of_one_consumer_from_two_publishers_sell_it_to_a_suppressing_buyer_once() {
+    // Slow posts keep the first sale to b1 pending while the other auctions of the same consumer reach their post;
+    // the two publishers have no dedupe window, so every auction gets that far.
+    let server = BuyerServer::scripted(
+        Reply::json(json!({"decision": "bid", "price_cents": 2500})),
+        Reply::json(json!({"result": "accepted", "price_cents": 2500})).delayed(Duration::from_millis(300)),
+    )
+    .await;
+    let mut suppressing = http_campaign("suppressing-http", "b1", server.endpoints(2_000));
+    suppressing.suppression_days = 30;
+    let mut exchange = config(
+        publisher(SelectionMode::Exclusive),
+        &["b1", "b2"],
+        vec![suppressing, wasm_campaign("backup", "b2", 100)],
+    );
+    exchange.publishers.push(Publisher { id: "pub-2".into(), ..publisher(SelectionMode::Exclusive) });
+    let f = Arc::new(build(exchange));
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let f = f.clone();
+            let mut consumer = lead(300);
+            consumer.publisher_id = if n % 2 == 0 { "pub-1" } else { "pub-2" }.into();
+            tokio::spawn(async move { f.exchange.run_lead(consumer).await })
+        })
+        .collect();
+    let (mut to_b1, mut refused_while_pending) = (0, 0);
+    for task in tasks {
+        let outcome = task.await.expect("auction task");
+        assert_eq!(outcome.sales.len(), 1, "{:?}", outcome.reason);
+        if outcome.sales[0].buyer_id == "b1" {
+            to_b1 += 1;
+            continue;
+        }
+        assert_eq!(outcome.sales[0].campaign_id, "backup");
+        // b1 was either skipped at eligibility (the sale was already committed) or refused at its post.
+        let skipped = outcome.trace.campaigns.iter().any(|c| {
+            c.campaign_id == "suppressing-http" && matches!(c.ineligible, Some(Ineligible::Suppressed { .. }))
+        });
+        let refused = outcome.trace.posts.iter().any(|p| {
+            p.campaign_id == "suppressing-http"
+                && matches!(&p.result, PostResult::NoLongerEligible { reason } if reason.contains("suppress"))
+        });
+        assert!(skipped || refused, "b1 neither skipped nor refused: {:?}", outcome.trace.posts);
+        refused_while_pending += usize::from(outcome.trace.posts.iter().any(
+            |p| matches!(&p.result, PostResult::NoLongerEligible { reason } if reason.contains("another auction")),
+        ));
+    }
+    assert_eq!(to_b1, 1, "one consumer, one sale to the suppressing buyer");
+    assert!(refused_while_pending > 0, "the auctions raced: some reached b1's post while its sale was pending");
+    assert_eq!(server.posts().len(), 1, "the lead is posted to b1 once");
+    assert_eq!(f.store.pending_reservations().expect("store"), 0);
 }

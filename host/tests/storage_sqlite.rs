@@ -1,6 +1,6 @@
 //! The SQLite store against real database files in temp dirs: it answers every call exactly as the in-memory store
-//! does, never oversells a cap under concurrency (one shared store or several connections to one file), keeps its
-//! data across reopen, claims a ping once, keeps no plain consumer identifiers for look-ups, and migrates its schema
+//! does, never oversells a cap under concurrency (one shared store or several connections to one file), never lets
+//! one buyer reserve one consumer twice within its suppression window under concurrency, keeps its data across reopen, claims a ping once, keeps no plain consumer identifiers for look-ups, and migrates its schema
 //! once and refuses a newer one.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 
 use pingpost::auction::select::Candidate;
-use pingpost::auction::store::{CapKind, CapWindows, PingClaim, PingRecord, ReserveError, Usage};
+use pingpost::auction::store::{
+    CapKind, CapWindows, PingClaim, PingRecord, Purchase, Reservation, ReserveError, Usage,
+};
 use pingpost::auction::{AuctionStore, Caps, ConsumerKeys, MemoryStore, Pickup, StoreError};
 use pingpost::model::{Consent, Consumer, Lead};
 use pingpost::storage::{MIGRATIONS, Migration, MigrationError, OpenError, SCHEMA_VERSION, SqliteStore, migrations};
@@ -47,6 +49,11 @@ fn lead(n: u32) -> Lead {
 
 fn keys_of(lead: &Lead) -> ConsumerKeys {
     ConsumerKeys::of(&lead.consumer.phone, &lead.consumer.email)
+}
+
+/// `buyer_id` buying the consumer `keys` at `at_unix_ms`, suppressed when bought at or after `since` (if any).
+fn purchase(buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64, since: Option<i64>) -> Purchase {
+    Purchase { buyer_id: buyer_id.to_owned(), keys: keys.clone(), at_unix_ms, suppress_since_unix_ms: since }
 }
 
 fn ping_record(ping_id: &str, n: u32, created_at_unix_ms: i64, expires_at_unix_ms: i64) -> PingRecord {
@@ -122,9 +129,9 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
 
     // Caps: reserve, commit at the confirmed price, release, refuse naming the cap.
     assert_eq!(t.note("usage before", store.usage("c1", &h9)), Ok(Usage::default()));
-    let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400)).expect("r1");
+    let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400, None)).expect("r1");
     assert_eq!(t.note("commit r1 at 350", store.commit(&r1, 350)), Ok(()));
-    let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400)).expect("r2");
+    let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400, None)).expect("r2");
     assert_eq!(t.note("release r2", store.release(&r2)), Ok(()));
     assert_eq!(t.note("commit released r2", store.commit(&r2, 400)), Err(StoreError::UnknownReservation(r2.id)));
     assert_eq!(t.note("release committed r1", store.release(&r1)), Err(StoreError::UnknownReservation(r1.id)));
@@ -135,44 +142,44 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         t.note("usage after r1, r2", store.usage("c1", &h9)),
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 1, spend_day_cents: 350, spend_month_cents: 350 })
     );
-    let r3 = t.note("reserve r3", store.reserve("c1", &caps, &h9, 400)).expect("r3");
-    t.note("reserve r4", store.reserve("c1", &caps, &h9, 400)).expect("r4");
+    let r3 = t.note("reserve r3", store.reserve("c1", &caps, &h9, 400, None)).expect("r3");
+    t.note("reserve r4", store.reserve("c1", &caps, &h9, 400, None)).expect("r4");
     assert_eq!(
-        t.note("reserve over hour cap", store.reserve("c1", &caps, &h9, 400)),
+        t.note("reserve over hour cap", store.reserve("c1", &caps, &h9, 400, None)),
         Err(ReserveError::CapReached(CapKind::LeadsPerHour))
     );
-    t.note("reserve next hour", store.reserve("c1", &caps, &h10, 100)).expect("next hour");
+    t.note("reserve next hour", store.reserve("c1", &caps, &h10, 100, None)).expect("next hour");
     assert_eq!(
-        t.note("reserve over day cap", store.reserve("c1", &caps, &h10, 100)),
+        t.note("reserve over day cap", store.reserve("c1", &caps, &h10, 100, None)),
         Err(ReserveError::CapReached(CapKind::LeadsPerDay))
     );
     assert_eq!(
-        t.note("reserve over month spend", store.reserve("c1", &caps, &next_day, 1_300)),
+        t.note("reserve over month spend", store.reserve("c1", &caps, &next_day, 1_300, None)),
         Err(ReserveError::CapReached(CapKind::SpendPerMonth))
     );
-    t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200)).expect("month spend fits");
+    t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200, None)).expect("month spend fits");
     assert_eq!(t.note("commit r3 above reserved price", store.commit(&r3, 650)), Ok(()));
     assert_eq!(
         t.note("usage of next day", store.usage("c1", &next_day)),
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 5, spend_day_cents: 1_200, spend_month_cents: 2_700 })
     );
     assert_eq!(
-        t.note("reserve with month spend over cap", store.reserve("c1", &caps, &next_day, 0)),
+        t.note("reserve with month spend over cap", store.reserve("c1", &caps, &next_day, 0, None)),
         Err(ReserveError::CapReached(CapKind::SpendPerMonth))
     );
 
     let day_spend = Caps { spend_per_day_cents: Some(1_000), ..Caps::default() };
-    let c2 = t.note("c2 reserve 600", store.reserve("c2", &day_spend, &h9, 600)).expect("600 fits");
+    let c2 = t.note("c2 reserve 600", store.reserve("c2", &day_spend, &h9, 600, None)).expect("600 fits");
     assert_eq!(
-        t.note("c2 reserve 500", store.reserve("c2", &day_spend, &h9, 500)),
+        t.note("c2 reserve 500", store.reserve("c2", &day_spend, &h9, 500, None)),
         Err(ReserveError::CapReached(CapKind::SpendPerDay))
     );
-    t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400)).expect("400 fits");
-    t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0)).expect("0 fits");
+    t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400, None)).expect("400 fits");
+    t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0, None)).expect("0 fits");
     assert_eq!(t.note("c2 commit at 0", store.commit(&c2, 0)), Ok(()));
     t.note("c2 usage", store.usage("c2", &h9)).expect("usage");
     for _ in 0..5 {
-        t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000)).expect("no cap");
+        t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000, None)).expect("no cap");
     }
     t.note("unlimited usage", store.usage("c3", &h9)).expect("usage");
     t.note("other campaign untouched", store.usage("c4", &h9)).expect("usage");
@@ -189,15 +196,60 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     assert_eq!(t.note("seen again at 3000", store.check_and_record_lead("p1", &a, 0, 4_000)), Ok(Some(3_000)));
     assert_eq!(t.note("same email", store.check_and_record_lead("p1", &a_email, 3_000, 4_000)), Ok(Some(3_000)));
 
-    // Suppression per buyer.
+    // Suppression per buyer, checked by the reservation itself: a pending sale counts as a purchase until released,
+    // a committed one is recorded; suppression is checked before the caps.
+    let free = Caps::default();
+    let sell = |buyer: &str, keys: &ConsumerKeys, at: i64, since: Option<i64>| {
+        store.reserve("c5", &free, &h9, 100, Some(&purchase(buyer, keys, at, since)))
+    };
     assert_eq!(t.note("not bought", store.bought_since("b1", &a, 0)), Ok(false));
-    assert_eq!(t.note("record purchase", store.record_purchase("b1", &a, 5_000)), Ok(()));
+    let s1 = t.note("reserve b1 buying a", sell("b1", &a, 5_000, Some(0))).expect("s1");
+    assert_eq!(t.note("a pending sale is not yet bought", store.bought_since("b1", &a, 0)), Ok(false));
+    assert_eq!(
+        t.note("same consumer by email while pending", sell("b1", &a_email, 5_100, Some(0))),
+        Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: true })
+    );
+    assert_eq!(
+        t.note(
+            "suppression before caps",
+            store.reserve(
+                "c6",
+                &Caps { leads_per_day: Some(0), ..free },
+                &h9,
+                1,
+                Some(&purchase("b1", &a_phone, 5_100, Some(0)))
+            )
+        ),
+        Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: true })
+    );
+    let outside = t.note("pending sale before the window", sell("b1", &a, 5_100, Some(5_001))).expect("outside");
+    assert_eq!(t.note("release outside", store.release(&outside)), Ok(()));
+    let other = t.note("other buyer while pending", sell("b2", &a, 5_100, Some(0))).expect("other buyer");
+    assert_eq!(t.note("release other buyer", store.release(&other)), Ok(()));
+    let unchecked = t.note("no window is not checked", sell("b1", &a, 5_100, None)).expect("no window");
+    assert_eq!(t.note("release no window", store.release(&unchecked)), Ok(()));
+    assert_eq!(t.note("commit s1", store.commit(&s1, 90)), Ok(()));
     assert_eq!(t.note("bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
     assert_eq!(t.note("bought since 5001", store.bought_since("b1", &a, 5_001)), Ok(false));
-    assert_eq!(t.note("older purchase", store.record_purchase("b1", &a, 4_000)), Ok(()));
+    assert_eq!(t.note("released sales record nothing", store.bought_since("b2", &a, 0)), Ok(false));
+    assert_eq!(
+        t.note("same consumer by phone after commit", sell("b1", &a_phone, 6_000, Some(0))),
+        Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: false })
+    );
+    let older = t.note("older purchase, no window", sell("b1", &a, 4_000, None)).expect("older");
+    assert_eq!(t.note("commit older", store.commit(&older, 100)), Ok(()));
     assert_eq!(t.note("still bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
+    assert_eq!(
+        t.note("latest purchase is named", sell("b1", &a, 6_000, Some(0))),
+        Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: false })
+    );
     assert_eq!(t.note("bought by same email", store.bought_since("b1", &a_email, 0)), Ok(true));
     assert_eq!(t.note("other buyer", store.bought_since("b2", &a, 0)), Ok(false));
+    assert_eq!(
+        t.note("refusals count nothing", store.usage("c5", &h9)),
+        Ok(Usage { leads_hour: 2, leads_day: 2, leads_month: 2, spend_day_cents: 190, spend_month_cents: 190 })
+    );
+    assert_eq!(t.note("refused by suppression, not cap", store.usage("c6", &h9)), Ok(Usage::default()));
 
     // Two-step pings: saved once, claimed once, expired at their expiry.
     let ping_a = ping_record("ping-a", 1, 1_000, 10_000);
@@ -257,7 +309,7 @@ fn race_reservations(
             std::thread::spawn(move || {
                 start.wait();
                 (0..per_thread)
-                    .map(|_| match store.reserve("capped", &caps, &window, 150) {
+                    .map(|_| match store.reserve("capped", &caps, &window, 150, None) {
                         Ok(_) => (1, 0),
                         Err(ReserveError::CapReached(CapKind::LeadsPerDay)) => (0, 1),
                         Err(other) => panic!("reservation failed: {other}"),
@@ -293,6 +345,118 @@ fn concurrent_reservations_over_separate_connections_to_one_file_never_exceed_th
     assert_eq!((usage.leads_day, usage.spend_day_cents), (25, 25 * 150));
 }
 
+/// `threads` threads, each through the store `store_for(thread)` gives it, race to reserve the same consumer for buyer
+/// `b1` (half of them with another email: the same consumer by phone) under a 30-day suppression window, each trying
+/// `per_thread` times without releasing; returns the reservations made and the refusals.
+fn race_suppressed_reservations(
+    threads: usize,
+    per_thread: usize,
+    store_for: impl Fn(usize) -> Arc<dyn AuctionStore>,
+) -> (Vec<Reservation>, Vec<ReserveError>) {
+    let consumer = keys_of(&lead(42));
+    let window = windows("2026-03-14T09");
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            let (store, window, start) = (store_for(thread), window.clone(), start.clone());
+            let keys = if thread % 2 == 0 {
+                consumer.clone()
+            } else {
+                ConsumerKeys { email_sha256: keys_of(&lead(1_000 + thread as u32)).email_sha256, ..consumer.clone() }
+            };
+            std::thread::spawn(move || {
+                let sale = purchase("b1", &keys, 10_000 + thread as i64, Some(10_000 - 30 * 86_400_000));
+                start.wait();
+                (0..per_thread)
+                    .map(|_| {
+                        store.reserve(&format!("campaign-{}", thread % 3), &Caps::default(), &window, 900, Some(&sale))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let (mut won, mut refused) = (Vec::new(), Vec::new());
+    for result in handles.into_iter().flat_map(|h| h.join().expect("a reserving thread")) {
+        match result {
+            Ok(reservation) => won.push(reservation),
+            Err(refusal) => refused.push(refusal),
+        }
+    }
+    (won, refused)
+}
+
+/// Exactly one of the racing reservations won, every other one was refused for its pending sale, and once the winner
+/// is committed the consumer is bought and a new reservation is refused for that purchase.
+fn assert_one_sale_to_the_buyer(
+    store: &dyn AuctionStore,
+    won: Vec<Reservation>,
+    refused: Vec<ReserveError>,
+    tries: usize,
+) {
+    assert_eq!(won.len(), 1, "one consumer, one buyer, one reservation: {won:?}");
+    assert_eq!(refused.len(), tries - 1);
+    let at = won[0].purchase.as_ref().map(|p| p.at_unix_ms).expect("the reservation names its purchase");
+    assert!(refused.iter().all(|r| *r == ReserveError::Suppressed { at_unix_ms: at, pending: true }), "{refused:?}");
+    store.commit(&won[0], 900).expect("commits");
+    let consumer = keys_of(&lead(42));
+    assert_eq!(store.bought_since("b1", &consumer, 0), Ok(true));
+    assert_eq!(
+        store.reserve(
+            "campaign-0",
+            &Caps::default(),
+            &windows("2026-03-14T09"),
+            900,
+            Some(&purchase("b1", &consumer, 20_000, Some(0)))
+        ),
+        Err(ReserveError::Suppressed { at_unix_ms: at, pending: false })
+    );
+}
+
+#[test]
+fn concurrent_reservations_of_one_consumer_over_separate_connections_let_one_buyer_have_it_once() {
+    let (_dir, path) = temp_db();
+    let stores: Vec<Arc<dyn AuctionStore>> =
+        (0..8).map(|_| Arc::new(SqliteStore::open(&path).expect("opens")) as Arc<dyn AuctionStore>).collect();
+    let (won, refused) = race_suppressed_reservations(8, 5, |thread| stores[thread].clone());
+    assert_one_sale_to_the_buyer(stores[0].as_ref(), won, refused, 40);
+}
+
+#[test]
+fn concurrent_reservations_of_one_consumer_on_one_store_let_one_buyer_have_it_once() {
+    let (_dir, path) = temp_db();
+    let sqlite: Arc<dyn AuctionStore> = Arc::new(SqliteStore::open(&path).expect("opens"));
+    let (won, refused) = race_suppressed_reservations(8, 5, |_| sqlite.clone());
+    assert_one_sale_to_the_buyer(sqlite.as_ref(), won, refused, 40);
+    let memory: Arc<dyn AuctionStore> = Arc::new(MemoryStore::new());
+    let (won, refused) = race_suppressed_reservations(8, 5, |_| memory.clone());
+    assert_one_sale_to_the_buyer(memory.as_ref(), won, refused, 40);
+}
+
+#[test]
+fn a_reservation_pending_in_a_version_1_database_still_commits_after_the_upgrade() {
+    let (_dir, path) = temp_db();
+    let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    assert_eq!(migrations::apply(&mut conn, &MIGRATIONS[..1]).expect("migrates to 1"), vec![1]);
+    conn.execute(
+        "INSERT INTO reservation (campaign_id, hour_window, day_window, month_window, price_cents)
+         VALUES ('c1', '2026-03-14T09', '2026-03-14', '2026-03', 500)",
+        [],
+    )
+    .expect("a version-1 reservation");
+    drop(conn);
+    let store = SqliteStore::open(&path).expect("upgrades");
+    assert_eq!(store.schema_version(), Ok(SCHEMA_VERSION));
+    let old = Reservation {
+        id: 1,
+        campaign_id: "c1".into(),
+        windows: windows("2026-03-14T09"),
+        price_cents: 500,
+        purchase: None,
+    };
+    assert_eq!(store.commit(&old, 450), Ok(()));
+    assert_eq!(store.pending_reservations(), Ok(0));
+}
+
 #[test]
 fn everything_recorded_survives_closing_and_reopening_the_file() {
     let (_dir, path) = temp_db();
@@ -301,11 +465,15 @@ fn everything_recorded_survives_closing_and_reopening_the_file() {
     let keys = keys_of(&lead(1));
     let pending = {
         let store = SqliteStore::open(&path).expect("opens");
-        let sold = store.reserve("c1", &caps, &h9, 500).expect("reserves");
+        let sold = store.reserve("c1", &caps, &h9, 500, None).expect("reserves");
         store.commit(&sold, 450).expect("commits");
-        let pending = store.reserve("c1", &caps, &h9, 500).expect("reserves");
+        let pending = store.reserve("c1", &caps, &h9, 500, None).expect("reserves");
         assert_eq!(store.check_and_record_lead("p1", &keys, 0, 1_000), Ok(None));
-        store.record_purchase("b1", &keys, 1_000).expect("records");
+        let bought = store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b1", &keys, 1_000, Some(0))));
+        store.commit(&bought.expect("reserves"), 100).expect("commits");
+        store
+            .reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 1_500, Some(0))))
+            .expect("reserves");
         store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
         store.record_pickup(pickup("c1", 1, 450)).expect("records");
         pending
@@ -314,12 +482,17 @@ fn everything_recorded_survives_closing_and_reopening_the_file() {
     let store = SqliteStore::open(&path).expect("reopens");
     let usage = store.usage("c1", &h9).expect("usage");
     assert_eq!((usage.leads_day, usage.spend_day_cents), (2, 950));
-    assert_eq!(store.pending_reservations(), Ok(1));
-    assert_eq!(store.reserve("c1", &caps, &h9, 500), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
+    assert_eq!(store.pending_reservations(), Ok(2), "c1's and b2's pending sales");
+    assert_eq!(store.reserve("c1", &caps, &h9, 500, None), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
     assert_eq!(store.release(&pending), Ok(()));
     assert_eq!(store.usage("c1", &h9).map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 450)));
     assert_eq!(store.check_and_record_lead("p1", &keys, 0, 2_000), Ok(Some(1_000)));
     assert_eq!(store.bought_since("b1", &keys, 1_000), Ok(true));
+    assert_eq!(
+        store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 2_000, Some(0)))),
+        Err(ReserveError::Suppressed { at_unix_ms: 1_500, pending: true }),
+        "a pending sale still suppresses after a restart"
+    );
     assert_eq!(
         store.claim_ping("ping-a", 2_000),
         Ok(PingClaim::Claimed(Box::new(ping_record("ping-a", 1, 1_000, 10_000))))
@@ -333,12 +506,12 @@ fn reservation_ids_are_not_reused_after_reopen() {
     let h9 = windows("2026-03-14T09");
     let first = {
         let store = SqliteStore::open(&path).expect("opens");
-        let first = store.reserve("c1", &Caps::default(), &h9, 100).expect("reserves");
+        let first = store.reserve("c1", &Caps::default(), &h9, 100, None).expect("reserves");
         store.release(&first).expect("releases");
         first
     };
     let store = SqliteStore::open(&path).expect("reopens");
-    let second = store.reserve("c1", &Caps::default(), &h9, 100).expect("reserves");
+    let second = store.reserve("c1", &Caps::default(), &h9, 100, None).expect("reserves");
     assert_ne!(second.id, first.id);
     assert_eq!(store.release(&first), Err(StoreError::UnknownReservation(first.id)));
 }
@@ -407,7 +580,15 @@ fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
     let consumer = lead(7);
     let store = SqliteStore::open(&path).expect("opens");
     store.check_and_record_lead("p1", &keys_of(&consumer), 0, 1_000).expect("records");
-    store.record_purchase("b1", &keys_of(&consumer), 1_000).expect("records");
+    let sale = Some(purchase("b1", &keys_of(&consumer), 1_000, Some(0)));
+    store
+        .commit(
+            &store.reserve("c1", &Caps::default(), &windows("2026-03-14T09"), 100, sale.as_ref()).expect("reserves"),
+            100,
+        )
+        .expect("commits");
+    let pending = Some(purchase("b2", &keys_of(&consumer), 1_000, Some(0)));
+    store.reserve("c2", &Caps::default(), &windows("2026-03-14T09"), 100, pending.as_ref()).expect("stays pending");
     drop(store);
     let bytes = database_bytes(&path);
     assert!(contains(&bytes, &keys_of(&consumer).phone_sha256), "the hash is stored");

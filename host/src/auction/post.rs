@@ -1,7 +1,9 @@
 //! The post phase: the full lead goes only to the selected buyer(s), one campaign at a time per buyer, with
 //! fallback down the ranking when a post is refused or fails, until the lead is sold to as many buyers as the mode
-//! allows, the ranking is exhausted, or the post deadline passes. Every post is preceded by a cap reservation, which
-//! is committed when the buyer takes the lead and released otherwise.
+//! allows, the ranking is exhausted, or the post deadline passes. Every post is preceded by a reservation that counts
+//! the sale against the caps and, in the same atomic step, against the buyer's suppression window (a pending sale of
+//! this consumer to this buyer counts as a purchase); it is committed — recording the purchase — when the buyer
+//! takes the lead and released otherwise.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use super::fanout::http_error_kind;
 use super::http_buyer::{HttpBuyerError, PostAnswer, PostRequest};
 use super::identity::ConsumerKeys;
 use super::select::{Candidate, next_batch};
-use super::store::{Pickup, ReserveError};
+use super::store::{Pickup, Purchase, ReserveError};
 use super::trace::{PostResult, PostTrace, Sale, micros};
 use crate::model::Lead;
 
@@ -88,21 +90,38 @@ impl Exchange {
         if !in_schedule(&entry.config.schedule, entry.time_zone, now) {
             return no_longer("out of schedule");
         }
-        if entry.config.suppression_days > 0 {
-            let since = now - i64::from(entry.config.suppression_days) * super::engine::DAY_MS;
-            match self.store.bought_since(&entry.config.buyer_id, job.keys, since) {
-                Ok(false) => {}
-                Ok(true) => return no_longer("buyer bought this consumer within the suppression window"),
-                Err(error) => return (PostResult::Failed { error: error.to_string() }, None),
-            }
-        }
         let windows = cap_windows(entry.time_zone, now);
-        let reservation =
-            match self.store.reserve(&entry.config.id, &entry.config.caps, &windows, candidate.price_cents) {
-                Ok(reservation) => reservation,
-                Err(ReserveError::CapReached(cap)) => return (PostResult::CapReached { cap }, None),
-                Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
-            };
+        let days = entry.config.suppression_days;
+        let purchase = Purchase {
+            buyer_id: entry.config.buyer_id.clone(),
+            keys: job.keys.clone(),
+            at_unix_ms: now,
+            suppress_since_unix_ms: (days > 0).then(|| now - i64::from(days) * super::engine::DAY_MS),
+        };
+        let caps = &entry.config.caps;
+        let reservation = match self.store.reserve(
+            &entry.config.id,
+            caps,
+            &windows,
+            candidate.price_cents,
+            Some(&purchase),
+        ) {
+            Ok(reservation) => reservation,
+            Err(ReserveError::Suppressed { at_unix_ms, pending }) => {
+                let at = chrono::DateTime::from_timestamp_millis(at_unix_ms)
+                    .map_or(at_unix_ms.to_string(), |t| t.to_rfc3339());
+                let reason = if pending {
+                    format!(
+                        "suppressed: another auction is selling this consumer to this buyer (reserved at {at}), within its {days}-day window"
+                    )
+                } else {
+                    format!("suppressed: buyer bought this consumer at {at}, within its {days}-day window")
+                };
+                return no_longer(&reason);
+            }
+            Err(ReserveError::CapReached(cap)) => return (PostResult::CapReached { cap }, None),
+            Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
+        };
         let result = self.deliver(job, candidate, &entry, deadline, now).await;
         match result.sold_price() {
             Some(price) => {
@@ -111,10 +130,7 @@ impl Exchange {
                     _ => None,
                 };
                 if let Err(error) = self.store.commit(&reservation, price) {
-                    tracing::error!(campaign = %entry.config.id, %error, "could not commit a cap reservation of a sold lead");
-                }
-                if let Err(error) = self.store.record_purchase(&entry.config.buyer_id, job.keys, now) {
-                    tracing::error!(buyer = %entry.config.buyer_id, %error, "could not record a purchase for suppression");
+                    tracing::error!(campaign = %entry.config.id, %error, "could not commit the reservation (caps and purchase) of a sold lead");
                 }
                 let sale =
                     Sale::new(&entry.config.id, &entry.config.buyer_id, price, job.publisher.margin_bps, buyer_lead_id);

@@ -5,7 +5,10 @@
 //! Cap protocol: before posting a lead to a campaign the engine calls [`AuctionStore::reserve`], which counts the
 //! sale against every cap window at once (or refuses, naming the cap that is full) so concurrent auctions can never
 //! oversell; an accepted post [`AuctionStore::commit`]s the reservation at the confirmed price, a rejected or failed
-//! post [`AuctionStore::release`]s it.
+//! post [`AuctionStore::release`]s it. The same step checks duplicate suppression: a reservation names the buyer and
+//! the consumer ([`Purchase`]), is refused when that buyer bought the consumer — or holds a pending reservation for
+//! it — within the campaign's window, and records the purchase when committed, so two auctions of one consumer running
+//! at once can never both sell it to the same buyer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -81,6 +84,20 @@ impl Usage {
     }
 }
 
+/// The buyer and consumer of a sale, for duplicate suppression: checked when the sale is reserved, recorded as the
+/// buyer's purchase when it is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub buyer_id: String,
+    pub keys: ConsumerKeys,
+    /// When the sale is made (the post attempt); the purchase time recorded on commit.
+    pub at_unix_ms: i64,
+    /// Start of the campaign's suppression window: the reservation is refused when the buyer bought this consumer, or
+    /// holds a pending reservation for it, at or after this time. `None`: no window (the purchase is still recorded,
+    /// so the buyer's other campaigns see it).
+    pub suppress_since_unix_ms: Option<i64>,
+}
+
 /// A sale counted against a campaign's caps but not yet confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
@@ -88,6 +105,8 @@ pub struct Reservation {
     pub campaign_id: String,
     pub windows: CapWindows,
     pub price_cents: u32,
+    /// Who buys whom, when the sale is of a known consumer; while pending it counts as a purchase for suppression.
+    pub purchase: Option<Purchase>,
 }
 
 /// A failure of the store itself.
@@ -106,8 +125,17 @@ pub enum StoreError {
 pub enum ReserveError {
     #[error("cap {} reached", .0.as_str())]
     CapReached(CapKind),
+    /// The buyer bought this consumer at `at_unix_ms`, within the suppression window; `pending` when that purchase is a
+    /// reservation not yet committed (another auction is posting this consumer to the buyer right now).
+    #[error("buyer {} this consumer at {at_unix_ms} (unix ms), within its suppression window", bought_or_holds(.pending))]
+    Suppressed { at_unix_ms: i64, pending: bool },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How [`ReserveError::Suppressed`] names the earlier sale.
+fn bought_or_holds(pending: &bool) -> &'static str {
+    if *pending { "holds a pending sale of" } else { "already bought" }
 }
 
 /// A two-step auction between its ping and its post.
@@ -152,16 +180,19 @@ pub struct Pickup {
 
 /// What the engine needs from storage. Every method is one atomic step.
 pub trait AuctionStore: Send + Sync + std::fmt::Debug {
-    /// Counts one sale at `price_cents` against every window of `campaign_id`'s caps, or refuses with the first cap
-    /// it would exceed. Reserved sales count until released.
+    /// Counts one sale at `price_cents` against every window of `campaign_id`'s caps, or refuses: first with
+    /// [`ReserveError::Suppressed`] when `purchase` has a suppression window its buyer already bought (or holds a
+    /// pending reservation for) this consumer in, then with the first cap it would exceed. Reserved sales count
+    /// against caps and suppression until released.
     fn reserve(
         &self,
         campaign_id: &str,
         caps: &Caps,
         windows: &CapWindows,
         price_cents: u32,
+        purchase: Option<&Purchase>,
     ) -> Result<Reservation, ReserveError>;
-    /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it).
+    /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it) and records its purchase.
     fn commit(&self, reservation: &Reservation, final_price_cents: u32) -> Result<(), StoreError>;
     /// Gives a reservation back.
     fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
@@ -176,10 +207,9 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         since_unix_ms: i64,
         now_unix_ms: i64,
     ) -> Result<Option<i64>, StoreError>;
-    /// Whether `buyer_id` bought this consumer at or after `since_unix_ms`.
+    /// Whether `buyer_id` bought (committed a purchase of) this consumer at or after `since_unix_ms`: the engine's
+    /// cheap eligibility filter; [`AuctionStore::reserve`] makes the binding check.
     fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError>;
-    /// Records that `buyer_id` bought this consumer.
-    fn record_purchase(&self, buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64) -> Result<(), StoreError>;
     /// Stores a two-step ping until its post.
     fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
     /// Claims a ping for its post, once.
@@ -240,6 +270,32 @@ impl Inner {
     }
 
     /// Adds `leads` and `spend` (either may be negative) to each window.
+    /// When `buyer_id` last bought this consumer (committed), if at or after `since_unix_ms`.
+    fn bought_at(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Option<i64> {
+        [&keys.phone_sha256, &keys.email_sha256]
+            .iter()
+            .filter_map(|hash| self.bought.get(&(buyer_id.to_owned(), (*hash).clone())).copied())
+            .filter(|at| *at >= since_unix_ms)
+            .max()
+    }
+
+    /// Why `purchase` is suppressed, if it is: a committed purchase first, else a pending reservation.
+    fn suppressed(&self, purchase: &Purchase) -> Option<ReserveError> {
+        let since = purchase.suppress_since_unix_ms?;
+        if let Some(at_unix_ms) = self.bought_at(&purchase.buyer_id, &purchase.keys, since) {
+            return Some(ReserveError::Suppressed { at_unix_ms, pending: false });
+        }
+        self.pending
+            .values()
+            .filter_map(|r| r.purchase.as_ref())
+            .filter(|p| {
+                p.buyer_id == purchase.buyer_id && p.keys.same_consumer(&purchase.keys) && p.at_unix_ms >= since
+            })
+            .map(|p| p.at_unix_ms)
+            .max()
+            .map(|at_unix_ms| ReserveError::Suppressed { at_unix_ms, pending: true })
+    }
+
     fn apply(&mut self, campaign_id: &str, windows: &CapWindows, leads: i64, spend: i64) {
         for (period, key) in
             [(Period::Hour, &windows.hour), (Period::Day, &windows.day), (Period::Month, &windows.month)]
@@ -285,8 +341,12 @@ impl AuctionStore for MemoryStore {
         caps: &Caps,
         windows: &CapWindows,
         price_cents: u32,
+        purchase: Option<&Purchase>,
     ) -> Result<Reservation, ReserveError> {
         let mut inner = self.lock()?;
+        if let Some(refusal) = purchase.and_then(|p| inner.suppressed(p)) {
+            return Err(refusal);
+        }
         if let Some(cap) = inner.usage(campaign_id, windows).exceeded_by(caps, price_cents) {
             return Err(ReserveError::CapReached(cap));
         }
@@ -297,6 +357,7 @@ impl AuctionStore for MemoryStore {
             campaign_id: campaign_id.to_owned(),
             windows: windows.clone(),
             price_cents,
+            purchase: purchase.cloned(),
         };
         inner.pending.insert(reservation.id, reservation.clone());
         Ok(reservation)
@@ -307,6 +368,12 @@ impl AuctionStore for MemoryStore {
         let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
         let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
         inner.apply(&pending.campaign_id, &pending.windows, 0, correction);
+        if let Some(purchase) = pending.purchase {
+            for hash in [purchase.keys.phone_sha256, purchase.keys.email_sha256] {
+                let entry = inner.bought.entry((purchase.buyer_id.clone(), hash)).or_insert(purchase.at_unix_ms);
+                *entry = (*entry).max(purchase.at_unix_ms);
+            }
+        }
         Ok(())
     }
 
@@ -344,19 +411,7 @@ impl AuctionStore for MemoryStore {
     }
 
     fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
-        let inner = self.lock()?;
-        Ok([&keys.phone_sha256, &keys.email_sha256].iter().any(|hash| {
-            inner.bought.get(&(buyer_id.to_owned(), (*hash).clone())).is_some_and(|at| *at >= since_unix_ms)
-        }))
-    }
-
-    fn record_purchase(&self, buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        for hash in [&keys.phone_sha256, &keys.email_sha256] {
-            let entry = inner.bought.entry((buyer_id.to_owned(), hash.clone())).or_insert(at_unix_ms);
-            *entry = (*entry).max(at_unix_ms);
-        }
-        Ok(())
+        Ok(self.lock()?.bought_at(buyer_id, keys, since_unix_ms).is_some())
     }
 
     fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {

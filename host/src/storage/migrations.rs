@@ -16,8 +16,14 @@ pub struct Migration {
 }
 
 /// Every migration of the store, oldest first. Released migrations are never edited: a change is a new one.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "auction store", sql: include_str!("migrations/0001_auction_store.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "auction store", sql: include_str!("migrations/0001_auction_store.sql") },
+    Migration {
+        version: 2,
+        name: "reservation purchase",
+        sql: include_str!("migrations/0002_reservation_purchase.sql"),
+    },
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

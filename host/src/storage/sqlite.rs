@@ -17,7 +17,7 @@ use super::migrations::{self, MigrationError};
 use crate::auction::config::Caps;
 use crate::auction::identity::ConsumerKeys;
 use crate::auction::store::{
-    AuctionStore, CapWindows, Pickup, PingClaim, PingRecord, Reservation, ReserveError, StoreError, Usage,
+    AuctionStore, CapWindows, Pickup, PingClaim, PingRecord, Purchase, Reservation, ReserveError, StoreError, Usage,
 };
 use crate::model::Lead;
 
@@ -226,20 +226,78 @@ fn take_reservation(tx: &Transaction<'_>, id: u64) -> Result<Reservation, StoreE
     let pending = tx
         .prepare_cached(
             "DELETE FROM reservation WHERE id = ?1
-             RETURNING campaign_id, hour_window, day_window, month_window, price_cents",
+             RETURNING campaign_id, hour_window, day_window, month_window, price_cents,
+                buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms",
         )
         .map_err(backend(what))?
         .query_row([key], |row| {
+            let buyer: Option<String> = row.get(5)?;
+            let purchase = match buyer {
+                None => None,
+                Some(buyer_id) => Some(Purchase {
+                    buyer_id,
+                    keys: ConsumerKeys { phone_sha256: row.get(6)?, email_sha256: row.get(7)? },
+                    at_unix_ms: row.get(8)?,
+                    suppress_since_unix_ms: row.get(9)?,
+                }),
+            };
             Ok(Reservation {
                 id,
                 campaign_id: row.get(0)?,
                 windows: CapWindows { hour: row.get(1)?, day: row.get(2)?, month: row.get(3)? },
                 price_cents: row.get(4)?,
+                purchase,
             })
         })
         .optional()
         .map_err(backend(what))?;
     pending.ok_or(StoreError::UnknownReservation(id))
+}
+
+/// Why `purchase` is suppressed, if it is: the buyer's latest committed purchase of the consumer in the window, else
+/// its latest pending reservation for it (read inside the reserving transaction, so no other sale can slip between).
+fn suppressed(tx: &Transaction<'_>, purchase: &Purchase) -> Result<Option<ReserveError>, StoreError> {
+    let what = "checking suppression";
+    let Some(since) = purchase.suppress_since_unix_ms else {
+        return Ok(None);
+    };
+    let (buyer, phone, email) = (&purchase.buyer_id, &purchase.keys.phone_sha256, &purchase.keys.email_sha256);
+    let bought: Option<i64> = tx
+        .prepare_cached(
+            "SELECT MAX(bought_at_unix_ms) FROM consumer_bought
+             WHERE buyer_id = ?1 AND key_sha256 IN (?2, ?3) AND bought_at_unix_ms >= ?4",
+        )
+        .map_err(backend(what))?
+        .query_row(params![buyer, phone, email, since], |row| row.get(0))
+        .map_err(backend(what))?;
+    if let Some(at_unix_ms) = bought {
+        return Ok(Some(ReserveError::Suppressed { at_unix_ms, pending: false }));
+    }
+    let pending: Option<i64> = tx
+        .prepare_cached(
+            "SELECT MAX(reserved_at_unix_ms) FROM reservation
+             WHERE buyer_id = ?1 AND (phone_sha256 = ?2 OR email_sha256 = ?3) AND reserved_at_unix_ms >= ?4",
+        )
+        .map_err(backend(what))?
+        .query_row(params![buyer, phone, email, since], |row| row.get(0))
+        .map_err(backend(what))?;
+    Ok(pending.map(|at_unix_ms| ReserveError::Suppressed { at_unix_ms, pending: true }))
+}
+
+/// Records that the purchase's buyer bought its consumer (keeping the latest time per hash).
+fn record_purchase(tx: &Transaction<'_>, purchase: &Purchase) -> Result<(), StoreError> {
+    let what = "recording a purchase";
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO consumer_bought (buyer_id, key_sha256, bought_at_unix_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (buyer_id, key_sha256) DO UPDATE
+                SET bought_at_unix_ms = MAX(bought_at_unix_ms, excluded.bought_at_unix_ms)",
+        )
+        .map_err(backend(what))?;
+    for hash in hashes(&purchase.keys) {
+        stmt.execute(params![purchase.buyer_id, hash, purchase.at_unix_ms]).map_err(backend(what))?;
+    }
+    Ok(())
 }
 
 /// The two hashes a consumer is looked up by.
@@ -254,8 +312,14 @@ impl AuctionStore for SqliteStore {
         caps: &Caps,
         windows: &CapWindows,
         price_cents: u32,
+        purchase: Option<&Purchase>,
     ) -> Result<Reservation, ReserveError> {
         self.write("reserving a sale", |tx| {
+            if let Some(purchase) = purchase
+                && let Some(refusal) = suppressed(tx, purchase)?
+            {
+                return Err(refusal);
+            }
             if let Some(cap) = usage(tx, campaign_id, windows)?.exceeded_by(caps, price_cents) {
                 return Err(ReserveError::CapReached(cap));
             }
@@ -263,16 +327,35 @@ impl AuctionStore for SqliteStore {
             let what = "recording a reservation";
             let id: i64 = tx
                 .prepare_cached(
-                    "INSERT INTO reservation (campaign_id, hour_window, day_window, month_window, price_cents)
-                     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                    "INSERT INTO reservation (campaign_id, hour_window, day_window, month_window, price_cents,
+                        buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
                 )
                 .map_err(backend(what))?
-                .query_row(params![campaign_id, windows.hour, windows.day, windows.month, price_cents], |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    params![
+                        campaign_id,
+                        windows.hour,
+                        windows.day,
+                        windows.month,
+                        price_cents,
+                        purchase.map(|p| &p.buyer_id),
+                        purchase.map(|p| &p.keys.phone_sha256),
+                        purchase.map(|p| &p.keys.email_sha256),
+                        purchase.map(|p| p.at_unix_ms),
+                        purchase.and_then(|p| p.suppress_since_unix_ms),
+                    ],
+                    |row| row.get(0),
+                )
                 .map_err(backend(what))?;
             let id = u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))?;
-            Ok(Reservation { id, campaign_id: campaign_id.to_owned(), windows: windows.clone(), price_cents })
+            Ok(Reservation {
+                id,
+                campaign_id: campaign_id.to_owned(),
+                windows: windows.clone(),
+                price_cents,
+                purchase: purchase.cloned(),
+            })
         })
     }
 
@@ -280,7 +363,11 @@ impl AuctionStore for SqliteStore {
         self.write("committing a reservation", |tx| {
             let pending = take_reservation(tx, reservation.id)?;
             let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
-            apply(tx, &pending.campaign_id, &pending.windows, 0, correction)
+            apply(tx, &pending.campaign_id, &pending.windows, 0, correction)?;
+            match &pending.purchase {
+                Some(purchase) => record_purchase(tx, purchase),
+                None => Ok(()),
+            }
         })
     }
 
@@ -337,23 +424,6 @@ impl AuctionStore for SqliteStore {
             .map_err(backend(what))?
             .query_row(params![buyer_id, keys.phone_sha256, keys.email_sha256, since_unix_ms], |row| row.get(0))
             .map_err(backend(what))
-        })
-    }
-
-    fn record_purchase(&self, buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64) -> Result<(), StoreError> {
-        let what = "recording a purchase";
-        self.write(what, |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO consumer_bought (buyer_id, key_sha256, bought_at_unix_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (buyer_id, key_sha256) DO UPDATE
-                        SET bought_at_unix_ms = MAX(bought_at_unix_ms, excluded.bought_at_unix_ms)",
-                )
-                .map_err(backend(what))?;
-            for hash in hashes(keys) {
-                stmt.execute(params![buyer_id, hash, at_unix_ms]).map_err(backend(what))?;
-            }
-            Ok(())
         })
     }
 
