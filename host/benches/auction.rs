@@ -187,26 +187,17 @@ fn model_decision(decision: pingpost_sdk::Decision) -> model::Decision {
 /// The native floor: redact, 18 bids, the highest wins.
 struct NativeAuction {
     redactor: standard_redactor::StandardRedactor,
-    redactor_config: String,
-    buyers: Vec<(String, String, NativeBuyer)>,
+    /// (campaign id, buyer)
+    buyers: Vec<(String, NativeBuyer)>,
 }
 
 impl NativeAuction {
     fn run(&self, lead: &pingpost_sdk::Lead) -> Option<(usize, u32)> {
-        let context = pingpost_sdk::RedactContext {
-            publisher_id: lead.publisher_id.clone(),
-            config: self.redactor_config.clone(),
-            now_unix_ms: NOW,
-        };
+        let context = pingpost_sdk::RedactContext { now_unix_ms: NOW };
         let ping = self.redactor.redact(lead, &context).expect("redacts");
         let mut best: Option<(usize, u32)> = None;
-        for (i, (campaign_id, config, buyer)) in self.buyers.iter().enumerate() {
-            let context = pingpost_sdk::BidContext {
-                campaign_id: campaign_id.clone(),
-                config: config.clone(),
-                now_unix_ms: NOW,
-                caps_left: pingpost_sdk::CapsLeft::default(),
-            };
+        for (i, (_, buyer)) in self.buyers.iter().enumerate() {
+            let context = pingpost_sdk::BidContext { now_unix_ms: NOW, caps_left: pingpost_sdk::CapsLeft::default() };
             if let Some(price) = buyer.bid(&ping, &context).price_cents()
                 && best.is_none_or(|(_, p)| price > p)
             {
@@ -219,7 +210,6 @@ impl NativeAuction {
 
 #[derive(Deserialize)]
 struct PingBody {
-    campaign_id: String,
     ping: model::Ping,
 }
 
@@ -232,12 +222,8 @@ async fn start_http_buyers(buyers: &[(String, String, String)]) -> Vec<HttpEndpo
             .route(
                 "/ping",
                 post(|State(buyer): State<Arc<(NativeBuyer, String)>>, Json(body): Json<PingBody>| async move {
-                    let context = pingpost_sdk::BidContext {
-                        campaign_id: body.campaign_id,
-                        config: buyer.1.clone(),
-                        now_unix_ms: NOW,
-                        caps_left: pingpost_sdk::CapsLeft::default(),
-                    };
+                    let context =
+                        pingpost_sdk::BidContext { now_unix_ms: NOW, caps_left: pingpost_sdk::CapsLeft::default() };
                     Json(model_decision(buyer.0.bid(&sdk_ping(&body.ping), &context)))
                 }),
             )
@@ -306,11 +292,7 @@ fn bench(c: &mut Criterion) {
     let publisher = &wasm_file.config.publishers[0];
     let native = NativeAuction {
         redactor: standard_redactor::StandardRedactor::new(&publisher.redactor_config).expect("redactor config"),
-        redactor_config: publisher.redactor_config.clone(),
-        buyers: buyers
-            .iter()
-            .map(|(id, plugin, config)| (id.clone(), config.clone(), NativeBuyer::new(plugin, config)))
-            .collect(),
+        buyers: buyers.iter().map(|(id, plugin, config)| (id.clone(), NativeBuyer::new(plugin, config))).collect(),
     };
     let native_lead = sdk_lead(&lead);
 

@@ -13,7 +13,7 @@ use pingpost::model::{CapsLeft, ConsentFlags, Ping};
 use pingpost::plugin::bindings::v0_1::{Buyer as WitBuyer, BuyerPre, host, types};
 use pingpost::plugin::sandbox::StoreState;
 use pingpost::plugin::{
-    Allocator, BuyerPlugin, InstanceMode, Limits, Plugin, Runtime, RuntimeConfig, component::to_component,
+    Allocator, BuyerPlugin, InstanceMode, Limits, Plugin, PreparedPing, Runtime, RuntimeConfig, component::to_component,
 };
 use pingpost_sdk::Buyer as _;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -129,15 +129,12 @@ fn raw_call(epoch: bool, fuel: bool) -> impl FnMut() {
         store.set_fuel(u64::MAX / 2).expect("fuel");
     }
     let bindings: WitBuyer = pre.instantiate(&mut store).expect("instantiates");
+    let configured = bindings.pingpost_plugin_bidder().call_configure(&mut store, "c", CONFIG).expect("configures");
+    assert_eq!(configured, Ok(()));
     let wit_ping = types::Ping::from(&ping());
-    let context = types::BidContext {
-        campaign_id: "c".into(),
-        config: CONFIG.into(),
-        now_unix_ms: NOW,
-        caps_left: (&CapsLeft::default()).into(),
-    };
+    let context = types::BidContext { now_unix_ms: NOW, caps_left: (&CapsLeft::default()).into() };
     move || {
-        black_box(bindings.pingpost_plugin_bidder().call_bid(&mut store, &wit_ping, &context).expect("answers"));
+        black_box(bindings.pingpost_plugin_bidder().call_bid(&mut store, &wit_ping, context).expect("answers"));
     }
 }
 
@@ -146,7 +143,7 @@ fn single_call(c: &mut Criterion) {
     g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     let native = config_buyer::ConfigBuyer::new(CONFIG).expect("config");
-    let (p, ctx) = (sdk_ping(), pingpost_sdk::BidContext { config: CONFIG.into(), ..Default::default() });
+    let (p, ctx) = (sdk_ping(), pingpost_sdk::BidContext::default());
     g.bench_function("native", |b| b.iter(|| black_box(native.bid(black_box(&p), &ctx))));
 
     for (name, mode, allocator, fuel) in [
@@ -162,6 +159,13 @@ fn single_call(c: &mut Criterion) {
         let ping = ping();
         assert!(buyer.bid(&ping, NOW, CapsLeft::default()).expect("answers").value.price_cents().is_some());
         g.bench_function(name, |b| b.iter(|| black_box(buyer.bid(&ping, NOW, CapsLeft::default()).expect("ok"))));
+        if name == "warm" {
+            // The fan-out's path: the ping converted once per auction, lent to every buyer.
+            let prepared = PreparedPing::new(&ping);
+            g.bench_function("warm_prepared", |b| {
+                b.iter(|| black_box(buyer.bid_prepared(&prepared, NOW, CapsLeft::default()).expect("ok")))
+            });
+        }
     }
     for (name, epoch, fuel) in
         [("raw_no_epoch_no_fuel", false, false), ("raw_epoch", true, false), ("raw_epoch_fuel", true, true)]
@@ -222,6 +226,17 @@ fn twenty_buyers(c: &mut Criterion) {
                 }
             })
         });
+        if name == "warm" {
+            // The fan-out's path: the ping converted once for the 20 buyers.
+            g.bench_function("warm_prepared", |b| {
+                b.iter(|| {
+                    let prepared = PreparedPing::new(&ping);
+                    for buyer in &buyers {
+                        black_box(buyer.bid_prepared(&prepared, NOW, CapsLeft::default()).expect("ok"));
+                    }
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -240,3 +240,33 @@ async fn the_26_dollar_buyer_wins_among_12_bids_from_18_campaigns_and_only_it_se
     // No Wasm campaign was kept the lead for pick-up: the winner is the only buyer that ever had it.
     assert!(store.all_pickups().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_campaign_config_its_plugin_refuses_fails_the_exchange_file_naming_the_campaign() {
+    pingpost_plugins::build_all().expect("building the plugins");
+    let mut file = ExchangeFile::read(example_dir().join("exchange.toml")).expect("the example's exchange file");
+    let campaign = file
+        .config
+        .campaigns
+        .iter_mut()
+        .find(|c| matches!(&c.target, CampaignTarget::Wasm { plugin, .. } if plugin == "config-buyer"))
+        .expect("the example has a config-buyer campaign");
+    let id = campaign.id.clone();
+    if let CampaignTarget::Wasm { config, .. } = &mut campaign.target {
+        *config = Value::String("{not json".into());
+    }
+    let clock = Arc::new(ManualClock::new(NOW_UNIX_MS));
+    let runtime = Runtime::with_clock(RuntimeConfig::default(), clock.clone()).expect("plugin runtime");
+    let parts = ExchangeParts {
+        clock,
+        ids: Arc::new(SeededIds::new(1)),
+        store: Arc::new(MemoryStore::new()),
+        http: HttpBuyerClient::with_default_client().unwrap(),
+        settings: EngineSettings::default(),
+    };
+    let Err(error) = file.build(&runtime, parts) else {
+        panic!("the campaign's config must be refused before any ping");
+    };
+    assert!(error.message.contains(&format!("campaign {id:?}")), "{error}");
+    assert!(error.message.contains("refused its config"), "{error}");
+}

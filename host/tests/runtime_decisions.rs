@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{NOW, lead, ping, plugin, runtime, wasm, with_cache};
 use pingpost::model::{Bid, BidContext, CapsLeft, ConsentFlags, Decision, Gender, Ping, RejectCode};
-use pingpost::plugin::{Allocator, BuyerPlugin, InstanceMode, Limits, Runtime, RuntimeConfig};
+use pingpost::plugin::{Allocator, BuyerPlugin, InstanceMode, Limits, LoadError, Runtime, RuntimeConfig};
 use serde_json::Value;
 
 /// Florida and Texas, 25-64, health insurance, TrustedForm required, weekdays 9-17 in New York, floor 5 dollars.
@@ -111,9 +111,29 @@ fn the_pooling_allocator_decides_the_table_like_on_demand_memory() {
 }
 
 #[test]
-fn an_invalid_campaign_config_is_a_config_rejection() {
-    let buyer = runtime().buyer(plugin("config-buyer"), "broken", "{not json").expect("buyer");
-    assert_eq!(code(&decide(&buyer, &ping(), NOW)), Some(RejectCode::Config));
+fn an_invalid_campaign_config_is_refused_when_the_buyer_is_created() {
+    match runtime().buyer(plugin("config-buyer"), "broken", "{not json") {
+        Err(LoadError::Config { reason }) => assert!(reason.contains("config-buyer config"), "{reason}"),
+        Err(other) => panic!("expected the plugin's config refusal, got {other}"),
+        Ok(_) => panic!("a config that is not JSON was accepted"),
+    }
+}
+
+#[test]
+fn an_invalid_publisher_config_is_refused_when_the_redactor_is_created() {
+    match runtime().redactor(plugin("standard-redactor"), "pub-1", r#"{"allow_extra": "all"}"#) {
+        Err(LoadError::Config { reason }) => assert!(reason.contains("standard-redactor config"), "{reason}"),
+        Err(other) => panic!("expected the plugin's config refusal, got {other}"),
+        Ok(_) => panic!("an allow_extra that is not a list was accepted"),
+    }
+}
+
+#[test]
+fn a_new_buyer_is_configured_once_and_its_first_instance_serves_warm() {
+    let buyer = runtime().buyer(plugin("config-buyer"), "eager", r#"{"base_price_cents": 400}"#).expect("buyer");
+    assert_eq!(buyer.idle_instances(), 1, "the instance configured at creation is kept warm");
+    assert_eq!(decide(&buyer, &ping(), NOW).price_cents(), Some(400));
+    assert_eq!(buyer.idle_instances(), 1, "the first call ran on that instance and gave it back");
 }
 
 #[test]
@@ -187,10 +207,7 @@ fn the_ping_and_context_cross_the_boundary_intact() {
     let received: Ping = serde_json::from_value(line["ping"].clone()).expect("a ping");
     let context: BidContext = serde_json::from_value(line["context"].clone()).expect("a context");
     assert_eq!(received, sent);
-    assert_eq!(
-        context,
-        BidContext { campaign_id: "echo-1".into(), config: config.into(), now_unix_ms: NOW, caps_left: caps }
-    );
+    assert_eq!(context, BidContext { now_unix_ms: NOW, caps_left: caps });
 }
 
 #[test]

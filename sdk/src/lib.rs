@@ -4,7 +4,7 @@
 #![allow(clippy::test_attr_in_doctest)]
 
 mod bindings;
-mod config_cache;
+mod instance_state;
 mod log;
 pub mod time;
 mod types;
@@ -20,11 +20,12 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 
 /// A buyer's filter and bid logic.
 ///
-/// The host calls [`Buyer::bid`] once per ping, with the campaign's config in the context. The SDK builds the buyer
-/// with [`Buyer::new`] the first time it sees a config and keeps it while the config stays the same, so parsing the
-/// config costs nothing per ping.
+/// A Wasm instance serves one campaign. When the host creates it, it calls the exported `configure` once with the
+/// campaign's config, and the SDK builds the buyer with [`Buyer::new`] then; every ping afterwards is one
+/// [`Buyer::bid`] call on that buyer, so parsing the config costs nothing per ping.
 pub trait Buyer: Sized + 'static {
-    /// Builds the buyer from its campaign's config string. An error makes every ping a `config` rejection.
+    /// Builds the buyer from its campaign's config string. An error is returned to the host, which refuses the
+    /// campaign's config when the campaign is created.
     fn new(config: &str) -> Result<Self, String>;
 
     /// Decides on one ping: bid a price in cents or reject with a reason.
@@ -35,8 +36,11 @@ pub trait Buyer: Sized + 'static {
 ///
 /// The host has the last word on PII: it refuses to send a ping that still contains any of the lead's personal
 /// values, whatever the redactor returns.
+///
+/// Like a buyer, a redactor is built once per Wasm instance, from the publisher's config, when the host configures it.
 pub trait Redactor: Sized + 'static {
-    /// Builds the redactor from the publisher's config string.
+    /// Builds the redactor from the publisher's config string. An error is returned to the host, which refuses the
+    /// publisher's config.
     fn new(config: &str) -> Result<Self, String>;
 
     /// Maps a full lead to its ping, or says why it cannot be pinged.
@@ -75,6 +79,13 @@ macro_rules! register_buyer {
             struct __PingpostBuyerExport;
 
             impl $crate::__private::BidderGuest for __PingpostBuyerExport {
+                fn configure(
+                    _campaign_id: ::std::string::String,
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::configure_buyer::<$buyer>(&config)
+                }
+
                 fn bid(ping: $crate::Ping, context: $crate::BidContext) -> $crate::Decision {
                     $crate::__private::call_buyer::<$buyer>(&ping, &context)
                 }
@@ -114,6 +125,13 @@ macro_rules! register_redactor {
             struct __PingpostRedactorExport;
 
             impl $crate::__private::RedactionGuest for __PingpostRedactorExport {
+                fn configure(
+                    _publisher_id: ::std::string::String,
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::configure_redactor::<$redactor>(&config)
+                }
+
                 fn redact(
                     lead: $crate::Lead,
                     context: $crate::RedactContext,
@@ -136,5 +154,5 @@ pub mod __private {
     pub use crate::bindings::redactor as redactor_bindings;
     pub use crate::bindings::redactor::export as export_redactor;
     pub use crate::bindings::redactor::exports::pingpost::plugin::redaction::Guest as RedactionGuest;
-    pub use crate::config_cache::{call_buyer, call_redactor};
+    pub use crate::instance_state::{call_buyer, call_redactor, configure_buyer, configure_redactor};
 }

@@ -17,7 +17,7 @@ use super::engine::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
 use super::trace::{Answer, micros};
 use crate::model::{CapsLeft, Decision, LogLine, Ping};
-use crate::plugin::{CallError, CallReport};
+use crate::plugin::{CallError, CallReport, PreparedPing};
 
 /// One campaign to ping.
 pub(super) struct PingJob {
@@ -85,15 +85,17 @@ impl FanOut<'_> {
         let queue: Arc<Vec<(usize, Arc<CampaignEntry>, CapsLeft)>> =
             Arc::new(jobs.iter().map(|(position, job)| (*position, job.entry.clone(), job.caps_left)).collect());
         let next = Arc::new(AtomicUsize::new(0));
+        // The ping's contract form is made once for every Wasm buyer of this auction.
+        let prepared = Arc::new(PreparedPing::new(&self.ping));
         let (sender, mut receiver) = mpsc::unbounded_channel();
         for _ in 0..lanes {
             let (sender, queue, next, ping, now) =
-                (sender.clone(), queue.clone(), next.clone(), self.ping.clone(), self.now_unix_ms);
+                (sender.clone(), queue.clone(), next.clone(), prepared.clone(), self.now_unix_ms);
             tokio::task::spawn_blocking(move || {
                 while let Some((position, entry, caps_left)) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let Runner::Wasm { slot, .. } = &entry.runner else { continue };
                     // The receiver is gone once the deadline passed: the rest is not worth running.
-                    if sender.send((*position, slot.current().bid(&ping, now, *caps_left))).is_err() {
+                    if sender.send((*position, slot.current().bid_prepared(&ping, now, *caps_left))).is_err() {
                         return;
                     }
                 }

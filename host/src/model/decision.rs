@@ -65,13 +65,9 @@ pub struct CapsLeft {
     pub spend_month_cents: Option<u64>,
 }
 
-/// What the host tells a buyer besides the ping.
+/// What the host tells a buyer besides the ping (the campaign and its config are given once per instance).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BidContext {
-    pub campaign_id: String,
-    /// The campaign's config as the operator set it (JSON by convention; opaque to the host).
-    #[serde(default)]
-    pub config: String,
     /// Milliseconds since the Unix epoch, UTC, from the injected clock.
     pub now_unix_ms: i64,
     #[serde(default)]

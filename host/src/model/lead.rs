@@ -59,13 +59,9 @@ pub struct Lead {
     pub extra: BTreeMap<String, String>,
 }
 
-/// What the host tells a redactor besides the lead.
+/// What the host tells a redactor besides the lead (the publisher and its config are given once per instance).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedactContext {
-    pub publisher_id: String,
-    /// The publisher's redactor config (JSON by convention; opaque to the host).
-    #[serde(default)]
-    pub config: String,
     /// Milliseconds since the Unix epoch, UTC, from the injected clock.
     pub now_unix_ms: i64,
 }

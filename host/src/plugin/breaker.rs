@@ -65,6 +65,11 @@ impl CircuitBreaker {
         Ok(())
     }
 
+    /// Whether the breaker is closed (never opened, or closed again): a call may go through without reading the clock.
+    pub fn is_closed(&self) -> bool {
+        self.open_until.load(Ordering::Acquire) == CLOSED
+    }
+
     /// Records a successful call: the breaker closes.
     pub fn record_success(&self) {
         // Fast path: a healthy plugin touches no lock.

@@ -29,6 +29,10 @@ pub enum LoadError {
     WorldMismatch { expected: &'static str, found: &'static str },
     #[error("could not start the plugin engine: {reason}")]
     Engine { reason: String },
+    #[error("the plugin refused its config: {reason}")]
+    Config { reason: String },
+    #[error("the plugin's first instance failed: {error}")]
+    FirstInstance { error: CallError },
 }
 
 /// Why one plugin call produced no answer. The host and every other plugin carry on; the instance that failed is
@@ -51,6 +55,8 @@ pub enum CallError {
     Suspended { until_unix_ms: i64, reason: String },
     #[error("could not instantiate the plugin: {reason}")]
     Instantiate { reason: String },
+    #[error("the plugin refused its config: {reason}")]
+    Config { reason: String },
 }
 
 impl CallError {
@@ -65,6 +71,7 @@ impl CallError {
             CallError::OutputTooLarge { .. } => "output_too_large",
             CallError::Suspended { .. } => "suspended",
             CallError::Instantiate { .. } => "instantiate",
+            CallError::Config { .. } => "config",
         }
     }
 }

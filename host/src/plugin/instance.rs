@@ -35,12 +35,19 @@ fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_u64(d.as_micros() as u64)
 }
 
-/// A world's generated bindings: how to instantiate them from their pre-instance.
+/// A world's generated bindings: how to instantiate and configure them.
 pub trait WorldBindings: Sized + Send + 'static {
     /// The pre-instance (imports resolved, exports type-checked) the bindings come from.
     type Pre: Clone + Send + Sync + 'static;
     /// Instantiates the bindings in `store`.
     fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Self>;
+    /// Calls the world's `configure` export: `owner_id` is the campaign (or publisher) the instance serves.
+    fn configure(
+        &self,
+        store: &mut Store<StoreState>,
+        owner_id: &str,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>>;
 }
 
 impl WorldBindings for Buyer {
@@ -48,12 +55,28 @@ impl WorldBindings for Buyer {
     fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
         pre.instantiate(store)
     }
+    fn configure(
+        &self,
+        store: &mut Store<StoreState>,
+        campaign_id: &str,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.pingpost_plugin_bidder().call_configure(store, campaign_id, config)
+    }
 }
 
 impl WorldBindings for Redactor {
     type Pre = RedactorPre<StoreState>;
     fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
         pre.instantiate(store)
+    }
+    fn configure(
+        &self,
+        store: &mut Store<StoreState>,
+        publisher_id: &str,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.pingpost_plugin_redaction().call_configure(store, publisher_id, config)
     }
 }
 
@@ -74,18 +97,36 @@ pub struct CallStats {
 }
 
 impl<B: WorldBindings> Instance<B> {
-    /// Creates a store under `limits` and instantiates `pre` in it (bounded by the same deadline and fuel as a call).
-    pub fn new(engine: &Engine, pre: &B::Pre, limits: &Limits) -> Result<Self, CallError> {
+    /// Creates a store under `limits`, instantiates `pre` in it and configures the instance for `owner_id` with
+    /// `config`, all within one call's deadline and fuel. A refused config is [`CallError::Config`]; a trap while
+    /// configuring is a failed call like any other.
+    pub fn new(
+        engine: &Engine,
+        pre: &B::Pre,
+        limits: &Limits,
+        owner_id: &str,
+        config: &str,
+    ) -> Result<Self, CallError> {
         let mut store = Store::new(engine, StoreState::new(limits));
         store.limiter(|state| &mut state.limiter);
         arm(&mut store, limits)?;
-        match B::instantiate(pre, &mut store) {
-            Ok(bindings) => Ok(Instance { store, bindings, calls: 0 }),
-            Err(e) => Err(match classify(&e, &store, limits) {
-                CallError::Trap { message } => CallError::Instantiate { reason: message },
-                other => other,
-            }),
+        let bindings = match B::instantiate(pre, &mut store) {
+            Ok(bindings) => bindings,
+            Err(e) => {
+                return Err(match classify(&e, &store, limits) {
+                    CallError::Trap { message } => CallError::Instantiate { reason: message },
+                    other => other,
+                });
+            }
+        };
+        match bindings.configure(&mut store, owner_id, config) {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(CallError::Config { reason }),
+            Err(e) => return Err(classify(&e, &store, limits)),
         }
+        // What `configure` logged belongs to no call.
+        store.data_mut().log.take();
+        Ok(Instance { store, bindings, calls: 0 })
     }
 
     /// Calls done on this instance so far.
@@ -102,7 +143,6 @@ impl<B: WorldBindings> Instance<B> {
     ) -> (Result<R, CallError>, CallStats) {
         self.calls += 1;
         self.store.data_mut().limiter.start_call();
-        self.store.data_mut().log.take();
         let armed = arm(&mut self.store, limits);
         let result = match armed {
             Ok(()) => f(&self.bindings, &mut self.store).map_err(|e| classify(&e, &self.store, limits)),

@@ -23,6 +23,6 @@ pub use breaker::{BreakerState, BreakerStatus, CircuitBreaker};
 pub use config::{Allocator, BreakerConfig, InstanceMode, Limits, RuntimeConfig};
 pub use error::{CallError, LoadError};
 pub use instance::CallReport;
-pub use pool::{BuyerPlugin, RedactorPlugin};
+pub use pool::{BuyerPlugin, PreparedPing, RedactorPlugin};
 pub use runtime::{LoadReport, Plugin, Runtime, World};
 pub use slot::{PluginSlot, SlotError};

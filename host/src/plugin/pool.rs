@@ -1,6 +1,8 @@
 //! Per-campaign plugins and their instances. A [`BuyerPlugin`] (one campaign) or [`RedactorPlugin`] (one publisher)
 //! owns its instances: two campaigns never share one, even when they run the same module, so neither config nor
-//! guest state can leak between them.
+//! guest state can leak between them. Every new instance is configured (the contract's `configure`) with its
+//! campaign's config before it serves a call; the first one is made when the plugin is created, so a config the
+//! plugin refuses is refused then ([`LoadError::Config`]), not at ping time.
 //!
 //! In warm mode a small stack of idle instances is kept and reused, so concurrent callers never wait for each other
 //! (a caller that finds none idle makes one, and gives it back if there is room). An instance is dropped after a
@@ -20,16 +22,31 @@ use super::runtime::{Plugin, PluginPre, Shared, World};
 use super::sandbox::StoreState;
 use crate::model::{CapsLeft, Decision, Lead, Ping, RedactContext};
 
-/// The instances of one campaign's plugin.
+/// The instances of one campaign's plugin, all configured for that campaign.
 struct InstancePool<B: WorldBindings> {
     pre: B::Pre,
     idle: Mutex<Vec<Instance<B>>>,
     shared: Arc<Shared>,
+    /// The campaign (or publisher) every instance is configured for.
+    owner_id: String,
+    config: String,
 }
 
 impl<B: WorldBindings> InstancePool<B> {
-    fn new(pre: B::Pre, shared: Arc<Shared>) -> Self {
-        InstancePool { pre, idle: Mutex::new(Vec::new()), shared }
+    /// A pool with its first instance already made and configured (kept as the first warm one in warm mode).
+    fn new(pre: B::Pre, shared: Arc<Shared>, owner_id: String, config: String) -> Result<Self, LoadError> {
+        let pool = InstancePool { pre, idle: Mutex::new(Vec::new()), shared, owner_id, config };
+        let first = pool.create().map_err(|error| match error {
+            CallError::Config { reason } => LoadError::Config { reason },
+            error => LoadError::FirstInstance { error },
+        })?;
+        pool.give_back(first);
+        Ok(pool)
+    }
+
+    /// A new instance, configured for the pool's campaign.
+    fn create(&self) -> Result<Instance<B>, CallError> {
+        Instance::new(&self.shared.engine, &self.pre, &self.shared.config.limits, &self.owner_id, &self.config)
     }
 
     fn take(&self) -> Result<Instance<B>, CallError> {
@@ -38,7 +55,7 @@ impl<B: WorldBindings> InstancePool<B> {
         {
             return Ok(instance);
         }
-        Instance::new(&self.shared.engine, &self.pre, &self.shared.config.limits)
+        self.create()
     }
 
     fn give_back(&self, instance: Instance<B>) {
@@ -59,8 +76,10 @@ impl<B: WorldBindings> InstancePool<B> {
         call: impl FnOnce(&B, &mut Store<StoreState>) -> wasmtime::Result<R>,
         check: impl FnOnce(&R) -> Result<(), CallError>,
     ) -> Result<(R, CallStats), CallError> {
-        let now = self.shared.clock.now_unix_ms();
-        breaker.check(now)?;
+        // A closed breaker (the usual case) needs no clock read.
+        if !breaker.is_closed() {
+            breaker.check(self.shared.clock.now_unix_ms())?;
+        }
         let outcome = self.take().and_then(|mut instance| {
             let (result, stats) = instance.call(&self.shared.config.limits, call);
             let value = result.and_then(|value| check(&value).map(|()| value))?;
@@ -94,44 +113,57 @@ fn report<T>(value: T, stats: CallStats, started: std::time::Instant) -> CallRep
     }
 }
 
+/// A ping in its contract form, converted once per auction and lent to every buyer's call, so the fan-out does not
+/// copy the ping's strings once per campaign.
+#[derive(Debug, Clone)]
+pub struct PreparedPing(types::Ping);
+
+impl PreparedPing {
+    /// Converts `ping` to the contract's form.
+    pub fn new(ping: &Ping) -> Self {
+        PreparedPing(types::Ping::from(ping))
+    }
+}
+
 /// One campaign's buyer: a buyer plugin, the campaign's config and the campaign's own instances.
 pub struct BuyerPlugin {
     plugin: Arc<Plugin>,
-    campaign_id: String,
-    config: String,
     pool: InstancePool<Buyer>,
     breaker: CircuitBreaker,
 }
 
 impl BuyerPlugin {
+    /// Makes and configures the campaign's first instance: a config the plugin refuses is [`LoadError::Config`].
     pub(crate) fn new(plugin: Arc<Plugin>, campaign_id: String, config: String) -> Result<Self, LoadError> {
         let PluginPre::Buyer(pre) = &plugin.pre else {
             return Err(LoadError::WorldMismatch { expected: World::Buyer.name(), found: plugin.world().name() });
         };
         let shared = plugin.shared.clone();
         Ok(BuyerPlugin {
-            pool: InstancePool::new(pre.clone(), shared.clone()),
+            pool: InstancePool::new(pre.clone(), shared.clone(), campaign_id, config)?,
             breaker: CircuitBreaker::new(shared.config.breaker),
             plugin,
-            campaign_id,
-            config,
         })
     }
 
     /// Asks the buyer for a decision on `ping`, bounded by the runtime's limits.
     pub fn bid(&self, ping: &Ping, now_unix_ms: i64, caps_left: CapsLeft) -> Result<CallReport<Decision>, CallError> {
+        self.bid_prepared(&PreparedPing::new(ping), now_unix_ms, caps_left)
+    }
+
+    /// [`BuyerPlugin::bid`] on a ping converted once with [`PreparedPing::new`] for all the auction's buyers.
+    pub fn bid_prepared(
+        &self,
+        ping: &PreparedPing,
+        now_unix_ms: i64,
+        caps_left: CapsLeft,
+    ) -> Result<CallReport<Decision>, CallError> {
         let started = std::time::Instant::now();
-        let wit_ping = types::Ping::from(ping);
-        let context = types::BidContext {
-            campaign_id: self.campaign_id.clone(),
-            config: self.config.clone(),
-            now_unix_ms,
-            caps_left: (&caps_left).into(),
-        };
+        let context = types::BidContext { now_unix_ms, caps_left: (&caps_left).into() };
         let limit = self.pool.shared.config.limits.max_output_bytes;
         let (decision, stats) = self.pool.invoke(
             &self.breaker,
-            |buyer, store| buyer.pingpost_plugin_bidder().call_bid(store, &wit_ping, &context),
+            |buyer, store| buyer.pingpost_plugin_bidder().call_bid(store, &ping.0, context),
             |decision| output_cap(v0_1::decision_string_bytes(decision), limit),
         )?;
         Ok(report(decision.into(), stats, started))
@@ -144,12 +176,12 @@ impl BuyerPlugin {
 
     /// The campaign this buyer serves.
     pub fn campaign_id(&self) -> &str {
-        &self.campaign_id
+        &self.pool.owner_id
     }
 
     /// The campaign's config string.
     pub fn config(&self) -> &str {
-        &self.config
+        &self.pool.config
     }
 
     /// The circuit breaker's state now, with the last failure reason.
@@ -166,24 +198,21 @@ impl BuyerPlugin {
 /// One publisher's redactor: a redactor plugin, the publisher's config and its own instances.
 pub struct RedactorPlugin {
     plugin: Arc<Plugin>,
-    publisher_id: String,
-    config: String,
     pool: InstancePool<Redactor>,
     breaker: CircuitBreaker,
 }
 
 impl RedactorPlugin {
+    /// Makes and configures the publisher's first instance: a config the plugin refuses is [`LoadError::Config`].
     pub(crate) fn new(plugin: Arc<Plugin>, publisher_id: String, config: String) -> Result<Self, LoadError> {
         let PluginPre::Redactor(pre) = &plugin.pre else {
             return Err(LoadError::WorldMismatch { expected: World::Redactor.name(), found: plugin.world().name() });
         };
         let shared = plugin.shared.clone();
         Ok(RedactorPlugin {
-            pool: InstancePool::new(pre.clone(), shared.clone()),
+            pool: InstancePool::new(pre.clone(), shared.clone(), publisher_id, config)?,
             breaker: CircuitBreaker::new(shared.config.breaker),
             plugin,
-            publisher_id,
-            config,
         })
     }
 
@@ -191,13 +220,11 @@ impl RedactorPlugin {
     pub fn redact(&self, lead: &Lead, now_unix_ms: i64) -> Result<CallReport<Result<Ping, String>>, CallError> {
         let started = std::time::Instant::now();
         let wit_lead = types::Lead::from(lead);
-        let context: types::RedactContext =
-            (&RedactContext { publisher_id: self.publisher_id.clone(), config: self.config.clone(), now_unix_ms })
-                .into();
+        let context = types::RedactContext::from(&RedactContext { now_unix_ms });
         let limit = self.pool.shared.config.limits.max_output_bytes;
         let (answer, stats) = self.pool.invoke(
             &self.breaker,
-            |redactor, store| redactor.pingpost_plugin_redaction().call_redact(store, &wit_lead, &context),
+            |redactor, store| redactor.pingpost_plugin_redaction().call_redact(store, &wit_lead, context),
             |answer| output_cap(v0_1::redaction_string_bytes(answer), limit),
         )?;
         Ok(report(answer.map(Ping::from), stats, started))
@@ -210,7 +237,7 @@ impl RedactorPlugin {
 
     /// The publisher this redactor serves.
     pub fn publisher_id(&self) -> &str {
-        &self.publisher_id
+        &self.pool.owner_id
     }
 
     /// The circuit breaker's state now, with the last failure reason.

@@ -34,8 +34,6 @@ pub fn input_json(ping: &Ping, context: &BidContext) -> Value {
     json!({
         "ping": ping_json,
         "context": {
-            "campaign_id": context.campaign_id,
-            "config": context.config,
             "now_unix_ms": context.now_unix_ms,
             "caps_left": {
                 "leads_hour": caps.leads_hour,

@@ -51,8 +51,7 @@ fn ping(state: &str, age: u8, trusted_form: bool, jornaya: bool) -> Ping {
 
 fn decide(config: &str, ping: &Ping, now_unix_ms: i64) -> Decision {
     let buyer = ConfigBuyer::new(config).unwrap_or_else(|e| panic!("config refused: {e}"));
-    let context =
-        BidContext { campaign_id: "c-1".into(), config: config.into(), now_unix_ms, caps_left: CapsLeft::default() };
+    let context = BidContext { now_unix_ms, caps_left: CapsLeft::default() };
     buyer.bid(ping, &context)
 }
 
@@ -202,12 +201,7 @@ fn echo_input_logs_the_ping_and_context_as_json() {
     let buyer = ConfigBuyer::new(config).expect("valid config");
     let p = Ping { extra: vec![("coverage_type".into(), "family".into())], ..ping("FL", 40, true, false) };
     let caps = CapsLeft { leads_day: Some(7), spend_month_cents: Some(90_000), ..CapsLeft::default() };
-    let context = BidContext {
-        campaign_id: "c-42".into(),
-        config: config.into(),
-        now_unix_ms: 1_720_623_600_000,
-        caps_left: caps,
-    };
+    let context = BidContext { now_unix_ms: 1_720_623_600_000, caps_left: caps };
     pingpost_sdk::take_native_log();
 
     assert_eq!(buyer.bid(&p, &context), Decision::bid(100));
@@ -223,7 +217,7 @@ fn echo_input_logs_the_ping_and_context_as_json() {
             "publisher_id": "pub-1", "source_id": "src-9", "extra": {"coverage_type": "family"}
         },
         "context": {
-            "campaign_id": "c-42", "config": config, "now_unix_ms": 1_720_623_600_000i64,
+            "now_unix_ms": 1_720_623_600_000i64,
             "caps_left": {"leads_hour": null, "leads_day": 7, "leads_month": null, "spend_day_cents": null, "spend_month_cents": 90000}
         }
     });

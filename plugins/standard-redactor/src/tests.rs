@@ -36,7 +36,7 @@ fn lead() -> Lead {
 
 fn redact(config: &str, lead: &Lead) -> Result<Ping, String> {
     let redactor = StandardRedactor::new(config).unwrap_or_else(|e| panic!("config refused: {e}"));
-    let context = RedactContext { publisher_id: "pub-7".into(), config: config.into(), now_unix_ms: noon_2024_03_10() };
+    let context = RedactContext { now_unix_ms: noon_2024_03_10() };
     redactor.redact(lead, &context)
 }
 

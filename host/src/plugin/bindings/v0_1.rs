@@ -108,12 +108,7 @@ impl From<&model::CapsLeft> for types::CapsLeft {
 
 impl From<&model::BidContext> for types::BidContext {
     fn from(c: &model::BidContext) -> Self {
-        types::BidContext {
-            campaign_id: c.campaign_id.clone(),
-            config: c.config.clone(),
-            now_unix_ms: c.now_unix_ms,
-            caps_left: (&c.caps_left).into(),
-        }
+        types::BidContext { now_unix_ms: c.now_unix_ms, caps_left: (&c.caps_left).into() }
     }
 }
 
@@ -190,11 +185,7 @@ impl From<&model::Lead> for types::Lead {
 
 impl From<&model::RedactContext> for types::RedactContext {
     fn from(c: &model::RedactContext) -> Self {
-        types::RedactContext {
-            publisher_id: c.publisher_id.clone(),
-            config: c.config.clone(),
-            now_unix_ms: c.now_unix_ms,
-        }
+        types::RedactContext { now_unix_ms: c.now_unix_ms }
     }
 }
 
