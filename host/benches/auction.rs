@@ -296,14 +296,26 @@ fn bench(c: &mut Criterion) {
     };
     let native_lead = sdk_lead(&lead);
 
+    // The example's publisher refuses the same consumer twice within 30 days, so every timed auction gets a consumer
+    // of its own (a new phone and email; everything else as in the example's lead).
+    let counter = std::cell::Cell::new(0u64);
+    let next_lead = || {
+        let n = counter.get();
+        counter.set(n + 1);
+        let mut fresh = lead.clone();
+        fresh.consumer.phone = format!("305{:07}", 2_000_000 + n % 8_000_000);
+        fresh.consumer.email = format!("consumer{n}@example.com");
+        fresh
+    };
+
     // Every variant must pick the same $26 winner before it is timed.
-    let sold = tokio.block_on(wasm.run_lead(lead.clone()));
+    let sold = tokio.block_on(wasm.run_lead(next_lead()));
     assert_eq!(
         sold.sales.first().map(|s| (s.campaign_id.as_str(), s.price_cents)),
         Some(("sunshine-health-direct", 2600))
     );
     for exchange in [&wasm, &http] {
-        let pinged = tokio.block_on(exchange.ping(lead.clone()));
+        let pinged = tokio.block_on(exchange.ping(next_lead()));
         assert_eq!((pinged.status, pinged.best_bid_cents), (PingStatus::Bid, Some(2600)), "{:?}", pinged.reason);
     }
     let (winner, price) = native.run(&native_lead).expect("a native bid");
@@ -312,22 +324,22 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("auction_18_buyers");
     group.measurement_time(Duration::from_secs(8)).sample_size(50);
     group.bench_function("native", |b| b.iter(|| black_box(native.run(black_box(&native_lead)))));
-    group.bench_function("wasm_ping", |b| b.iter(|| black_box(tokio.block_on(wasm.ping(lead.clone())))));
-    group.bench_function("wasm_run_lead", |b| b.iter(|| black_box(tokio.block_on(wasm.run_lead(lead.clone())))));
-    group.bench_function("http_ping", |b| b.iter(|| black_box(tokio.block_on(http.ping(lead.clone())))));
+    group.bench_function("wasm_ping", |b| b.iter(|| black_box(tokio.block_on(wasm.ping(next_lead())))));
+    group.bench_function("wasm_run_lead", |b| b.iter(|| black_box(tokio.block_on(wasm.run_lead(next_lead())))));
+    group.bench_function("http_ping", |b| b.iter(|| black_box(tokio.block_on(http.ping(next_lead())))));
     group.finish();
 
     percentiles("native", || {
         black_box(native.run(&native_lead));
     });
     percentiles("wasm_ping", || {
-        black_box(tokio.block_on(wasm.ping(lead.clone())));
+        black_box(tokio.block_on(wasm.ping(next_lead())));
     });
     percentiles("wasm_run_lead", || {
-        black_box(tokio.block_on(wasm.run_lead(lead.clone())));
+        black_box(tokio.block_on(wasm.run_lead(next_lead())));
     });
     percentiles("http_ping", || {
-        black_box(tokio.block_on(http.ping(lead.clone())));
+        black_box(tokio.block_on(http.ping(next_lead())));
     });
 }
 
