@@ -102,26 +102,8 @@ mod tests {
         hostile_fixture(name).unwrap_or_else(|e| panic!("{name}: {e:#}"))
     }
 
-    /// The names of a component's top-level imports and exports, read with wasmparser.
     fn component_names(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
-        let (mut imports, mut exports) = (Vec::new(), Vec::new());
-        // Nested modules and components come in the same stream, each between its own Version and End.
-        let mut depth = 0;
-        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-            match payload.expect("the component parses") {
-                wasmparser::Payload::Version { .. } => depth += 1,
-                wasmparser::Payload::End(_) => depth -= 1,
-                _ if depth != 1 => {}
-                wasmparser::Payload::ComponentImportSection(section) => {
-                    imports.extend(section.into_iter().map(|i| i.expect("import").name.name.to_owned()));
-                }
-                wasmparser::Payload::ComponentExportSection(section) => {
-                    exports.extend(section.into_iter().map(|e| e.expect("export").name.name.to_owned()));
-                }
-                _ => {}
-            }
-        }
-        (imports, exports)
+        crate::component_names(bytes).expect("the component parses")
     }
 
     fn validate(bytes: &[u8]) -> Result<(), String> {

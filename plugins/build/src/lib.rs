@@ -15,8 +15,10 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, bail};
 
 mod hostile;
+mod inspect;
 
 pub use hostile::{HOSTILE_FIXTURES, RANDOM_BYTES_LEN, hostile_fixture};
+pub use inspect::component_names;
 
 /// The Rust target plugins are built for. The host turns the core module into a component when it loads it.
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";

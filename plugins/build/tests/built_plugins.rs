@@ -6,23 +6,7 @@ use wit_component::ComponentEncoder;
 
 /// Top-level import and export names of a component.
 fn component_names(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
-    let (mut imports, mut exports) = (Vec::new(), Vec::new());
-    let mut depth = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload.expect("the component parses") {
-            wasmparser::Payload::Version { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            _ if depth != 1 => {}
-            wasmparser::Payload::ComponentImportSection(section) => {
-                imports.extend(section.into_iter().map(|i| i.expect("import").name.name.to_owned()));
-            }
-            wasmparser::Payload::ComponentExportSection(section) => {
-                exports.extend(section.into_iter().map(|e| e.expect("export").name.name.to_owned()));
-            }
-            _ => {}
-        }
-    }
-    (imports, exports)
+    pingpost_plugins::component_names(bytes).expect("the component parses")
 }
 
 #[test]
