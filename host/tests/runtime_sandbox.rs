@@ -10,7 +10,8 @@ use common::{NOW, ping, plugin, wasm, with_cache};
 use pingpost::clock::ManualClock;
 use pingpost::model::{CapsLeft, Decision};
 use pingpost::plugin::{
-    BreakerConfig, BreakerState, BuyerPlugin, CallError, CircuitBreaker, InstanceMode, Limits, Runtime, RuntimeConfig,
+    BreakerConfig, BreakerState, BuyerPlugin, CallError, CircuitBreaker, InstanceMode, Limits, LoadError, Runtime,
+    RuntimeConfig,
 };
 
 const MEMORY_CAP: usize = 16 << 20;
@@ -52,6 +53,30 @@ impl BidOf for Decision {
 fn an_infinite_loop_times_out_at_the_deadline() {
     let runtime = runtime_with(Limits { deadline: Duration::from_millis(10), ..Limits::default() });
     assert_eq!(call(&hostile(&runtime, "loop")), Err(CallError::Timeout { deadline_ms: 10 }));
+    good_plugin_still_answers(&runtime);
+}
+
+/// The campaign's buyer as `runtime.buyer` makes it: its first instance is configured before it returns.
+fn hostile_buyer_result(runtime: &Runtime, mode: &str) -> Result<BuyerPlugin, LoadError> {
+    let plugin = runtime.load(&wasm("hostile-buyer")).expect("hostile-buyer loads");
+    runtime.buyer(plugin, format!("hostile-{mode}"), mode)
+}
+
+#[test]
+fn a_configure_that_never_returns_fails_the_campaign_at_the_deadline() {
+    let runtime = runtime_with(Limits { deadline: Duration::from_millis(10), ..Limits::default() });
+    let refused = hostile_buyer_result(&runtime, "configure-loop").err();
+    assert_eq!(refused, Some(LoadError::FirstInstance { error: CallError::Timeout { deadline_ms: 10 } }));
+    good_plugin_still_answers(&runtime);
+}
+
+#[test]
+fn a_configure_that_traps_fails_the_campaign_with_the_trap() {
+    let runtime = runtime_with(relaxed());
+    match hostile_buyer_result(&runtime, "configure-panic") {
+        Err(LoadError::FirstInstance { error: CallError::Trap { .. } }) => {}
+        other => panic!("expected a trap in the first instance, got {:?}", other.err()),
+    }
     good_plugin_still_answers(&runtime);
 }
 

@@ -38,6 +38,11 @@ pub const MODES: &[(&str, Mode)] = &[
     ("ok", Mode::Ok),
 ];
 
+/// Config that makes `configure` (building the buyer) spin forever.
+pub const CONFIGURE_LOOP: &str = "configure-loop";
+/// Config that makes `configure` (building the buyer) panic, which traps in Wasm.
+pub const CONFIGURE_PANIC: &str = "configure-panic";
+
 /// Lines `log-flood` logs, and the size of each.
 pub const FLOOD_LINES: usize = 100_000;
 /// Bytes per `log-flood` line.
@@ -56,6 +61,12 @@ impl Buyer for HostileBuyer {
     fn new(config: &str) -> Result<Self, String> {
         let name = config.trim();
         let name = unquote(name);
+        // Hostile while being configured: the host must survive a plugin that never finishes `configure`.
+        match name {
+            CONFIGURE_LOOP => spin(),
+            CONFIGURE_PANIC => panic!("hostile-buyer: panicking in configure as configured"),
+            _ => {}
+        }
         MODES.iter().find(|(n, _)| *n == name).map(|(_, mode)| HostileBuyer { mode: *mode }).ok_or_else(|| {
             format!("unknown hostile mode {name:?}; one of {:?}", MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>())
         })
