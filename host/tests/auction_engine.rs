@@ -507,6 +507,38 @@ async fn a_looping_or_trapping_wasm_buyer_is_recorded_and_then_suspended_while_o
 }
 
 #[tokio::test]
+async fn a_quick_buyer_earns_inline_calls_while_a_looping_or_trapping_one_never_does() {
+    let f = build(config(
+        publisher(SelectionMode::Exclusive),
+        &["b1", "b2", "b3"],
+        vec![
+            hostile_campaign("looping", "b1", "loop"),
+            hostile_campaign("panicking", "b2", "panic"),
+            wasm_campaign("sane", "b3", 700),
+        ],
+    ));
+    let trusted = |campaign: &str| f.exchange.campaign_slot(campaign).expect("campaign").current().inline_trusted();
+    let redactor = f.exchange.redactor_slot("pub-1").expect("publisher").current();
+    // The streak counts calls under a wall-time threshold, so a loaded machine may need a few more auctions than
+    // three; the looping and trapping buyers must stay on the lanes whatever happens.
+    let mut auctions = 0;
+    while auctions < 20 && !(trusted("sane") && redactor.inline_trusted()) {
+        assert!(auctions >= 3 || !trusted("sane"), "trusted after only {auctions} calls");
+        let outcome = f.exchange.run_lead(lead(60 + auctions)).await;
+        assert_eq!(sold_to(&outcome), [("sane", 700)], "auction {auctions}");
+        assert!(!trusted("looping"), "auction {auctions}: a looping buyer is never run inline");
+        assert!(!trusted("panicking"), "auction {auctions}: a trapping buyer is never run inline");
+        auctions += 1;
+    }
+    assert!(trusted("sane"), "a streak of quick successes earns inline calls");
+    assert!(redactor.inline_trusted(), "the redactor earns inline calls the same way");
+    // Once the sane buyer runs inline, the others still answer from the lanes.
+    let outcome = f.exchange.run_lead(lead(90)).await;
+    assert_eq!(sold_to(&outcome), [("sane", 700)]);
+    assert!(!trusted("looping") && !trusted("panicking"));
+}
+
+#[tokio::test]
 async fn two_step_post_rechecks_the_schedule() {
     let mut until_eleven = wasm_campaign("until-eleven", "b1", 2600);
     until_eleven.schedule = Schedule { days: vec![], from_hour: 0, to_hour: 11 };

@@ -1,23 +1,29 @@
-//! Ping fan-out: every eligible campaign is asked at once, under one deadline. Wasm buyers run on tokio's blocking
-//! pool (their calls are synchronous, so a slow plugin cannot stall a worker thread), on a few lanes (one per core, at
-//! least two) that pull campaigns from one queue, rather than one task per campaign: a warm call takes a couple of
-//! microseconds, less than handing a task to the blocking pool, and a plugin that runs to its deadline holds up only
-//! its own lane. HTTP buyers are awaited alongside with the remaining budget. Whatever has not answered by the deadline is
-//! recorded as a timeout.
+//! Ping fan-out: every eligible campaign is asked at once, under one deadline. When a Wasm bid will run inline, the
+//! HTTP pings start first, each on its own task, so they are in flight meanwhile; otherwise they are polled on the
+//! auction's own task (no task each). A Wasm buyer whose recent calls were all quick successes
+//! ([`BuyerPlugin::inline_trusted`]) runs inline on the auction's own task: a warm call costs a couple of microseconds,
+//! far less than handing it to another thread and waking the task again. Every other Wasm buyer (new, slow or
+//! failing) runs on tokio's blocking pool, so it cannot stall a worker thread, on a few lanes (one per core, at least
+//! two) that pull campaigns from one queue, where a plugin that runs to its deadline holds up only its own lane. The
+//! inline calls of one auction share a budget (`InlinePolicy::budget_per_auction`); once it is spent the rest go to
+//! the lanes, so a trusted plugin that turns slow stalls a worker at most once before it is demoted. Whatever has not
+//! answered by the deadline is recorded as a timeout.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::engine::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
 use super::trace::{Answer, micros};
 use crate::model::{CapsLeft, Decision, LogLine, Ping};
-use crate::plugin::{CallError, CallReport, PreparedPing};
+use crate::plugin::{BuyerPlugin, CallError, CallReport, PreparedPing};
 
 /// One campaign to ping.
 pub(super) struct PingJob {
@@ -49,139 +55,307 @@ pub(super) struct FanOut<'a> {
     pub floor_cents: u32,
 }
 
+/// When an answer arrived: its place in the arrival order and its time.
+#[derive(Clone, Copy)]
+struct Arrival {
+    order: u32,
+    at: Instant,
+}
+
+impl Arrival {
+    fn now(arrivals: &AtomicU32) -> Self {
+        Arrival { order: arrivals.fetch_add(1, Ordering::SeqCst), at: Instant::now() }
+    }
+}
+
+/// The Wasm bids of one auction, claimed one by one by the blocking lanes (from the front) and the auction's own
+/// task (trusted plugins, from the back); each is run exactly once.
+struct WasmQueue {
+    /// (index into the fan-out's Wasm jobs, buyer, caps), untrusted buyers first.
+    items: Vec<(usize, Arc<BuyerPlugin>, CapsLeft)>,
+    claimed: Vec<AtomicBool>,
+    next: AtomicUsize,
+    ping: PreparedPing,
+    now_unix_ms: i64,
+}
+
+impl WasmQueue {
+    fn claim(&self, item: usize) -> bool {
+        !self.claimed[item].swap(true, Ordering::AcqRel)
+    }
+
+    fn unclaimed(&self) -> usize {
+        self.claimed.iter().filter(|claimed| !claimed.load(Ordering::Acquire)).count()
+    }
+}
+
+type LaneAnswer = (usize, Result<CallReport<Decision>, CallError>, Arrival);
+
 impl FanOut<'_> {
     /// Pings every job concurrently and returns one result per job, in job order.
     pub async fn run(&self, jobs: Vec<PingJob>) -> Vec<PingResult> {
         let started = Instant::now();
-        let arrivals = AtomicU32::new(0);
+        let arrivals = Arc::new(AtomicU32::new(0));
         let (wasm_jobs, http_jobs): (Vec<_>, Vec<_>) =
             jobs.into_iter().enumerate().partition(|(_, job)| matches!(job.entry.runner, Runner::Wasm { .. }));
-        let http = join_all(http_jobs.into_iter().map(|(position, job)| {
-            let arrivals = &arrivals;
-            async move {
-                let answer = self.call_http(&job).await;
-                (position, self.result(&job, answer, None, Vec::new(), started, arrivals))
+        let any_trusted = wasm_jobs.iter().any(|(_, job)| match &job.entry.runner {
+            Runner::Wasm { slot, .. } => slot.current().inline_trusted(),
+            Runner::Http(_) => false,
+        });
+        if http_jobs.is_empty() || !any_trusted {
+            // Nothing needs to run beside inline Wasm: the HTTP pings are polled on this task, with no task each,
+            // and the Wasm bids (if any) run inline only when there is no HTTP ping to keep polling.
+            let allow_inline = http_jobs.is_empty();
+            let http = join_all(http_jobs.into_iter().map(|(position, job)| {
+                let (call, arrivals) = (self.http_call(), &arrivals);
+                async move {
+                    let answer = call.run(&job).await;
+                    (position, result(job.trace_index, answer, None, Vec::new(), started, Arrival::now(arrivals)))
+                }
+            }));
+            let (wasm, http) = tokio::join!(self.run_wasm(wasm_jobs, started, &arrivals, allow_inline), http);
+            let mut results: Vec<_> = wasm.into_iter().chain(http).collect();
+            results.sort_by_key(|(position, _)| *position);
+            return results.into_iter().map(|(_, result)| result).collect();
+        }
+        // HTTP pings go first, on their own tasks, so they progress while Wasm bids run inline on this one. The set
+        // aborts them if the auction is dropped.
+        let mut http = JoinSet::new();
+        let http_trace: Vec<(usize, usize)> = http_jobs.iter().map(|(p, job)| (*p, job.trace_index)).collect();
+        for (position, job) in http_jobs {
+            let (call, arrivals) = (self.http_call(), arrivals.clone());
+            http.spawn(async move {
+                let answer = call.run(&job).await;
+                (position, result(job.trace_index, answer, None, Vec::new(), started, Arrival::now(&arrivals)))
+            });
+        }
+        let mut results = self.run_wasm(wasm_jobs, started, &arrivals, true).await;
+        let mut http_results: Vec<(usize, PingResult)> = Vec::with_capacity(http_trace.len());
+        while let Some(joined) = http.join_next().await {
+            // A task that panicked leaves its campaign unanswered; it is recorded as an error below.
+            if let Ok(answered) = joined {
+                http_results.push(answered);
             }
-        }));
-        let (wasm, http) = tokio::join!(self.run_wasm(wasm_jobs, started, &arrivals), http);
-        let mut results: Vec<_> = wasm.into_iter().chain(http).collect();
+        }
+        for (position, trace_index) in http_trace {
+            if !http_results.iter().any(|(p, _)| *p == position) {
+                let answer = Answer::Error { kind: "panic".into(), message: "the HTTP ping panicked".into() };
+                let arrival = Arrival::now(&arrivals);
+                http_results.push((position, result(trace_index, answer, None, Vec::new(), started, arrival)));
+            }
+        }
+        results.extend(http_results);
         results.sort_by_key(|(position, _)| *position);
         results.into_iter().map(|(_, result)| result).collect()
     }
 
-    /// Runs the Wasm bids on the blocking lanes and collects what arrives before the deadline.
+    /// What one HTTP ping task needs, owned.
+    fn http_call(&self) -> HttpCall {
+        HttpCall {
+            client: self.http.clone(),
+            ping: self.ping.clone(),
+            ping_id: self.ping_id.to_owned(),
+            answer_by: self.answer_by,
+            floor_cents: self.floor_cents,
+        }
+    }
+
+    /// Runs the Wasm bids, trusted ones inline (when `allow_inline`) and the rest on the blocking lanes, and
+    /// collects what arrives before the deadline.
     async fn run_wasm(
         &self,
         jobs: Vec<(usize, PingJob)>,
         started: Instant,
-        arrivals: &AtomicU32,
+        arrivals: &Arc<AtomicU32>,
+        allow_inline: bool,
     ) -> Vec<(usize, PingResult)> {
-        if jobs.is_empty() {
+        let mut items: Vec<(usize, Arc<BuyerPlugin>, CapsLeft, bool)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (_, job))| match &job.entry.runner {
+                Runner::Wasm { slot, .. } => {
+                    let buyer = slot.current();
+                    let trusted = allow_inline && buyer.inline_trusted();
+                    Some((index, buyer, job.caps_left, trusted))
+                }
+                Runner::Http(_) => None,
+            })
+            .collect();
+        if items.is_empty() {
             return Vec::new();
         }
-        // Lanes pull the next job from one shared queue, so a plugin that runs to its deadline holds up only its
-        // own lane while the others carry on with the rest.
-        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()).max(2).min(jobs.len());
-        let queue: Arc<Vec<(usize, Arc<CampaignEntry>, CapsLeft)>> =
-            Arc::new(jobs.iter().map(|(position, job)| (*position, job.entry.clone(), job.caps_left)).collect());
-        let next = Arc::new(AtomicUsize::new(0));
-        // The ping's contract form is made once for every Wasm buyer of this auction.
-        let prepared = Arc::new(PreparedPing::new(&self.ping));
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        for _ in 0..lanes {
-            let (sender, queue, next, ping, now) =
-                (sender.clone(), queue.clone(), next.clone(), prepared.clone(), self.now_unix_ms);
-            tokio::task::spawn_blocking(move || {
-                while let Some((position, entry, caps_left)) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let Runner::Wasm { slot, .. } = &entry.runner else { continue };
-                    // The receiver is gone once the deadline passed: the rest is not worth running.
-                    if sender.send((*position, slot.current().bid_prepared(&ping, now, *caps_left))).is_err() {
-                        return;
-                    }
-                }
+        let budget = items[0].1.inline_policy().budget_per_auction;
+        // Lanes take from the front, this task from the back: untrusted buyers first.
+        items.sort_by_key(|(_, _, _, trusted)| *trusted);
+        let trusted: Vec<bool> = items.iter().map(|item| item.3).collect();
+        let untrusted = trusted.iter().filter(|t| !**t).count();
+        let queue = Arc::new(WasmQueue {
+            claimed: items.iter().map(|_| AtomicBool::new(false)).collect(),
+            items: items.into_iter().map(|(index, buyer, caps, _)| (index, buyer, caps)).collect(),
+            next: AtomicUsize::new(0),
+            // The ping's contract form is made once for every Wasm buyer of this auction.
+            ping: PreparedPing::new(&self.ping),
+            now_unix_ms: self.now_unix_ms,
+        });
+        let (sender, mut receiver) = mpsc::unbounded_channel::<LaneAnswer>();
+        let mut lanes_started = false;
+        if untrusted > 0 {
+            spawn_lanes(&queue, &sender, arrivals, untrusted);
+            lanes_started = true;
+        }
+        let mut answered: Vec<Option<PingResult>> = jobs.iter().map(|_| None).collect();
+        let mut spent = Duration::ZERO;
+        for item in (0..queue.items.len()).rev() {
+            if !trusted[item] || spent >= budget || Instant::now() >= self.answer_by {
+                break;
+            }
+            if !queue.claim(item) {
+                continue;
+            }
+            let (index, buyer, caps_left) = &queue.items[item];
+            let call_started = std::time::Instant::now();
+            let call =
+                catch_unwind(AssertUnwindSafe(|| buyer.bid_prepared(&queue.ping, queue.now_unix_ms, *caps_left)));
+            spent += call_started.elapsed();
+            let trace_index = jobs[*index].1.trace_index;
+            answered[*index] = Some(match call {
+                Ok(call) => self.wasm_result(trace_index, call, started, Arrival::now(arrivals)),
+                Err(_) => result(trace_index, panicked(), None, Vec::new(), started, Arrival::now(arrivals)),
             });
         }
-        drop(sender);
-        let mut answered: Vec<Option<PingResult>> = jobs.iter().map(|_| None).collect();
-        let index_of = |position: usize| jobs.iter().position(|(p, _)| *p == position);
-        while let Ok(Some((position, call))) = tokio::time::timeout_at(self.answer_by, receiver.recv()).await {
-            let Some(index) = index_of(position) else { continue };
-            let job = &jobs[index].1;
-            let result = match call {
-                Err(error) => self.result(job, answer_for_call_error(error), None, Vec::new(), started, arrivals),
-                Ok(CallReport { value, wall, logs, .. }) => {
-                    let answer = self.answer_for_decision(value);
-                    self.result(job, answer, Some(micros(wall)), logs, started, arrivals)
-                }
-            };
-            answered[index] = Some(result);
+        // Whatever the inline budget or the deadline left goes to the lanes.
+        if !lanes_started && queue.unclaimed() > 0 && Instant::now() < self.answer_by {
+            spawn_lanes(&queue, &sender, arrivals, queue.unclaimed());
         }
-        // A batch that panicked drops its sender without answering: its campaigns count as errors, not timeouts.
+        drop(sender);
+        while let Ok(Some((index, call, arrival))) = tokio::time::timeout_at(self.answer_by, receiver.recv()).await {
+            if let Some((_, job)) = jobs.get(index) {
+                answered[index] = Some(self.wasm_result(job.trace_index, call, started, arrival));
+            }
+        }
+        // A lane that panicked drops its sender without answering: its campaigns count as errors, not timeouts.
         let deadline_passed = Instant::now() >= self.answer_by;
         jobs.iter()
             .zip(answered)
-            .map(|((position, job), result)| {
-                let result = result.unwrap_or_else(|| {
-                    let answer = if deadline_passed {
-                        Answer::Timeout
-                    } else {
-                        Answer::Error { kind: "panic".into(), message: "the plugin call panicked".into() }
-                    };
-                    self.result(job, answer, None, Vec::new(), started, arrivals)
+            .map(|((position, job), answered)| {
+                let answered = answered.unwrap_or_else(|| {
+                    let answer = if deadline_passed { Answer::Timeout } else { panicked() };
+                    result(job.trace_index, answer, None, Vec::new(), started, Arrival::now(arrivals))
                 });
-                (*position, result)
+                (*position, answered)
             })
             .collect()
     }
 
-    async fn call_http(&self, job: &PingJob) -> Answer {
+    /// A Wasm call's result; one that arrived after the deadline is a timeout, as it would be on a lane.
+    fn wasm_result(
+        &self,
+        trace_index: usize,
+        call: Result<CallReport<Decision>, CallError>,
+        started: Instant,
+        arrival: Arrival,
+    ) -> PingResult {
+        if arrival.at > self.answer_by {
+            return result(trace_index, Answer::Timeout, None, Vec::new(), started, arrival);
+        }
+        match call {
+            Err(error) => result(trace_index, answer_for_call_error(error), None, Vec::new(), started, arrival),
+            Ok(CallReport { value, wall, logs, .. }) => {
+                let answer = answer_for_decision(value, self.floor_cents);
+                result(trace_index, answer, Some(micros(wall)), logs, started, arrival)
+            }
+        }
+    }
+}
+
+/// Starts up to one blocking lane per core (at least two, at most `jobs`) on the unclaimed part of `queue`.
+fn spawn_lanes(
+    queue: &Arc<WasmQueue>,
+    sender: &mpsc::UnboundedSender<LaneAnswer>,
+    arrivals: &Arc<AtomicU32>,
+    jobs: usize,
+) {
+    let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()).max(2).min(jobs);
+    for _ in 0..lanes {
+        let (queue, sender, arrivals) = (queue.clone(), sender.clone(), arrivals.clone());
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let item = queue.next.fetch_add(1, Ordering::Relaxed);
+                let Some((index, buyer, caps_left)) = queue.items.get(item) else { return };
+                if !queue.claim(item) {
+                    continue;
+                }
+                let call = buyer.bid_prepared(&queue.ping, queue.now_unix_ms, *caps_left);
+                // The receiver is gone once the deadline passed: the rest is not worth running.
+                if sender.send((*index, call, Arrival::now(&arrivals))).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// What an HTTP ping task owns.
+struct HttpCall {
+    client: HttpBuyerClient,
+    ping: Arc<Ping>,
+    ping_id: String,
+    answer_by: Instant,
+    floor_cents: u32,
+}
+
+impl HttpCall {
+    async fn run(&self, job: &PingJob) -> Answer {
         let Runner::Http(endpoints) = &job.entry.runner else {
             return Answer::Error { kind: "internal".into(), message: "not an HTTP campaign".into() };
         };
         let budget = self.answer_by.saturating_duration_since(Instant::now());
-        let request = PingRequest { ping_id: self.ping_id, campaign_id: &job.entry.config.id, ping: &self.ping };
+        let request = PingRequest { ping_id: &self.ping_id, campaign_id: &job.entry.config.id, ping: &self.ping };
         // The client cuts the call at the budget itself; the outer timeout only guards against a client that
         // overruns it.
-        let call = self.http.ping(endpoints, &request, budget);
+        let call = self.client.ping(endpoints, &request, budget);
         match tokio::time::timeout(budget + Duration::from_millis(5), call).await {
             Err(_) | Ok(Err(HttpBuyerError::Timeout)) => Answer::Timeout,
             Ok(Err(error)) => Answer::Error { kind: http_error_kind(&error).into(), message: error.to_string() },
-            Ok(Ok(decision)) => self.answer_for_decision(decision),
+            Ok(Ok(decision)) => answer_for_decision(decision, self.floor_cents),
         }
     }
+}
 
-    /// Records one answer with its arrival order (timeouts come last).
-    fn result(
-        &self,
-        job: &PingJob,
-        answer: Answer,
-        plugin_wall_us: Option<u64>,
-        logs: Vec<LogLine>,
-        started: Instant,
-        arrivals: &AtomicU32,
-    ) -> PingResult {
-        let order = if answer == Answer::Timeout { u32::MAX } else { arrivals.fetch_add(1, Ordering::SeqCst) };
-        PingResult {
-            trace_index: job.trace_index,
-            answer,
-            order,
-            answer_us: micros(started.elapsed()),
-            plugin_wall_us,
-            logs,
-        }
+/// Records one answer with its arrival (timeouts come last in the order).
+fn result(
+    trace_index: usize,
+    answer: Answer,
+    plugin_wall_us: Option<u64>,
+    logs: Vec<LogLine>,
+    started: Instant,
+    arrival: Arrival,
+) -> PingResult {
+    let order = if answer == Answer::Timeout { u32::MAX } else { arrival.order };
+    PingResult {
+        trace_index,
+        answer,
+        order,
+        answer_us: micros(arrival.at.saturating_duration_since(started)),
+        plugin_wall_us,
+        logs,
     }
+}
 
-    /// A buyer's decision as recorded: a zero bid is no bid, a bid under the floor is dropped.
-    fn answer_for_decision(&self, decision: Decision) -> Answer {
-        match decision {
-            Decision::Reject(rejection) => Answer::Reject { code: rejection.code, message: rejection.message },
-            Decision::Bid(bid) if bid.price_cents == 0 => Answer::NoBid,
-            Decision::Bid(bid) if bid.price_cents < self.floor_cents => {
-                Answer::BelowFloor { price_cents: bid.price_cents, floor_cents: self.floor_cents }
-            }
-            Decision::Bid(bid) => {
-                Answer::Bid { price_cents: bid.price_cents, buyer_ref: bid.buyer_ref, ttl_ms: bid.ttl_ms }
-            }
+fn panicked() -> Answer {
+    Answer::Error { kind: "panic".into(), message: "the plugin call panicked".into() }
+}
+
+/// A buyer's decision as recorded: a zero bid is no bid, a bid under the floor is dropped.
+fn answer_for_decision(decision: Decision, floor_cents: u32) -> Answer {
+    match decision {
+        Decision::Reject(rejection) => Answer::Reject { code: rejection.code, message: rejection.message },
+        Decision::Bid(bid) if bid.price_cents == 0 => Answer::NoBid,
+        Decision::Bid(bid) if bid.price_cents < floor_cents => {
+            Answer::BelowFloor { price_cents: bid.price_cents, floor_cents }
+        }
+        Decision::Bid(bid) => {
+            Answer::Bid { price_cents: bid.price_cents, buyer_ref: bid.buyer_ref, ttl_ms: bid.ttl_ms }
         }
     }
 }

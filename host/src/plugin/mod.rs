@@ -20,7 +20,7 @@ pub mod slot;
 pub mod validate;
 
 pub use breaker::{BreakerState, BreakerStatus, CircuitBreaker};
-pub use config::{Allocator, BreakerConfig, InstanceMode, Limits, RuntimeConfig};
+pub use config::{Allocator, BreakerConfig, InlinePolicy, InstanceMode, Limits, RuntimeConfig};
 pub use error::{CallError, LoadError};
 pub use instance::CallReport;
 pub use pool::{BuyerPlugin, PreparedPing, RedactorPlugin};

@@ -8,14 +8,20 @@
 //! (a caller that finds none idle makes one, and gives it back if there is room). An instance is dropped after a
 //! failed call (a trapped component instance can never be entered again), after `max_calls` calls, and with its
 //! plugin when a new version is activated. In fresh mode every call gets a new instance.
+//!
+//! Each plugin also keeps an [`InlineRecord`] of its recent calls: after `InlinePolicy::after_calls` consecutive
+//! successful calls under `InlinePolicy::threshold` it is trusted to run inline on an async worker thread
+//! ([`BuyerPlugin::inline_trusted`]); any failure or slow call takes that trust away.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use wasmtime::Store;
 
 use super::bindings::v0_1::{self, Buyer, Redactor, types};
 use super::breaker::{BreakerStatus, CircuitBreaker};
-use super::config::InstanceMode;
+use super::config::{InlinePolicy, InstanceMode};
 use super::error::{CallError, LoadError};
 use super::instance::{CallReport, CallStats, Instance, WorldBindings};
 use super::runtime::{Plugin, PluginPre, Shared, World};
@@ -30,12 +36,44 @@ struct InstancePool<B: WorldBindings> {
     /// The campaign (or publisher) every instance is configured for.
     owner_id: String,
     config: String,
+    inline: InlineRecord,
+}
+
+/// A plugin's recent behaviour, cheap enough to read and update on every call: the number of consecutive
+/// successful calls that each took less than the inline threshold.
+#[derive(Debug, Default)]
+pub struct InlineRecord {
+    streak: AtomicU32,
+}
+
+impl InlineRecord {
+    /// Counts one finished call: a success under `policy.threshold` extends the streak, anything else ends it.
+    pub fn record(&self, policy: &InlinePolicy, succeeded: bool, wall: Duration) {
+        if succeeded && wall < policy.threshold {
+            // Saturating, so a plugin called billions of times stays trusted.
+            let _ = self.streak.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1));
+        } else {
+            self.streak.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the streak is long enough under `policy` to run the plugin inline.
+    pub fn trusted(&self, policy: &InlinePolicy) -> bool {
+        policy.after_calls > 0 && self.streak.load(Ordering::Relaxed) >= policy.after_calls
+    }
 }
 
 impl<B: WorldBindings> InstancePool<B> {
     /// A pool with its first instance already made and configured (kept as the first warm one in warm mode).
     fn new(pre: B::Pre, shared: Arc<Shared>, owner_id: String, config: String) -> Result<Self, LoadError> {
-        let pool = InstancePool { pre, idle: Mutex::new(Vec::new()), shared, owner_id, config };
+        let pool = InstancePool {
+            pre,
+            idle: Mutex::new(Vec::new()),
+            shared,
+            owner_id,
+            config,
+            inline: InlineRecord::default(),
+        };
         let first = pool.create().map_err(|error| match error {
             CallError::Config { reason } => LoadError::Config { reason },
             error => LoadError::FirstInstance { error },
@@ -76,9 +114,13 @@ impl<B: WorldBindings> InstancePool<B> {
         call: impl FnOnce(&B, &mut Store<StoreState>) -> wasmtime::Result<R>,
         check: impl FnOnce(&R) -> Result<(), CallError>,
     ) -> Result<(R, CallStats), CallError> {
+        let started = std::time::Instant::now();
         // A closed breaker (the usual case) needs no clock read.
-        if !breaker.is_closed() {
-            breaker.check(self.shared.clock.now_unix_ms())?;
+        if !breaker.is_closed()
+            && let Err(refused) = breaker.check(self.shared.clock.now_unix_ms())
+        {
+            self.inline.record(&self.shared.config.inline, false, started.elapsed());
+            return Err(refused);
         }
         let outcome = self.take().and_then(|mut instance| {
             let (result, stats) = instance.call(&self.shared.config.limits, call);
@@ -90,7 +132,13 @@ impl<B: WorldBindings> InstancePool<B> {
             Ok(_) => breaker.record_success(),
             Err(e) => breaker.record_failure(self.shared.clock.now_unix_ms(), e),
         }
+        // Instantiation counts too: a plugin whose new instances are slow is not run inline either.
+        self.inline.record(&self.shared.config.inline, outcome.is_ok(), started.elapsed());
         outcome
+    }
+
+    fn inline_trusted(&self) -> bool {
+        self.inline.trusted(&self.shared.config.inline)
     }
 
     fn idle_count(&self) -> usize {
@@ -193,6 +241,17 @@ impl BuyerPlugin {
     pub fn idle_instances(&self) -> usize {
         self.pool.idle_count()
     }
+
+    /// Whether this buyer's recent calls were all quick successes, so the fan-out may run it inline on an async
+    /// worker thread (see [`InlinePolicy`]).
+    pub fn inline_trusted(&self) -> bool {
+        self.pool.inline_trusted()
+    }
+
+    /// The runtime's inline policy (the fan-out reads its per-auction budget).
+    pub fn inline_policy(&self) -> &InlinePolicy {
+        &self.pool.shared.config.inline
+    }
 }
 
 /// One publisher's redactor: a redactor plugin, the publisher's config and its own instances.
@@ -248,5 +307,53 @@ impl RedactorPlugin {
     /// Idle warm instances kept for this publisher.
     pub fn idle_instances(&self) -> usize {
         self.pool.idle_count()
+    }
+
+    /// Whether this redactor's recent calls were all quick successes, so the engine may run it inline on an async
+    /// worker thread (see [`InlinePolicy`]).
+    pub fn inline_trusted(&self) -> bool {
+        self.pool.inline_trusted()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QUICK: Duration = Duration::from_micros(50);
+
+    #[test]
+    fn a_plugin_is_trusted_only_after_its_streak_of_quick_successes() {
+        let policy = InlinePolicy::default();
+        let record = InlineRecord::default();
+        for _ in 0..policy.after_calls {
+            assert!(!record.trusted(&policy));
+            record.record(&policy, true, QUICK);
+        }
+        assert!(record.trusted(&policy));
+    }
+
+    #[test]
+    fn a_failure_or_a_slow_call_takes_the_trust_away_and_restarts_the_streak() {
+        let policy = InlinePolicy::default();
+        let record = InlineRecord::default();
+        for demotion in [(false, QUICK), (true, policy.threshold)] {
+            for _ in 0..policy.after_calls {
+                record.record(&policy, true, QUICK);
+            }
+            assert!(record.trusted(&policy));
+            record.record(&policy, demotion.0, demotion.1);
+            assert!(!record.trusted(&policy));
+            record.record(&policy, true, QUICK);
+            assert!(!record.trusted(&policy), "one good call does not restore the trust");
+        }
+    }
+
+    #[test]
+    fn no_plugin_is_trusted_when_the_policy_turns_inline_calls_off() {
+        let policy = InlinePolicy { after_calls: 0, ..InlinePolicy::default() };
+        let record = InlineRecord::default();
+        record.record(&policy, true, QUICK);
+        assert!(!record.trusted(&policy));
     }
 }
