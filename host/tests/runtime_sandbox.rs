@@ -63,8 +63,8 @@ fn hostile_buyer_result(runtime: &Runtime, mode: &str) -> Result<BuyerPlugin, Lo
 }
 
 #[test]
-fn a_configure_that_never_returns_fails_the_campaign_at_the_deadline() {
-    let runtime = runtime_with(Limits { deadline: Duration::from_millis(10), ..Limits::default() });
+fn a_configure_that_never_returns_fails_the_campaign_at_the_set_up_deadline() {
+    let runtime = runtime_with(Limits { setup_deadline: Duration::from_millis(10), ..Limits::default() });
     let refused = hostile_buyer_result(&runtime, "configure-loop").err();
     assert_eq!(refused, Some(LoadError::FirstInstance { error: CallError::Timeout { deadline_ms: 10 } }));
     good_plugin_still_answers(&runtime);

@@ -3,6 +3,7 @@
 // The README shows each example plugin's complete `lib.rs`, its `#[test]` module included, as an author would write it.
 #![allow(clippy::test_attr_in_doctest)]
 
+pub mod alloc;
 mod bindings;
 mod instance_state;
 mod log;
@@ -14,6 +15,11 @@ pub use bindings::types::{
     Rejection,
 };
 pub use log::{log, take_native_log};
+
+/// The plugin's global allocator in Wasm (see [`alloc`]); the `small-alloc` feature, on by default.
+#[cfg(all(feature = "small-alloc", target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: alloc::SmallAlloc = alloc::SmallAlloc::new();
 
 /// The contract version this SDK builds plugins against (the WIT package version).
 pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -9,6 +9,10 @@ pub struct Limits {
     /// Wall-clock time one call may take, instantiation included (epoch interruption, 1 ms resolution). It is wall
     /// time: a thread that loses the CPU still spends it, so leave headroom over the measured call cost.
     pub deadline: Duration,
+    /// Wall-clock time to set an instance up: instantiate it and run the plugin's `configure` once. Off the hot
+    /// path (once per instance, and first when a campaign is created), so it gets more headroom than a call; a
+    /// `configure` that never returns is still stopped at it.
+    pub setup_deadline: Duration,
     /// Linear memory (and table) bytes one instance may hold.
     pub max_memory_bytes: usize,
     /// Deterministic fuel budget per call; `None` turns fuel metering off (it costs about 10% per call).
@@ -25,6 +29,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             deadline: Duration::from_millis(50),
+            setup_deadline: Duration::from_secs(1),
             max_memory_bytes: 16 << 20,
             fuel: None,
             max_log_lines: 64,

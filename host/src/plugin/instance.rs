@@ -98,7 +98,7 @@ pub struct CallStats {
 
 impl<B: WorldBindings> Instance<B> {
     /// Creates a store under `limits`, instantiates `pre` in it and configures the instance for `owner_id` with
-    /// `config`, all within one call's deadline and fuel. A refused config is [`CallError::Config`]; a trap while
+    /// `config`, all within the set-up deadline (`limits.setup_deadline`) and one call's fuel. A refused config is [`CallError::Config`]; a trap while
     /// configuring is a failed call like any other.
     pub fn new(
         engine: &Engine,
@@ -109,11 +109,12 @@ impl<B: WorldBindings> Instance<B> {
     ) -> Result<Self, CallError> {
         let mut store = Store::new(engine, StoreState::new(limits));
         store.limiter(|state| &mut state.limiter);
-        arm(&mut store, limits)?;
+        let setup = Limits { deadline: limits.setup_deadline, ..limits.clone() };
+        arm(&mut store, &setup)?;
         let bindings = match B::instantiate(pre, &mut store) {
             Ok(bindings) => bindings,
             Err(e) => {
-                return Err(match classify(&e, &store, limits) {
+                return Err(match classify(&e, &store, &setup) {
                     CallError::Trap { message } => CallError::Instantiate { reason: message },
                     other => other,
                 });
@@ -122,7 +123,7 @@ impl<B: WorldBindings> Instance<B> {
         match bindings.configure(&mut store, owner_id, config) {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => return Err(CallError::Config { reason }),
-            Err(e) => return Err(classify(&e, &store, limits)),
+            Err(e) => return Err(classify(&e, &store, &setup)),
         }
         // What `configure` logged belongs to no call.
         store.data_mut().log.take();

@@ -1,7 +1,7 @@
 //! A buyer with custom logic: it scores each ping on a weighted scorecard (age band, consent evidence, state tier,
 //! extra key/values such as `coverage_type` and `household_size`) and bids the score times a price per point, capped,
 //! passing on pings that score under a floor. The weights come from the campaign's config JSON; `{}` uses the
-//! defaults documented in the README.
+//! defaults documented in the README. With `"log_score": true` it also logs how each score was made.
 
 mod scorecard;
 
@@ -29,8 +29,13 @@ impl Buyer for ScorecardBuyer {
         if ping.age < card.min_age {
             return Decision::reject(RejectCode::Age, format!("age {} is under {}", ping.age, card.min_age));
         }
-        let (score, parts) = card.score(ping);
-        pingpost_sdk::log(LogLevel::Debug, &format!("score {score}: {}", parts.join(", ")));
+        let score = if card.log_score {
+            let (score, parts) = card.explain(ping);
+            pingpost_sdk::log(LogLevel::Debug, &format!("score {score}: {}", parts.join(", ")));
+            score
+        } else {
+            card.score(ping)
+        };
         if score < card.min_score {
             return Decision::reject(
                 RejectCode::Price,

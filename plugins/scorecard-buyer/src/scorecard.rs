@@ -32,6 +32,9 @@ pub struct Scorecard {
     pub extra_points: BTreeMap<String, BTreeMap<String, i64>>,
     /// Points per unit of a numeric extra value: `{"household_size": {"points_per_unit": 4, "max_points": 20}}`.
     pub per_unit_points: BTreeMap<String, PerUnit>,
+    /// Logs how each ping's score was made, at `debug`, on every call. Off by default: formatting and logging the
+    /// line costs more than scoring the ping.
+    pub log_score: bool,
 }
 
 /// Points for ages `min_age..=max_age`.
@@ -115,6 +118,7 @@ impl Default for Scorecard {
                 "household_size".to_owned(),
                 PerUnit { points_per_unit: 4, max_points: 20 },
             )]),
+            log_score: false,
         }
     }
 }
@@ -135,16 +139,32 @@ impl Scorecard {
         Ok(card)
     }
 
+    /// The ping's score.
+    pub fn score(&self, ping: &Ping) -> i64 {
+        self.tally(ping, None)
+    }
+
     /// The ping's score, with one line per rule that scored, for the bid's log.
-    pub fn score(&self, ping: &Ping) -> (i64, Vec<String>) {
+    pub fn explain(&self, ping: &Ping) -> (i64, Vec<String>) {
         let mut parts = Vec::new();
-        let mut add = |what: String, points: i64| {
+        let score = self.tally(ping, Some(&mut parts));
+        (score, parts)
+    }
+
+    /// Adds up the points of every rule that scores; with `parts`, also describes each one. The descriptions are
+    /// only formatted when asked for, so a plain score allocates nothing.
+    fn tally(&self, ping: &Ping, mut parts: Option<&mut Vec<String>>) -> i64 {
+        let mut total = 0i64;
+        let mut add = |what: &dyn Fn() -> String, points: i64| {
             if points != 0 {
-                parts.push((what, points));
+                total = total.saturating_add(points);
+                if let Some(parts) = parts.as_deref_mut() {
+                    parts.push(format!("{}: {points:+}", what()));
+                }
             }
         };
         if let Some(b) = self.age_points.iter().find(|b| (b.min_age..=b.max_age).contains(&ping.age)) {
-            add(format!("age {}-{}", b.min_age, b.max_age), b.points);
+            add(&|| format!("age {}-{}", b.min_age, b.max_age), b.points);
         }
         let c = &self.consent_points;
         for (present, name, points) in [
@@ -153,28 +173,27 @@ impl Scorecard {
             (ping.consent.tcpa_text, "tcpa_text", c.tcpa_text),
         ] {
             if present {
-                add(name.to_owned(), points);
+                add(&|| name.to_owned(), points);
             }
         }
         match self.state_tiers.iter().find(|t| t.states.iter().any(|s| s.eq_ignore_ascii_case(&ping.state))) {
-            Some(t) => add(format!("state {}", ping.state), t.points),
-            None => add(format!("other state {}", ping.state), self.other_state_points),
+            Some(t) => add(&|| format!("state {}", ping.state), t.points),
+            None => add(&|| format!("other state {}", ping.state), self.other_state_points),
         }
         for (key, by_value) in &self.extra_points {
             if let Some(points) = ping.extra(key).and_then(|value| by_value.get(value.trim())) {
-                add(key.clone(), *points);
+                add(&|| key.clone(), *points);
             }
         }
         for (key, rule) in &self.per_unit_points {
             // A value that is not a whole number scores nothing: the rule only rewards what it can read.
             if let Some(units) = ping.extra(key).and_then(|v| v.trim().parse::<u32>().ok()) {
                 add(
-                    format!("{key} {units}"),
+                    &|| format!("{key} {units}"),
                     (i64::from(units).saturating_mul(rule.points_per_unit)).min(rule.max_points),
                 );
             }
         }
-        let total = parts.iter().fold(0i64, |sum, (_, points)| sum.saturating_add(*points));
-        (total, parts.into_iter().map(|(what, points)| format!("{what}: {points:+}")).collect())
+        total
     }
 }

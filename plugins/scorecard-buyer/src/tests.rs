@@ -1,6 +1,6 @@
 //! Decisions on a table of pings, with the default weights and with a custom scorecard.
 
-use pingpost_sdk::{BidContext, Buyer, ConsentFlags, Decision, Ping, RejectCode};
+use pingpost_sdk::{BidContext, Buyer, ConsentFlags, Decision, LogLevel, Ping, RejectCode};
 
 use crate::ScorecardBuyer;
 
@@ -113,4 +113,17 @@ fn bad_configs_are_refused_with_a_reason() {
             Err(message) => assert!(message.contains(reason), "{config}: {message}"),
         }
     }
+}
+
+#[test]
+fn the_score_is_logged_only_when_the_config_asks_for_it() {
+    let p = ping("OH", 50, TF, &[]);
+    pingpost_sdk::take_native_log();
+    ScorecardBuyer::new("{}").expect("defaults").bid(&p, &BidContext::default());
+    assert!(pingpost_sdk::take_native_log().is_empty(), "logging is off by default");
+
+    ScorecardBuyer::new(r#"{"log_score": true}"#).expect("log on").bid(&p, &BidContext::default());
+    let lines = pingpost_sdk::take_native_log();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0], (LogLevel::Debug, "score 52: age 45-64: +20, trusted_form: +20, state OH: +12".to_owned()));
 }
