@@ -1,7 +1,7 @@
-//! Store costs per sale: reserve + commit against a capped campaign, and the duplicate check-and-record of a new
-//! consumer, on the SQLite store (a real file: WAL, `synchronous=NORMAL`) and the in-memory store in the same run;
-//! plus reserve + commit from two threads at once on one SQLite store (one connection behind a mutex). Results and
-//! the command are in BENCHMARKS.md ("Storage").
+//! Store costs per sale: reserve + commit (which records the sale, lead included) against a capped campaign, and the
+//! duplicate check-and-record of a new consumer, on the SQLite store (a real file: WAL, `synchronous=NORMAL`) and the
+//! in-memory store in the same run; plus reserve + commit from two threads at once on one SQLite store (one connection
+//! behind a mutex). Results and the command are in BENCHMARKS.md ("Storage").
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pingpost::auction::store::CapWindows;
-use pingpost::auction::{AuctionStore, Caps, ConsumerKeys, MemoryStore};
+use pingpost::auction::{AuctionStore, Caps, ConsumerKeys, MemoryStore, SaleDelivery, SaleRecord};
+use pingpost::model::{Consent, Consumer, Lead};
 use pingpost::storage::SqliteStore;
 
 /// Caps that every window checks but the benchmark never reaches.
@@ -28,27 +29,91 @@ fn windows() -> CapWindows {
     CapWindows { hour: "2026-03-14T09".into(), day: "2026-03-14".into(), month: "2026-03".into() }
 }
 
-/// A store under test, by name.
-type Named = (&'static str, Arc<dyn AuctionStore>);
+/// A store under test, by name, and how to get it again: the memory store is replaced by a fresh one every
+/// [`SALES_PER_STORE`] sales, since it keeps every sale (lead included) in memory; the SQLite store is the same file.
+type Named = (&'static str, Box<dyn Fn() -> Arc<dyn AuctionStore>>);
+
+/// Sales committed into one store instance before a reserve + commit benchmark asks for the next.
+const SALES_PER_STORE: u64 = 50_000;
 
 /// The stores under test; the temp dir lives as long as the SQLite store.
 fn stores() -> (tempfile::TempDir, Vec<Named>) {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let sqlite = SqliteStore::open(dir.path().join("bench.db")).expect("the database opens");
-    (dir, vec![("memory", Arc::new(MemoryStore::new())), ("sqlite", Arc::new(sqlite))])
+    let sqlite: Arc<dyn AuctionStore> =
+        Arc::new(SqliteStore::open(dir.path().join("bench.db")).expect("the database opens"));
+    let memory = || -> Arc<dyn AuctionStore> { Arc::new(MemoryStore::new()) };
+    (dir, vec![("memory", Box::new(memory)), ("sqlite", Box::new(move || sqlite.clone()))])
 }
 
-fn sale(store: &dyn AuctionStore, caps: &Caps, windows: &CapWindows) {
+/// Times `iters` sales split over `threads` threads, `SALES_PER_STORE` at a time on one store from `store_for`
+/// (getting the store is not timed).
+fn time_sales(store_for: &dyn Fn() -> Arc<dyn AuctionStore>, iters: u64, threads: u64) -> Duration {
+    let (caps, windows, record) = (caps(), windows(), sale_record());
+    let mut elapsed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let chunk = (iters - done).min(SALES_PER_STORE);
+        let store = store_for();
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let (store, caps, windows, record) = (&store, &caps, &windows, &record);
+                scope.spawn(move || {
+                    for _ in 0..chunk.div_ceil(threads) {
+                        sale(black_box(store.as_ref()), caps, windows, record);
+                    }
+                });
+            }
+        });
+        elapsed += start.elapsed();
+        done += chunk;
+    }
+    elapsed
+}
+
+/// The sale record every benchmarked commit writes (a pick-up, so the lead is stored with it).
+fn sale_record() -> SaleRecord {
+    SaleRecord {
+        lead_id: "p_bench".into(),
+        campaign_id: "campaign-1".into(),
+        buyer_id: "buyer-1".into(),
+        publisher_id: "pub-1".into(),
+        price_cents: 1_200,
+        sold_at_unix_ms: 1_773_482_400_000,
+        buyer_ref: None,
+        lead: Lead {
+            vertical: "health-insurance".into(),
+            publisher_id: "pub-1".into(),
+            source_id: "src-1".into(),
+            consumer: Consumer {
+                first_name: "Ana".into(),
+                last_name: "Lopez".into(),
+                phone: "+13055550001".into(),
+                email: "ana@example.com".into(),
+                street: "1 Ocean Dr".into(),
+                city: "Miami".into(),
+                state: "FL".into(),
+                zip5: "33139".into(),
+                date_of_birth: "1980-02-29".into(),
+                gender: None,
+            },
+            consent: Consent { tcpa_text: Some("I agree".into()), ..Consent::default() },
+            extra: Default::default(),
+        },
+        delivery: SaleDelivery::Pickup,
+    }
+}
+
+fn sale(store: &dyn AuctionStore, caps: &Caps, windows: &CapWindows, record: &SaleRecord) {
     let reservation = store.reserve("campaign-1", caps, windows, 1_250, None).expect("reserves");
-    store.commit(&reservation, 1_200).expect("commits");
+    store.commit(&reservation, 1_200, record).expect("commits");
 }
 
 fn reserve_commit(c: &mut Criterion) {
     let (_dir, stores) = stores();
-    let (caps, windows) = (caps(), windows());
     let mut group = c.benchmark_group("storage/reserve_commit");
-    for (name, store) in &stores {
-        group.bench_function(*name, |b| b.iter(|| sale(black_box(store.as_ref()), &caps, &windows)));
+    for (name, store_for) in &stores {
+        group.bench_function(*name, |b| b.iter_custom(|iters| time_sales(store_for.as_ref(), iters, 1)));
     }
     group.finish();
 }
@@ -56,23 +121,8 @@ fn reserve_commit(c: &mut Criterion) {
 fn reserve_commit_two_threads(c: &mut Criterion) {
     let (_dir, stores) = stores();
     let mut group = c.benchmark_group("storage/reserve_commit_2_threads");
-    for (name, store) in &stores {
-        group.bench_function(*name, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                std::thread::scope(|scope| {
-                    for _ in 0..2 {
-                        let (store, caps, windows) = (store.clone(), caps(), windows());
-                        scope.spawn(move || {
-                            for _ in 0..iters.div_ceil(2) {
-                                sale(store.as_ref(), &caps, &windows);
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            })
-        });
+    for (name, store_for) in &stores {
+        group.bench_function(*name, |b| b.iter_custom(|iters| time_sales(store_for.as_ref(), iters, 2)));
     }
     group.finish();
 }
@@ -85,7 +135,8 @@ fn check_and_record_lead(c: &mut Criterion) {
         ConsumerKeys::of(&format!("+1{n:010}"), &format!("consumer{n}@example.com"))
     };
     let mut group = c.benchmark_group("storage/check_and_record_lead");
-    for (name, store) in &stores {
+    for (name, store_for) in &stores {
+        let store = store_for();
         group.bench_function(*name, |b| {
             b.iter_batched(
                 new_consumer,

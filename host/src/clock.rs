@@ -50,3 +50,37 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// The operating system's clock moved by a fixed offset: time passes normally but starts from a chosen instant. A
+/// demo that must see a Wednesday morning (schedules, ages) runs on it and still lets retries and expiries happen.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    offset_ms: i64,
+}
+
+impl OffsetClock {
+    /// A clock that reads `start_unix_ms` now and advances from there.
+    pub fn starting_at(start_unix_ms: i64) -> Self {
+        OffsetClock { offset_ms: start_unix_ms - SystemClock.now_unix_ms() }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_unix_ms(&self) -> i64 {
+        SystemClock.now_unix_ms() + self.offset_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_clock_starts_where_asked_and_then_moves() {
+        let clock = OffsetClock::starting_at(1_000_000);
+        let first = clock.now_unix_ms();
+        assert!((1_000_000..1_005_000).contains(&first), "{first}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(clock.now_unix_ms() >= first + 5);
+    }
+}

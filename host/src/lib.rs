@@ -5,4 +5,5 @@ pub mod cli;
 pub mod clock;
 pub mod model;
 pub mod plugin;
+pub mod service;
 pub mod storage;

@@ -15,11 +15,28 @@ use auction_fixture::{build, config, http_campaign, lead, publisher, wasm_campai
 use http_buyer_server::{BuyerServer, Reply};
 use pingpost::auction::eligibility::Ineligible;
 use pingpost::auction::store::{CapKind, CapWindows, ReserveError};
-use pingpost::auction::{AuctionStore, Caps, MemoryStore, OutcomeStatus, PostResult, Publisher, SelectionMode};
+use pingpost::auction::{
+    AuctionStore, Caps, MemoryStore, OutcomeStatus, PostResult, Publisher, SaleDelivery, SaleRecord, SelectionMode,
+};
 use serde_json::json;
 
 fn windows() -> CapWindows {
     CapWindows { hour: "2026-11-25T10".into(), day: "2026-11-25".into(), month: "2026-11".into() }
+}
+
+/// A pick-up sale of lead 1 to `campaign_id` at `price_cents`.
+fn sale_record(campaign_id: &str, price_cents: u32) -> SaleRecord {
+    SaleRecord {
+        lead_id: "p_1".into(),
+        campaign_id: campaign_id.into(),
+        buyer_id: "b1".into(),
+        publisher_id: "pub-1".into(),
+        price_cents,
+        sold_at_unix_ms: 0,
+        buyer_ref: None,
+        lead: lead(1),
+        delivery: SaleDelivery::Pickup,
+    }
 }
 
 #[test]
@@ -47,7 +64,11 @@ fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
     let second = store.reserve("c1", &caps, &windows(), 4_000, None).expect("second");
     assert_eq!(store.reserve("c1", &caps, &windows(), 1, None), Err(ReserveError::CapReached(CapKind::LeadsPerHour)));
     store.release(&second).expect("release");
-    store.commit(&first, 3_500).expect("commit at the confirmed price");
+    let sale_id = store.commit(&first, 3_500, &sale_record("c1", 3_500)).expect("commit at the confirmed price");
+    assert_eq!(
+        store.all_sales().expect("sales").iter().map(|s| (s.sale_id, s.price_cents)).collect::<Vec<_>>(),
+        [(sale_id, 3_500)]
+    );
     let usage = store.usage("c1", &windows()).expect("usage");
     assert_eq!((usage.leads_hour, usage.spend_day_cents), (1, 3_500));
     assert_eq!(
@@ -87,7 +108,7 @@ async fn concurrent_auctions_on_one_capped_wasm_campaign_sell_exactly_the_cap() 
         }
     }
     assert_eq!(sold, 5);
-    assert_eq!(f.store.all_pickups().expect("store").len(), 5);
+    assert_eq!(f.store.all_sales().expect("store").len(), 5);
     assert_eq!(f.store.pending_reservations().expect("store"), 0);
 }
 

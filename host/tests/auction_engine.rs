@@ -19,7 +19,7 @@ use pingpost::auction::eligibility::Ineligible;
 use pingpost::auction::trace::TargetKind;
 use pingpost::auction::{
     Answer, AuctionStore, CampaignStatus, Caps, Day, Delivery, Exclusivity, LeadOptions, OutcomeStatus, PiiKind,
-    PingStatus, PostError, PostResult, Schedule, SelectionMode,
+    PingStatus, PostError, PostResult, SaleDelivery, Schedule, SelectionMode,
 };
 use pingpost::model::RejectCode;
 use serde_json::json;
@@ -59,10 +59,13 @@ async fn exclusive_sells_to_the_highest_bid_and_only_the_winner_gets_the_lead() 
     assert_eq!((sale.margin_cents, sale.payout_cents), (260, 2340));
     assert!(matches!(answer_of(&outcome, "ctx"), Some(Answer::Reject { code: RejectCode::Geography, .. })));
 
-    let pickups = f.store.all_pickups().expect("pickups");
-    assert_eq!(pickups.len(), 1);
-    assert_eq!(pickups[0].campaign_id, "c2600");
-    assert_eq!(pickups[0].lead.consumer.phone, "+13055500001", "the winner gets the normalised full lead");
+    let sales = f.store.all_sales().expect("sales");
+    assert_eq!(sales.len(), 1);
+    assert_eq!(sales[0].campaign_id, "c2600");
+    assert_eq!(sales[0].delivery, SaleDelivery::Pickup);
+    assert_eq!((sales[0].lead_id.as_str(), sales[0].price_cents), (outcome.ping_id.as_str(), 2600));
+    let kept = sales[0].lead.as_ref().expect("the sale keeps the lead");
+    assert_eq!(kept.consumer.phone, "+13055500001", "the winner gets the normalised full lead");
     let inputs = wasm_inputs(&outcome);
     assert_eq!(inputs.len(), 4, "every campaign was pinged once: {inputs:?}");
     for (campaign, input) in inputs {
@@ -241,7 +244,7 @@ async fn a_slow_http_buyer_is_recorded_as_a_timeout_and_others_still_sell() {
 }
 
 #[tokio::test]
-async fn a_wasm_campaign_with_a_webhook_gets_the_lead_by_post() {
+async fn a_wasm_campaign_with_a_webhook_is_sold_at_its_bid_and_queued_for_the_outbox_not_posted_inline() {
     let hook = BuyerServer::scripted(
         Reply::raw(404, "no pings here"),
         Reply::json(json!({"result": "accepted", "price_cents": 1234})),
@@ -254,11 +257,12 @@ async fn a_wasm_campaign_with_a_webhook_gets_the_lead_by_post() {
     let f = build(config(publisher(SelectionMode::Exclusive), &["b1"], vec![campaign]));
     let outcome = f.exchange.run_lead(lead(11)).await;
     assert_eq!(sold_to(&outcome), [("hooked", 1234)]);
-    let posts = hook.posts();
-    assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0]["campaign_id"], "hooked");
-    assert_eq!(posts[0]["lead"]["consumer"]["first_name"], "Zenobia");
-    assert!(f.store.all_pickups().expect("store").is_empty());
+    assert_eq!(outcome.trace.posts[0].result, PostResult::Queued { price_cents: 1234 });
+    assert!(hook.recorded().is_empty(), "the auction itself sends the webhook nothing (tests/outbox.rs delivers)");
+    let sales = f.store.all_sales().expect("store");
+    assert_eq!(sales.len(), 1);
+    assert_eq!(sales[0].delivery, SaleDelivery::Webhook { url: hook.post_url() });
+    assert_eq!(sales[0].lead.as_ref().map(|l| l.consumer.first_name.as_str()), Some("Zenobia"));
     assert_eq!(outcome.trace.campaigns[0].kind, TargetKind::Wasm);
 }
 
@@ -411,7 +415,7 @@ async fn two_step_ping_then_post_sells_at_the_bid_within_the_expiry() {
     assert_eq!(pinged.status, PingStatus::Bid, "{:?}", pinged.reason);
     assert_eq!((pinged.best_bid_cents, pinged.payout_cents), (Some(2600), Some(2340)));
     assert_eq!(pinged.expires_at_unix_ms, Some(NOW + 30_000));
-    assert!(f.store.all_pickups().expect("store").is_empty(), "nothing is delivered before the post");
+    assert!(f.store.all_sales().expect("store").is_empty(), "nothing is sold before the post");
 
     f.clock.advance(29_000);
     let outcome = f.exchange.post(&pinged.ping_id).await.expect("post within the expiry");
@@ -427,7 +431,7 @@ async fn two_step_post_after_the_expiry_is_a_typed_error() {
     f.clock.advance(60_000);
     let error = f.exchange.post(&pinged.ping_id).await.err();
     assert_eq!(error, Some(PostError::Expired { ping_id: pinged.ping_id.clone(), expired_at_unix_ms: NOW + 60_000 }));
-    assert!(f.store.all_pickups().expect("store").is_empty());
+    assert!(f.store.all_sales().expect("store").is_empty());
 }
 
 #[tokio::test]

@@ -17,8 +17,8 @@ use http_buyer_server::{BuyerServer, Reply};
 use pingpost::auction::exchange_file::ExchangeFile;
 use pingpost::auction::trace::Answer;
 use pingpost::auction::{
-    CampaignTarget, EngineSettings, ExchangeParts, HttpBuyerClient, MemoryStore, Outcome, OutcomeStatus, SeededIds,
-    validate_lead,
+    CampaignTarget, EngineSettings, ExchangeParts, HttpBuyerClient, MemoryStore, Outcome, OutcomeStatus, SaleDelivery,
+    SeededIds, validate_lead,
 };
 use pingpost::clock::ManualClock;
 use pingpost::model::{Lead, RejectCode};
@@ -237,8 +237,12 @@ async fn the_26_dollar_buyer_wins_among_12_bids_from_18_campaigns_and_only_it_se
     assert_eq!(http_pings[0]["state"], "FL");
     assert_eq!(http_pings[0]["zip3"], "331");
 
-    // No Wasm campaign was kept the lead for pick-up: the winner is the only buyer that ever had it.
-    assert!(store.all_pickups().unwrap().is_empty());
+    // No Wasm campaign was kept the lead for pick-up: the winner is the only buyer that ever had it, by its post.
+    let sales = store.all_sales().unwrap();
+    assert_eq!(
+        sales.iter().map(|s| (s.campaign_id.as_str(), &s.delivery)).collect::<Vec<_>>(),
+        [("sunshine-health-direct", &SaleDelivery::Posted)]
+    );
 }
 
 #[tokio::test]

@@ -242,9 +242,15 @@ fn exchange_config(case: &CaseSpec, server: &BuyerServer) -> ExchangeConfig {
         shared_max_buyers: case.shared_n,
         dedupe_window_days: 0,
         default_bid_ttl_ms: 60_000,
+        status: Default::default(),
     };
     let buyers = (0..4)
-        .map(|b| Buyer { id: format!("b{b}"), name: String::new(), time_zone: chrono_tz::America::Chicago })
+        .map(|b| Buyer {
+            id: format!("b{b}"),
+            name: String::new(),
+            time_zone: chrono_tz::America::Chicago,
+            status: Default::default(),
+        })
         .collect();
     let campaigns = case
         .campaigns
@@ -342,7 +348,7 @@ fn check_case(case: &CaseSpec, seed: u64) -> Result<(), TestCaseError> {
         SelectionMode::Shared => case.lead_n.map_or(case.shared_n, |n| n.min(case.shared_n)).max(1) as usize,
         _ => 1,
     };
-    let pickups = store.all_pickups().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let recorded = store.all_sales().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut posted_to: HashMap<String, HashSet<String>> = HashMap::new();
     for (lead, outcome) in leads.iter().zip(&outcomes) {
         prop_assert!(
@@ -366,12 +372,14 @@ fn check_case(case: &CaseSpec, seed: u64) -> Result<(), TestCaseError> {
             prop_assert!(outcome.trace.campaigns.iter().all(|c| c.answer.is_none()));
         }
         let posted: HashSet<String> = outcome.trace.posts.iter().map(|p| p.campaign_id.clone()).collect();
-        // The full lead went only to campaigns the engine posted to, and every pick-up is a sale.
-        let lead_pickups: Vec<&str> =
-            pickups.iter().filter(|p| p.ping_id == outcome.ping_id).map(|p| p.campaign_id.as_str()).collect();
-        for campaign in &lead_pickups {
-            prop_assert!(outcome.sales.iter().any(|s| s.campaign_id == *campaign));
-        }
+        // The full lead went only to campaigns the engine posted to, and every recorded sale is a sale of the
+        // outcome (and the other way round).
+        let mut lead_sales: Vec<&str> =
+            recorded.iter().filter(|s| s.lead_id == outcome.ping_id).map(|s| s.campaign_id.as_str()).collect();
+        let mut outcome_sales: Vec<&str> = outcome.sales.iter().map(|s| s.campaign_id.as_str()).collect();
+        lead_sales.sort_unstable();
+        outcome_sales.sort_unstable();
+        prop_assert_eq!(lead_sales, outcome_sales);
         // Sold at most once (exclusive, waterfall) or to at most N distinct buyers (shared), never under the floor.
         prop_assert!(outcome.sales.len() <= max_buyers, "{} sales, max {}", outcome.sales.len(), max_buyers);
         let buyers: HashSet<&str> = outcome.sales.iter().map(|s| s.buyer_id.as_str()).collect();

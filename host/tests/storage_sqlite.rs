@@ -1,7 +1,9 @@
 //! The SQLite store against real database files in temp dirs: it answers every call exactly as the in-memory store
 //! does, never oversells a cap under concurrency (one shared store or several connections to one file), never lets
-//! one buyer reserve one consumer twice within its suppression window under concurrency, keeps its data across reopen, claims a ping once, keeps no plain consumer identifiers for look-ups, and migrates its schema
-//! once and refuses a newer one.
+//! one buyer reserve one consumer twice within its suppression window under concurrency, keeps its data across
+//! reopen, claims a ping once, keeps no plain consumer identifiers for look-ups, and migrates its schema once and
+//! refuses a newer one. Then the service's queries: sales by buyer and publisher, returns, the PII audit, the
+//! retention purge, stale reservations and auction records.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,11 +11,16 @@ use std::sync::{Arc, Barrier};
 
 use pingpost::auction::select::Candidate;
 use pingpost::auction::store::{
-    CapKind, CapWindows, PingClaim, PingRecord, Purchase, Reservation, ReserveError, Usage,
+    CapKind, CapWindows, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleReturn, Usage,
 };
-use pingpost::auction::{AuctionStore, Caps, ConsumerKeys, MemoryStore, Pickup, StoreError};
+use pingpost::auction::{
+    AuctionStore, Caps, ConsumerKeys, MemoryStore, SaleDelivery, SaleRecord, StoreError, StoredSale,
+};
 use pingpost::model::{Consent, Consumer, Lead};
-use pingpost::storage::{MIGRATIONS, Migration, MigrationError, OpenError, SCHEMA_VERSION, SqliteStore, migrations};
+use pingpost::storage::{
+    DeliveryStatus, MIGRATIONS, Migration, MigrationError, OpenError, PiiAccess, PiiAuditEntry, PurgeCounts,
+    ReturnError, SCHEMA_VERSION, SaleRef, SqliteStore, migrations,
+};
 
 fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -90,15 +97,24 @@ fn ping_record(ping_id: &str, n: u32, created_at_unix_ms: i64, expires_at_unix_m
     }
 }
 
-fn pickup(campaign_id: &str, n: u32, price_cents: u32) -> Pickup {
-    Pickup {
+/// The sale of lead `n` to `campaign_id` at `price_cents`, delivered by `delivery`.
+fn sale(campaign_id: &str, n: u32, price_cents: u32, delivery: SaleDelivery) -> SaleRecord {
+    SaleRecord {
+        lead_id: format!("ping-{n}"),
         campaign_id: campaign_id.to_owned(),
         buyer_id: format!("buyer-of-{campaign_id}"),
-        ping_id: format!("ping-{n}"),
+        publisher_id: "pub-1".into(),
         price_cents,
-        lead: lead(n),
         sold_at_unix_ms: 1_000 + i64::from(n),
+        buyer_ref: n.is_multiple_of(2).then(|| format!("ref-{n}")),
+        lead: lead(n),
+        delivery,
     }
+}
+
+/// A pick-up sale of lead `n` to `campaign_id`.
+fn pickup(campaign_id: &str, n: u32, price_cents: u32) -> SaleRecord {
+    sale(campaign_id, n, price_cents, SaleDelivery::Pickup)
 }
 
 /// Records each step's answer so two stores' runs can be compared line by line.
@@ -130,14 +146,21 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     // Caps: reserve, commit at the confirmed price, release, refuse naming the cap.
     assert_eq!(t.note("usage before", store.usage("c1", &h9)), Ok(Usage::default()));
     let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400, None)).expect("r1");
-    assert_eq!(t.note("commit r1 at 350", store.commit(&r1, 350)), Ok(()));
+    let r1_sale = pickup("c1", 1, 350);
+    assert_eq!(t.note("commit r1 at 350", store.commit(&r1, 350, &r1_sale)), Ok(1));
     let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400, None)).expect("r2");
     assert_eq!(t.note("release r2", store.release(&r2)), Ok(()));
-    assert_eq!(t.note("commit released r2", store.commit(&r2, 400)), Err(StoreError::UnknownReservation(r2.id)));
+    assert_eq!(
+        t.note("commit released r2", store.commit(&r2, 400, &pickup("c1", 2, 400))),
+        Err(StoreError::UnknownReservation(r2.id))
+    );
     assert_eq!(t.note("release committed r1", store.release(&r1)), Err(StoreError::UnknownReservation(r1.id)));
     let mut ghost = r1.clone();
     ghost.id = 9_999;
-    assert_eq!(t.note("commit never made", store.commit(&ghost, 1)), Err(StoreError::UnknownReservation(9_999)));
+    assert_eq!(
+        t.note("commit never made", store.commit(&ghost, 1, &pickup("c1", 2, 1))),
+        Err(StoreError::UnknownReservation(9_999))
+    );
     assert_eq!(
         t.note("usage after r1, r2", store.usage("c1", &h9)),
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 1, spend_day_cents: 350, spend_month_cents: 350 })
@@ -158,7 +181,9 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         Err(ReserveError::CapReached(CapKind::SpendPerMonth))
     );
     t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200, None)).expect("month spend fits");
-    assert_eq!(t.note("commit r3 above reserved price", store.commit(&r3, 650)), Ok(()));
+    // The sale is recorded at the committed price, whatever the record says.
+    let r3_sale = sale("c1", 3, 400, SaleDelivery::Posted);
+    assert_eq!(t.note("commit r3 above reserved price", store.commit(&r3, 650, &r3_sale)), Ok(2));
     assert_eq!(
         t.note("usage of next day", store.usage("c1", &next_day)),
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 5, spend_day_cents: 1_200, spend_month_cents: 2_700 })
@@ -176,7 +201,8 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     );
     t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400, None)).expect("400 fits");
     t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0, None)).expect("0 fits");
-    assert_eq!(t.note("c2 commit at 0", store.commit(&c2, 0)), Ok(()));
+    let c2_sale = sale("c2", 2, 0, SaleDelivery::Webhook { url: "http://127.0.0.1:9/hook".into() });
+    assert_eq!(t.note("c2 commit at 0", store.commit(&c2, 0, &c2_sale)), Ok(3));
     t.note("c2 usage", store.usage("c2", &h9)).expect("usage");
     for _ in 0..5 {
         t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000, None)).expect("no cap");
@@ -228,7 +254,7 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     assert_eq!(t.note("release other buyer", store.release(&other)), Ok(()));
     let unchecked = t.note("no window is not checked", sell("b1", &a, 5_100, None)).expect("no window");
     assert_eq!(t.note("release no window", store.release(&unchecked)), Ok(()));
-    assert_eq!(t.note("commit s1", store.commit(&s1, 90)), Ok(()));
+    assert_eq!(t.note("commit s1", store.commit(&s1, 90, &pickup("c5", 4, 90))), Ok(4));
     assert_eq!(t.note("bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
     assert_eq!(t.note("bought since 5001", store.bought_since("b1", &a, 5_001)), Ok(false));
     assert_eq!(t.note("released sales record nothing", store.bought_since("b2", &a, 0)), Ok(false));
@@ -237,7 +263,7 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: false })
     );
     let older = t.note("older purchase, no window", sell("b1", &a, 4_000, None)).expect("older");
-    assert_eq!(t.note("commit older", store.commit(&older, 100)), Ok(()));
+    assert_eq!(t.note("commit older", store.commit(&older, 100, &pickup("c5", 5, 100))), Ok(5));
     assert_eq!(t.note("still bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
     assert_eq!(
         t.note("latest purchase is named", sell("b1", &a, 6_000, Some(0))),
@@ -275,13 +301,17 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         Err(StoreError::DuplicatePingId("ping-b".into()))
     );
 
-    // Pick-ups per campaign, in sale order.
-    assert_eq!(t.note("no pickups", store.pickups("c1")), Ok(vec![]));
-    for (campaign, n, price) in [("c1", 1, 1_000), ("c2", 2, 2_000), ("c1", 3, 3_000)] {
-        assert_eq!(t.note("record pickup", store.record_pickup(pickup(campaign, n, price))), Ok(()));
-    }
-    assert_eq!(t.note("pickups of c1", store.pickups("c1")), Ok(vec![pickup("c1", 1, 1_000), pickup("c1", 3, 3_000)]));
-    assert_eq!(t.note("pickups of c2", store.pickups("c2")), Ok(vec![pickup("c2", 2, 2_000)]));
+    // Sales per campaign, in sale order, each with its lead and delivery; only committed reservations are sales.
+    assert_eq!(t.note("no sales", store.sales_of_campaign("c3")), Ok(vec![]));
+    assert_eq!(
+        t.note("sales of c1", store.sales_of_campaign("c1")),
+        Ok(vec![StoredSale::new(1, &r1_sale, 350), StoredSale::new(2, &r3_sale, 650)])
+    );
+    assert_eq!(t.note("sales of c2", store.sales_of_campaign("c2")), Ok(vec![StoredSale::new(3, &c2_sale, 0)]));
+    assert_eq!(
+        t.note("sales of c5", store.sales_of_campaign("c5").map(|s| s.iter().map(|s| s.sale_id).collect::<Vec<_>>())),
+        Ok(vec![4, 5])
+    );
     t.0
 }
 
@@ -397,7 +427,7 @@ fn assert_one_sale_to_the_buyer(
     assert_eq!(refused.len(), tries - 1);
     let at = won[0].purchase.as_ref().map(|p| p.at_unix_ms).expect("the reservation names its purchase");
     assert!(refused.iter().all(|r| *r == ReserveError::Suppressed { at_unix_ms: at, pending: true }), "{refused:?}");
-    store.commit(&won[0], 900).expect("commits");
+    store.commit(&won[0], 900, &pickup("campaign-0", 42, 900)).expect("commits");
     let consumer = keys_of(&lead(42));
     assert_eq!(store.bought_since("b1", &consumer, 0), Ok(true));
     assert_eq!(
@@ -453,7 +483,7 @@ fn a_reservation_pending_in_a_version_1_database_still_commits_after_the_upgrade
         price_cents: 500,
         purchase: None,
     };
-    assert_eq!(store.commit(&old, 450), Ok(()));
+    assert_eq!(store.commit(&old, 450, &pickup("c1", 1, 450)), Ok(1));
     assert_eq!(store.pending_reservations(), Ok(0));
 }
 
@@ -466,16 +496,15 @@ fn everything_recorded_survives_closing_and_reopening_the_file() {
     let pending = {
         let store = SqliteStore::open(&path).expect("opens");
         let sold = store.reserve("c1", &caps, &h9, 500, None).expect("reserves");
-        store.commit(&sold, 450).expect("commits");
+        store.commit(&sold, 450, &pickup("c1", 1, 450)).expect("commits");
         let pending = store.reserve("c1", &caps, &h9, 500, None).expect("reserves");
         assert_eq!(store.check_and_record_lead("p1", &keys, 0, 1_000), Ok(None));
         let bought = store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b1", &keys, 1_000, Some(0))));
-        store.commit(&bought.expect("reserves"), 100).expect("commits");
+        store.commit(&bought.expect("reserves"), 100, &sale("c9", 2, 100, SaleDelivery::Posted)).expect("commits");
         store
             .reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 1_500, Some(0))))
             .expect("reserves");
         store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
-        store.record_pickup(pickup("c1", 1, 450)).expect("records");
         pending
     };
 
@@ -497,7 +526,8 @@ fn everything_recorded_survives_closing_and_reopening_the_file() {
         store.claim_ping("ping-a", 2_000),
         Ok(PingClaim::Claimed(Box::new(ping_record("ping-a", 1, 1_000, 10_000))))
     );
-    assert_eq!(store.pickups("c1"), Ok(vec![pickup("c1", 1, 450)]));
+    assert_eq!(store.sales_of_campaign("c1"), Ok(vec![StoredSale::new(1, &pickup("c1", 1, 450), 450)]));
+    assert_eq!(store.sales_of_campaign("c9").map(|s| s.len()), Ok(1));
 }
 
 #[test]
@@ -580,11 +610,14 @@ fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
     let consumer = lead(7);
     let store = SqliteStore::open(&path).expect("opens");
     store.check_and_record_lead("p1", &keys_of(&consumer), 0, 1_000).expect("records");
-    let sale = Some(purchase("b1", &keys_of(&consumer), 1_000, Some(0)));
+    let bought = Some(purchase("b1", &keys_of(&consumer), 1_000, Some(0)));
+    // The sale row holds its own lead (PII until the retention purge); here another consumer's, so that only the
+    // look-up records of this one are in the file.
     store
         .commit(
-            &store.reserve("c1", &Caps::default(), &windows("2026-03-14T09"), 100, sale.as_ref()).expect("reserves"),
+            &store.reserve("c1", &Caps::default(), &windows("2026-03-14T09"), 100, bought.as_ref()).expect("reserves"),
             100,
+            &pickup("c1", 8, 100),
         )
         .expect("commits");
     let pending = Some(purchase("b2", &keys_of(&consumer), 1_000, Some(0)));
@@ -692,4 +725,200 @@ fn a_path_that_cannot_hold_a_database_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let err = SqliteStore::open(dir.path()).expect_err("a directory is not a database");
     assert!(matches!(err, OpenError::Open { .. } | OpenError::Configure { .. }), "{err:?}");
+}
+
+/// Commits a sale of lead `n` to `campaign_id` (bought by `buyer-of-{campaign_id}`) at `sold_at_unix_ms`.
+fn sell(store: &SqliteStore, campaign_id: &str, n: u32, sold_at_unix_ms: i64, delivery: SaleDelivery) -> u64 {
+    let reservation =
+        store.reserve(campaign_id, &Caps::default(), &windows("2026-03-14T09"), 1_000, None).expect("reserves");
+    let record = SaleRecord { sold_at_unix_ms, ..sale(campaign_id, n, 1_000, delivery) };
+    store.commit(&reservation, 1_000, &record).expect("commits")
+}
+
+/// The lead ids of `sales`.
+fn lead_ids(sales: &[StoredSale]) -> Vec<&str> {
+    sales.iter().map(|s| s.lead_id.as_str()).collect()
+}
+
+#[test]
+fn pick_ups_of_a_version_3_database_become_pickup_sales_after_the_upgrade() {
+    let (_dir, path) = temp_db();
+    let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
+    assert_eq!(migrations::apply(&mut conn, &MIGRATIONS[..3]).expect("migrates to 3"), vec![1, 2, 3]);
+    let lead_json = serde_json::to_string(&lead(1)).expect("json");
+    conn.execute(
+        "INSERT INTO ping (ping_id, publisher_id, state, created_at_unix_ms, expires_at_unix_ms, record_json)
+         VALUES ('ping-1', 'pub-two-step', 'posted', 1, 2, NULL)",
+        [],
+    )
+    .expect("a posted ping");
+    for ping_id in ["ping-1", "ping-one-shot"] {
+        conn.execute(
+            "INSERT INTO pickup (campaign_id, buyer_id, ping_id, price_cents, sold_at_unix_ms, lead_json)
+             VALUES ('c1', 'b1', ?1, 700, 5, ?2)",
+            rusqlite::params![ping_id, lead_json],
+        )
+        .expect("a version-3 pick-up");
+    }
+    drop(conn);
+    let store = SqliteStore::open(&path).expect("upgrades");
+    let sales = store.sales_of_campaign("c1").expect("sales");
+    assert_eq!(lead_ids(&sales), ["ping-1", "ping-one-shot"]);
+    assert_eq!(
+        sales.iter().map(|s| (s.publisher_id.as_str(), &s.delivery, s.price_cents)).collect::<Vec<_>>(),
+        [("pub-two-step", &SaleDelivery::Pickup, 700), ("", &SaleDelivery::Pickup, 700)]
+    );
+    assert_eq!(sales[0].lead, Some(lead(1)));
+}
+
+#[test]
+fn a_buyer_reads_only_its_own_sales_with_the_lead_and_a_publisher_reads_them_without() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("opens");
+    let ids: Vec<u64> =
+        (1..=5).map(|n| sell(&store, if n == 3 { "c2" } else { "c1" }, n, 1_000, SaleDelivery::Pickup)).collect();
+    let first_page = store.sales_for_buyer("buyer-of-c1", None, 2).expect("page 1");
+    assert_eq!(lead_ids(&first_page), ["ping-1", "ping-2"]);
+    assert_eq!(first_page[0].lead, Some(lead(1)), "a buyer reads the full lead it bought");
+    let next_page = store.sales_for_buyer("buyer-of-c1", Some(first_page[1].sale_id), 10).expect("page 2");
+    assert_eq!(lead_ids(&next_page), ["ping-4", "ping-5"]);
+    assert_eq!(store.sale_for_buyer("buyer-of-c1", "ping-4").expect("reads").map(|s| s.sale_id), Some(ids[3]));
+    assert_eq!(store.sale_for_buyer("buyer-of-c1", "ping-3"), Ok(None), "ping-3 was sold to someone else");
+    assert_eq!(store.sale_for_buyer("buyer-of-c1", "ping-404"), Ok(None));
+    let published = store.sales_for_publisher("pub-1", None, 100).expect("publisher");
+    assert_eq!(published.len(), 5);
+    assert!(published.iter().all(|s| s.lead.is_none()), "a publisher is not handed the PII again");
+    assert_eq!(store.sales_for_publisher("pub-other", None, 100), Ok(vec![]));
+}
+
+#[test]
+fn a_buyer_returns_its_lead_within_the_window_once_and_never_after_it_or_someone_elses() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("opens");
+    const WINDOW: i64 = 72 * 3_600_000;
+    let mine = sell(&store, "c1", 1, 10_000, SaleDelivery::Pickup);
+    sell(&store, "c1", 2, 10_000, SaleDelivery::Pickup);
+    sell(&store, "c2", 3, 10_000, SaleDelivery::Pickup);
+
+    let returned = store.return_sale("buyer-of-c1", SaleRef::Id(mine), "wrong number", 10_000 + WINDOW, WINDOW);
+    let returned = returned.expect("within the window (its last millisecond)");
+    assert_eq!(
+        returned.returned,
+        Some(SaleReturn { reason: "wrong number".into(), returned_at_unix_ms: 10_000 + WINDOW })
+    );
+    assert_eq!(
+        store.return_sale("buyer-of-c1", SaleRef::Lead("ping-1"), "again", 10_001, WINDOW),
+        Err(ReturnError::AlreadyReturned { returned_at_unix_ms: 10_000 + WINDOW })
+    );
+    assert_eq!(
+        store.return_sale("buyer-of-c1", SaleRef::Lead("ping-2"), "late", 10_001 + WINDOW, WINDOW),
+        Err(ReturnError::WindowPassed { window_closed_at_unix_ms: 10_000 + WINDOW })
+    );
+    assert_eq!(
+        store.return_sale("buyer-of-c1", SaleRef::Lead("ping-3"), "not mine", 10_001, WINDOW),
+        Err(ReturnError::NotYours)
+    );
+    assert_eq!(store.return_sale("buyer-of-c1", SaleRef::Id(999), "x", 10_001, WINDOW), Err(ReturnError::UnknownSale));
+    assert_eq!(
+        store.return_sale("buyer-of-c1", SaleRef::Lead("ping-2"), "  ", 10_001, WINDOW),
+        Err(ReturnError::MissingReason)
+    );
+    let stored = store.sale_for_buyer("buyer-of-c1", "ping-1").expect("reads").expect("still there");
+    assert_eq!(stored.returned.map(|r| r.reason), Some("wrong number".to_owned()));
+    assert_eq!(store.sale_for_buyer("buyer-of-c1", "ping-2").expect("reads").and_then(|s| s.returned), None);
+}
+
+#[test]
+fn every_hand_over_of_pii_is_audited_post_on_commit_and_api_reads_when_recorded() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("opens");
+    sell(&store, "http-1", 1, 5_000, SaleDelivery::Posted);
+    sell(&store, "wasm-1", 2, 5_000, SaleDelivery::Pickup);
+    store.record_pii_access("buyer-of-wasm-1", "ping-2", Some("wasm-1"), PiiAccess::Api, 6_000).expect("audits");
+    assert_eq!(
+        store.pii_audit("ping-1"),
+        Ok(vec![PiiAuditEntry {
+            principal_id: "buyer-of-http-1".into(),
+            lead_id: "ping-1".into(),
+            campaign_id: Some("http-1".into()),
+            how: PiiAccess::Post,
+            at_unix_ms: 5_000,
+        }])
+    );
+    let picked_up = store.pii_audit("ping-2").expect("audit");
+    assert_eq!(
+        picked_up.iter().map(|e| (e.principal_id.as_str(), e.how, e.at_unix_ms)).collect::<Vec<_>>(),
+        [("buyer-of-wasm-1", PiiAccess::Api, 6_000)],
+        "a pick-up is handed over when read, not when sold"
+    );
+    assert_eq!(store.pii_audit("ping-404"), Ok(vec![]));
+}
+
+#[test]
+fn the_retention_purge_clears_old_leads_and_pings_but_keeps_the_sales() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("opens");
+    let old = sell(&store, "c1", 1, 1_000, SaleDelivery::Pickup);
+    let queued = sell(&store, "c1", 2, 1_500, SaleDelivery::Webhook { url: "http://127.0.0.1:9/hook".into() });
+    sell(&store, "c1", 3, 9_000, SaleDelivery::Pickup);
+    store.save_ping(ping_record("ping-old", 4, 1_000, 1_500)).expect("saves");
+    store.save_ping(ping_record("ping-new", 5, 9_000, 9_500)).expect("saves");
+
+    let counts = store.purge_pii(5_000).expect("purges");
+    assert_eq!(counts, PurgeCounts { sales: 2, pings: 1, deliveries_abandoned: 1 });
+    let sales = store.sales_of_campaign("c1").expect("sales");
+    assert_eq!(
+        sales.iter().map(|s| (s.sale_id, s.price_cents, s.lead.is_some())).collect::<Vec<_>>(),
+        [(old, 1_000, false), (queued, 1_000, false), (sales[2].sale_id, 1_000, true)]
+    );
+    assert_eq!(store.claim_ping("ping-old", 1_200), Ok(PingClaim::Expired { expired_at_unix_ms: 1_500 }));
+    assert!(matches!(store.claim_ping("ping-new", 9_100), Ok(PingClaim::Claimed(_))));
+    let failed = store.deliveries(Some(DeliveryStatus::Failed)).expect("deliveries");
+    assert_eq!(failed.iter().map(|d| d.sale_id).collect::<Vec<_>>(), [queued], "nothing is left to deliver");
+    assert_eq!(store.purge_pii(5_000), Ok(PurgeCounts::default()), "a second purge finds nothing");
+
+    drop(store);
+    let bytes = database_bytes(&path);
+    for n in [1, 2, 4] {
+        assert!(!contains(&bytes, &lead(n).consumer.email), "lead {n}'s email is gone from the file");
+    }
+    assert!(contains(&bytes, &lead(3).consumer.email), "a recent lead is kept");
+}
+
+#[test]
+fn stale_reservations_left_by_a_crash_are_released_at_start_and_recent_ones_are_not() {
+    let (_dir, path) = temp_db();
+    let caps = Caps { leads_per_day: Some(2), ..Caps::default() };
+    let h9 = windows("2026-03-14T09");
+    let keys = keys_of(&lead(1));
+    {
+        let store = SqliteStore::open(&path).expect("opens");
+        store.reserve("c1", &caps, &h9, 500, Some(&purchase("b1", &keys, 1_000, Some(0)))).expect("crashed sale");
+        store.reserve("c1", &caps, &h9, 300, Some(&purchase("b2", &keys, 9_000, Some(0)))).expect("recent");
+    }
+    let store = SqliteStore::open(&path).expect("reopens after the crash");
+    assert_eq!(store.release_stale_reservations(5_000), Ok(1));
+    assert_eq!(store.pending_reservations(), Ok(1));
+    assert_eq!(store.usage("c1", &h9).map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 300)));
+    assert!(
+        store.reserve("c2", &Caps::default(), &h9, 1, Some(&purchase("b1", &keys, 9_500, Some(0)))).is_ok(),
+        "the crashed sale no longer suppresses its consumer"
+    );
+    assert_eq!(store.release_stale_reservations(5_000), Ok(0));
+}
+
+#[test]
+fn an_auction_is_recorded_replaced_by_its_post_and_shown_only_to_its_publisher() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("opens");
+    store.record_auction("ping-1", "pub-1", "unsold", 1_000, r#"{"step":"ping"}"#).expect("records");
+    store.record_auction("ping-1", "pub-1", "sold", 2_000, r#"{"step":"post"}"#).expect("replaces");
+    let record = store.auction("ping-1").expect("reads").expect("recorded");
+    assert_eq!(
+        (record.status.as_str(), record.received_at_unix_ms, record.outcome_json.as_str()),
+        ("sold", 2_000, r#"{"step":"post"}"#)
+    );
+    assert_eq!(store.auction_for_publisher("pub-1", "ping-1").expect("reads"), Some(record));
+    assert_eq!(store.auction_for_publisher("pub-2", "ping-1"), Ok(None));
+    assert_eq!(store.auction("ping-404"), Ok(None));
 }

@@ -1,47 +1,53 @@
-//! The Florida seed scenario, end to end: builds the plugins, starts the four HTTP buyers on 127.0.0.1, loads
-//! `exchange.toml`, runs `lead.json` through the engine on the embedded SQLite store (`data/florida.db`) and prints the
-//! trace, then what each HTTP buyer's server actually received. `cargo run --release -p florida`; see README.md.
+//! The Florida seed scenario as a running exchange: builds the plugins, starts the four HTTP buyers on 127.0.0.1,
+//! starts `pingpost serve` in this process with `serve.toml` (the embedded SQLite store in `data/florida`, seeded with
+//! `exchange.toml`: one publisher, 18 campaigns), sends `lead.json` to `POST /v1/leads` like a publisher would, prints
+//! who won and what each HTTP buyer's server received, then keeps serving for your own curl requests until Ctrl-C.
+//! `cargo run --release -p florida`; see README.md.
 
 mod http_buyers;
+mod report;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use pingpost::auction::exchange_file::ExchangeFile;
-use pingpost::auction::{CampaignTarget, EngineSettings, ExchangeParts, HttpBuyerClient, SeededIds};
-use pingpost::cli::auction::{read_lead, render};
-use pingpost::clock::{ManualClock, SharedClock};
-use pingpost::model::Lead;
-use pingpost::plugin::{Runtime, RuntimeConfig};
-use pingpost::storage::SqliteStore;
+use pingpost::auction::{CampaignTarget, RandomIds};
+use pingpost::cli::auction::read_lead;
+use pingpost::clock::OffsetClock;
+use pingpost::service::settings::ServeConfig;
+use pingpost::service::{RunningService, ServiceParts};
+use pingpost::storage::registry::Role;
 
 use crate::http_buyers::{HTTP_BUYERS, HttpBuyer};
 
-/// Runs the Florida seed scenario.
+/// Runs the Florida seed scenario on a live exchange.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The auction's instant (RFC 3339). The default, a Wednesday morning in New York, keeps the weekend-only
-    /// campaign closed and makes the consumer 58.
+    /// The instant the exchange's clock starts at (RFC 3339); it then runs on. The default, a Wednesday morning in
+    /// New York, keeps the weekend-only campaign closed and makes the consumer 58.
     #[arg(long, default_value = "2026-11-25T15:00:00Z")]
     now: DateTime<Utc>,
-    /// Print the outcome and trace as JSON.
+    /// Print the auction's outcome and trace as JSON (what `GET /v1/leads/{id}/trace` shows operators).
     #[arg(long)]
     json: bool,
-    /// Keep the HTTP buyers running after the auction (for `pingpost auction` and curl), until Ctrl-C.
+    /// Exit after the demo lead instead of serving on.
     #[arg(long)]
-    serve: bool,
-    /// Start the HTTP buyers on free ports instead of the exchange file's 18401–18404 (for tests).
-    #[arg(long, conflicts_with = "serve")]
+    once: bool,
+    /// Where the API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Start the API and the HTTP buyers on free ports instead of 8080 and 18401–18404 (for tests).
+    #[arg(long)]
     any_port: bool,
-    /// The SQLite database the exchange records into.
-    #[arg(long, default_value = "data/florida.db")]
-    db: PathBuf,
-    /// Keep what earlier runs recorded: a second run then sees the consumer as a duplicate, as a real exchange would.
+    /// The exchange's data directory (SQLite database and compiled-plugin cache).
+    #[arg(long, default_value = "data/florida")]
+    data_dir: PathBuf,
+    /// Keep what earlier runs recorded: the consumer is then a duplicate, as on a real exchange.
     #[arg(long)]
-    keep_db: bool,
+    keep_data: bool,
 }
 
 fn here() -> PathBuf {
@@ -58,13 +64,15 @@ async fn main() -> Result<()> {
     let mut buyers = Vec::new();
     for rules in HTTP_BUYERS {
         let port = if args.any_port { 0 } else { rules.port };
-        buyers.push(HttpBuyer::start(rules, port).await.context("is another florida demo still serving?")?);
+        buyers.push(HttpBuyer::start(rules, port).await.context("is another florida demo still running?")?);
     }
 
-    let clock: SharedClock = Arc::new(ManualClock::new(args.now.timestamp_millis()));
-    let mut file = ExchangeFile::read(here().join("exchange.toml"))?;
+    let mut config = ServeConfig::read(&here().join("serve.toml"), std::env::vars())?;
+    config.settings.data_dir = args.data_dir.clone();
+    config.settings.listen = if args.any_port { SocketAddr::from(([127, 0, 0, 1], 0)) } else { args.listen };
+    let seed = config.seed.as_mut().context("serve.toml names the exchange file")?;
     // Point each HTTP campaign at the port its server really got (the same as the file's unless --any-port).
-    for campaign in &mut file.config.campaigns {
+    for campaign in &mut seed.config.campaigns {
         if let (CampaignTarget::Http(endpoints), Some(buyer)) =
             (&mut campaign.target, buyers.iter().find(|b| b.campaign_id() == campaign.id))
         {
@@ -72,52 +80,74 @@ async fn main() -> Result<()> {
             endpoints.post_url = format!("http://{}/post", buyer.addr);
         }
     }
-    let lead = read_lead(&here().join("lead.json"))?;
-    let runtime = Runtime::with_clock(RuntimeConfig::default(), clock.clone())?;
-    if !args.keep_db {
-        remove_database(&args.db)?;
+    let publisher_key = demo_key(&config, Role::Publisher)?;
+    let operator_key = demo_key(&config, Role::Operator)?;
+    if !args.keep_data {
+        remove_database(&config.settings.database_path())?;
     }
-    let store = SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
-    let parts = ExchangeParts {
-        clock: clock.clone(),
-        ids: Arc::new(SeededIds::new(58)),
-        store: Arc::new(store),
-        http: HttpBuyerClient::with_default_client()?,
-        settings: EngineSettings::default(),
+
+    let parts = ServiceParts {
+        clock: Arc::new(OffsetClock::starting_at(args.now.timestamp_millis())),
+        ids: Arc::new(RandomIds),
+        ..ServiceParts::default()
     };
-    let exchange = file.build(&runtime, parts)?;
-    let outcome = exchange.run_lead(lead.clone()).await;
+    let service = RunningService::start(config, parts).await.context("starting the exchange")?;
+    let base = format!("http://{}", service.addr);
+
+    // The publisher's side: one lead, over HTTP, with the publisher's key.
+    let lead = read_lead(&here().join("lead.json"))?;
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/leads"))
+        .bearer_auth(&publisher_key)
+        .json(&lead)
+        .send()
+        .await
+        .context("sending the demo lead")?
+        .json()
+        .await
+        .context("reading the exchange's answer")?;
+    let lead_id = answer["lead_id"].as_str().context("the answer names the lead")?.to_owned();
+    let recorded = service.state.store.auction(&lead_id)?.context("the exchange recorded the auction")?;
+    let outcome: serde_json::Value = serde_json::from_str(&recorded.outcome_json)?;
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        print!("{}", render(&outcome, Some(&exchange), args.now.timestamp_millis()));
+        println!("publisher's answer (POST /v1/leads): {answer}");
+        println!();
+        print!("{}", report::render(&outcome, &service.state.exchange()));
         println!();
         println!("what the HTTP buyers' servers received:");
         for buyer in &buyers {
-            let (pings, posts) = buyer.received();
-            println!(
-                "  {:<24} {} ping(s), PII in pings: {:<5} {} post(s){}",
-                buyer.campaign_id(),
-                pings.len(),
-                pings.iter().any(|body| holds_pii(body, &lead)),
-                posts.len(),
-                if posts.iter().any(|body| body.contains(&lead.consumer.phone)) { " with the full lead" } else { "" },
-            );
+            println!("  {}", report::received(buyer, &lead));
         }
     }
 
-    if args.serve {
-        eprintln!(
-            "HTTP buyers listening on {}; Ctrl-C to stop",
-            buyers.iter().map(|b| b.addr.to_string()).collect::<Vec<_>>().join(", ")
-        );
-        tokio::signal::ctrl_c().await?;
+    if args.once {
+        return service.shutdown().await;
     }
-    Ok(())
+    eprintln!();
+    eprintln!("The exchange is serving on {base} (Ctrl-C stops). Try:");
+    eprintln!(
+        "  curl -s -X POST {base}/v1/leads -H 'Authorization: Bearer {publisher_key}' \
+         -H 'Content-Type: application/json' -d @examples/florida/lead.json"
+    );
+    eprintln!("  curl -s {base}/v1/leads/{lead_id}/trace -H 'Authorization: Bearer {operator_key}'");
+    eprintln!("  curl -s {base}/metrics -H 'Authorization: Bearer {operator_key}'");
+    eprintln!("(the same lead again is a duplicate: change its phone and email to sell another)");
+    service.run_until_signal().await
 }
 
-/// Deletes the demo database and its WAL files, so each run starts from an empty exchange.
+/// The demo key of `role` that serve.toml gives.
+fn demo_key(config: &ServeConfig, role: Role) -> Result<String> {
+    match config.api_keys.iter().find(|k| k.role == role).and_then(|k| k.key.clone()) {
+        Some(key) => Ok(key),
+        None => bail!("serve.toml has no demo {} key", role.as_str()),
+    }
+}
+
+/// Deletes the demo database and its WAL files, so each run starts from an empty exchange (the compiled-plugin
+/// cache stays).
 fn remove_database(db: &std::path::Path) -> Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let mut path = db.as_os_str().to_owned();
@@ -130,12 +160,4 @@ fn remove_database(db: &std::path::Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether a request body holds any of the lead's personal values.
-fn holds_pii(body: &str, lead: &Lead) -> bool {
-    let c = &lead.consumer;
-    let values = [&c.first_name, &c.last_name, &c.phone, &c.email, &c.street, &c.zip5, &c.date_of_birth];
-    values.iter().any(|v| !v.is_empty() && body.contains(v.as_str()))
-        || lead.consent.ip.as_deref().is_some_and(|ip| body.contains(ip))
 }

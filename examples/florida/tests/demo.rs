@@ -5,15 +5,19 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs the demo on its own database file, so tests running at once never share one.
+/// Runs the demo on its own data directory, so tests running at once never share one.
 fn florida(args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    florida_on(&dir.path().join("florida.db"), args)
+    florida_on(dir.path(), args)
 }
 
-fn florida_on(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_florida")).arg("--any-port").arg("--db").arg(db).args(args).output().unwrap();
+fn florida_on(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_florida"))
+        .args(["--any-port", "--once", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -39,6 +43,7 @@ fn the_demo_table_shows_the_winner_and_what_the_http_buyers_received() {
 
     assert!(success, "{stderr}");
     assert!(stdout.contains("SOLD to sunshine-health-direct (Sunshine Health Direct) at $26.00"), "{stdout}");
+    assert!(stdout.contains(r#""outcome":"sold""#), "the publisher's answer over HTTP: {stdout}");
     assert!(
         stdout.contains("sunshine-health-direct   1 ping(s), PII in pings: false 1 post(s) with the full lead"),
         "{stdout}"
@@ -59,12 +64,12 @@ fn on_a_saturday_the_weekend_call_center_bids_and_wins() {
 #[test]
 fn the_demo_records_into_its_sqlite_file_and_a_kept_store_sees_the_consumer_again() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("data/florida.db");
+    let data = dir.path().join("data/florida");
 
-    let (first_ok, first, stderr) = florida_on(&db, &["--json"]);
+    let (first_ok, first, stderr) = florida_on(&data, &["--json"]);
     assert!(first_ok, "{stderr}");
-    assert!(db.is_file(), "the demo writes its SQLite database");
-    let (second_ok, second, stderr) = florida_on(&db, &["--json", "--keep-db"]);
+    assert!(data.join("pingpost.db").is_file(), "the demo writes its SQLite database");
+    let (second_ok, second, stderr) = florida_on(&data, &["--json", "--keep-data"]);
 
     assert!(second_ok, "{stderr}");
     let first: Value = serde_json::from_str(&first).expect("JSON outcome");

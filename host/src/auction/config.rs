@@ -58,6 +58,10 @@ pub struct Publisher {
     /// How long a two-step ping's best bid stands when the bid itself names no ttl, in milliseconds.
     #[serde(default = "default_bid_ttl_ms")]
     pub default_bid_ttl_ms: u64,
+    /// A paused publisher's leads are refused (outcome `rejected`, reason "publisher paused") before any buyer sees
+    /// them.
+    #[serde(default)]
+    pub status: CampaignStatus,
 }
 
 fn default_redactor() -> String {
@@ -85,9 +89,12 @@ pub struct Buyer {
     pub name: String,
     /// The buyer's time zone (IANA name): schedules run and cap windows reset in it.
     pub time_zone: Tz,
+    /// A paused buyer's campaigns are not pinged (ineligible, "buyer paused"), whatever their own status.
+    #[serde(default)]
+    pub status: CampaignStatus,
 }
 
-/// Whether a campaign takes part in auctions.
+/// Whether a campaign takes part in auctions (also used for publishers and buyers: see their `status`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {

@@ -1,4 +1,4 @@
-//! Eligibility: whether a campaign is pinged for a lead at all. A campaign that is paused, out of its schedule, at a
+//! Eligibility: whether a campaign is pinged for a lead at all. A campaign that is paused (or whose buyer is), out of its schedule, at a
 //! cap, suppressed for this consumer, or exclusive-only in a shared auction is not pinged; the trace says why.
 //! Schedules and cap windows are read in the buyer's time zone.
 
@@ -15,6 +15,8 @@ use crate::model::CapsLeft;
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Ineligible {
     Paused,
+    /// The campaign's buyer is paused.
+    BuyerPaused,
     /// Outside its buying days or hours; `local_time` is the buyer's local time then.
     OutOfSchedule {
         local_time: String,
@@ -38,6 +40,7 @@ impl std::fmt::Display for Ineligible {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ineligible::Paused => write!(f, "paused"),
+            Ineligible::BuyerPaused => write!(f, "buyer paused"),
             Ineligible::OutOfSchedule { local_time } => write!(f, "out of schedule (buyer time {local_time})"),
             Ineligible::CapReached { cap } => write!(f, "cap {} reached", cap.as_str()),
             Ineligible::Suppressed { days } => write!(f, "buyer bought this consumer within {days} days"),
@@ -100,12 +103,17 @@ pub struct EligibilityInput<'a> {
     pub usage: &'a Usage,
     /// Whether the buyer bought this consumer within the campaign's suppression window.
     pub suppressed: bool,
+    /// Whether the campaign's buyer is paused.
+    pub buyer_paused: bool,
 }
 
 /// Checks `campaign`; when it may be pinged, returns what is left of its caps (passed to the buyer).
 pub fn check(campaign: &Campaign, input: EligibilityInput<'_>) -> Result<CapsLeft, Ineligible> {
     if campaign.status == CampaignStatus::Paused {
         return Err(Ineligible::Paused);
+    }
+    if input.buyer_paused {
+        return Err(Ineligible::BuyerPaused);
     }
     if input.mode == SelectionMode::Shared && campaign.exclusivity == Exclusivity::ExclusiveOnly {
         return Err(Ineligible::ExclusiveOnly);
@@ -179,6 +187,7 @@ mod tests {
             now_unix_ms: SAT_1430_UTC,
             usage,
             suppressed: false,
+            buyer_paused: false,
         };
         let usage = Usage { leads_day: 1, spend_month_cents: 4_000, ..Usage::default() };
         let left = check(&campaign, input(&usage)).expect("eligible");
@@ -198,6 +207,7 @@ mod tests {
             now_unix_ms: SAT_1430_UTC,
             usage: &usage,
             suppressed,
+            buyer_paused: false,
         };
         let mut campaign = campaign_with(Caps::default());
         assert!(check(&campaign, input(SelectionMode::Shared, false)).is_ok());
@@ -207,6 +217,27 @@ mod tests {
         assert!(check(&campaign, input(SelectionMode::Waterfall, false)).is_ok());
         campaign.status = CampaignStatus::Paused;
         assert_eq!(check(&campaign, input(SelectionMode::Exclusive, false)), Err(Ineligible::Paused));
+    }
+
+    #[test]
+    fn a_paused_buyers_campaigns_are_not_pinged() {
+        let usage = Usage::default();
+        let input = EligibilityInput {
+            mode: SelectionMode::Exclusive,
+            time_zone: chrono_tz::UTC,
+            now_unix_ms: SAT_1430_UTC,
+            usage: &usage,
+            suppressed: false,
+            buyer_paused: true,
+        };
+        let campaign = campaign_with(Caps::default());
+        assert_eq!(check(&campaign, input), Err(Ineligible::BuyerPaused));
+        assert_eq!(Ineligible::BuyerPaused.to_string(), "buyer paused");
+        assert_eq!(
+            serde_json::to_value(Ineligible::BuyerPaused).unwrap(),
+            serde_json::json!({"reason": "buyer_paused"})
+        );
+        assert!(check(&campaign, EligibilityInput { buyer_paused: false, ..input }).is_ok());
     }
 
     fn campaign_with(caps: Caps) -> Campaign {

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::config::{Buyer, Campaign, CampaignTarget, Delivery, ExchangeConfig, Publisher};
+use super::config::{Buyer, Campaign, CampaignStatus, CampaignTarget, Delivery, ExchangeConfig, Publisher};
 use super::eligibility::{self, EligibilityInput, Ineligible, cap_windows};
 use super::fanout::{FanOut, PingJob};
 use super::http_buyer::{HttpBuyerClient, HttpEndpoints};
@@ -526,6 +526,9 @@ impl Exchange {
             stop!(OutcomeStatus::Rejected, "unknown publisher".to_owned());
         };
         let publisher_config = &publisher.config;
+        if publisher_config.status == CampaignStatus::Paused {
+            stop!(OutcomeStatus::Rejected, "publisher paused".to_owned());
+        }
         trace.mode = Some(publisher_config.selection);
         trace.step("validate", started.elapsed(), "");
         let deadline = started + Duration::from_millis(publisher_config.ping_deadline_ms);
@@ -583,6 +586,7 @@ impl Exchange {
                 answer: None,
                 answer_us: None,
                 plugin_wall_us: None,
+                plugin_fuel: None,
                 logs: vec![],
             });
             match self.eligibility(entry, mode, now, &valid) {
@@ -619,6 +623,7 @@ impl Exchange {
             campaign.answer = Some(result.answer);
             campaign.answer_us = Some(result.answer_us);
             campaign.plugin_wall_us = result.plugin_wall_us;
+            campaign.plugin_fuel = result.plugin_fuel;
             campaign.logs = result.logs;
         }
         trace.step("ping", started.elapsed(), format!("{} bids", candidates.len()));
@@ -668,7 +673,14 @@ impl Exchange {
                 .map_err(unavailable)?;
         eligibility::check(
             campaign,
-            EligibilityInput { mode, time_zone: entry.time_zone, now_unix_ms: now, usage: &usage, suppressed },
+            EligibilityInput {
+                mode,
+                time_zone: entry.time_zone,
+                now_unix_ms: now,
+                usage: &usage,
+                suppressed,
+                buyer_paused: self.buyers.get(&campaign.buyer_id).is_some_and(|b| b.status == CampaignStatus::Paused),
+            },
         )
     }
 }

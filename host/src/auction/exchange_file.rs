@@ -49,8 +49,14 @@ impl ExchangeFile {
 
     /// Parses the text of an exchange file that lives at `path` (relative paths in it start from `path`'s folder).
     pub fn parse(path: &Path, text: &str) -> Result<Self, ExchangeFileError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| error(path, None, syntax(&e, text)))?;
+        Self::from_table(path, table)
+    }
+
+    /// Parses an exchange file's TOML table (read from `path`; a caller that keeps other tables in the same file, as
+    /// `pingpost serve` does, removes them first).
+    pub fn from_table(path: &Path, mut table: toml::Table) -> Result<Self, ExchangeFileError> {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| error(path, None, syntax(&e, text)))?;
         let named = take_plugins_table(path, &base, &mut table)?;
         inline_config_files(path, &base, &mut table)?;
         let ids = ids_by_position(&table);
@@ -112,7 +118,7 @@ fn error(file: &Path, at: Option<String>, message: impl AsRef<str>) -> ExchangeF
 }
 
 /// A TOML syntax error on one line: toml's own message spans several lines with a source excerpt.
-fn syntax(e: &toml::de::Error, text: &str) -> String {
+pub(crate) fn syntax(e: &toml::de::Error, text: &str) -> String {
     let message = e.message().trim();
     match e.span().and_then(|span| text.get(..span.start)) {
         Some(before) => {

@@ -41,6 +41,8 @@ pub(super) struct PingResult {
     pub order: u32,
     pub answer_us: u64,
     pub plugin_wall_us: Option<u64>,
+    /// Fuel the plugin call used, when the runtime meters fuel.
+    pub plugin_fuel: Option<u64>,
     pub logs: Vec<LogLine>,
 }
 
@@ -259,10 +261,19 @@ impl FanOut<'_> {
             return result(trace_index, Answer::Timeout, None, Vec::new(), started, arrival);
         }
         match call {
-            Err(error) => result(trace_index, answer_for_call_error(error), None, Vec::new(), started, arrival),
-            Ok(CallReport { value, wall, logs, .. }) => {
+            Err(error) => {
+                // A call that ran out of fuel used its whole budget; other failures report none.
+                let fuel = match &error {
+                    CallError::OutOfFuel { budget } => Some(*budget),
+                    _ => None,
+                };
+                let answer = answer_for_call_error(error);
+                PingResult { plugin_fuel: fuel, ..result(trace_index, answer, None, Vec::new(), started, arrival) }
+            }
+            Ok(CallReport { value, wall, fuel_consumed, logs, .. }) => {
                 let answer = answer_for_decision(value, self.floor_cents);
-                result(trace_index, answer, Some(micros(wall)), logs, started, arrival)
+                let ping = result(trace_index, answer, Some(micros(wall)), logs, started, arrival);
+                PingResult { plugin_fuel: fuel_consumed, ..ping }
             }
         }
     }
@@ -338,6 +349,7 @@ fn result(
         order,
         answer_us: micros(arrival.at.saturating_duration_since(started)),
         plugin_wall_us,
+        plugin_fuel: None,
         logs,
     }
 }

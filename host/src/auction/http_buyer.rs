@@ -134,7 +134,7 @@ impl HttpBuyerClient {
         serde_json::from_slice(&body).map_err(|e| HttpBuyerError::Malformed(format!("ping answer: {e}")))
     }
 
-    /// Posts the full lead to a winning buyer (or a Wasm campaign's webhook) and returns its answer, within
+    /// Posts the full lead to a winning HTTP buyer and returns its answer, within
     /// `budget`.
     pub async fn post(
         &self,
@@ -144,6 +144,12 @@ impl HttpBuyerClient {
     ) -> Result<PostAnswer, HttpBuyerError> {
         let body = self.exchange(url, request, budget).await?;
         serde_json::from_slice(&body).map_err(|e| HttpBuyerError::Malformed(format!("post answer: {e}")))
+    }
+
+    /// POSTs the full lead to a Wasm campaign's webhook (the outbox's delivery): any 2xx answer, whatever its body,
+    /// means delivered.
+    pub async fn deliver(&self, url: &str, request: &PostRequest<'_>, timeout: Duration) -> Result<(), HttpBuyerError> {
+        self.exchange(url, request, timeout).await.map(drop)
     }
 
     /// POSTs `payload` as JSON and returns the 2xx answer's body, all within `timeout`.

@@ -33,6 +33,6 @@ pub use http_buyer::{HttpBuyerClient, HttpBuyerError, HttpEndpoints, PingRequest
 pub use identity::ConsumerKeys;
 pub use ids::{IdSource, RandomIds, SeededIds};
 pub use pii::{PiiGuard, PiiKind, PiiLeak};
-pub use store::{AuctionStore, MemoryStore, Pickup, StoreError};
+pub use store::{AuctionStore, MemoryStore, SaleDelivery, SaleRecord, StoreError, StoredSale};
 pub use trace::{Answer, Outcome, OutcomeStatus, PostResult, Sale, Trace};
 pub use validate::{FieldError, ValidLead, validate_lead};

@@ -2,8 +2,12 @@
 //! fallback down the ranking when a post is refused or fails, until the lead is sold to as many buyers as the mode
 //! allows, the ranking is exhausted, or the post deadline passes. Every post is preceded by a reservation that counts
 //! the sale against the caps and, in the same atomic step, against the buyer's suppression window (a pending sale of
-//! this consumer to this buyer counts as a purchase); it is committed — recording the purchase — when the buyer
-//! takes the lead and released otherwise.
+//! this consumer to this buyer counts as a purchase); it is committed — recording the purchase and the sale, in one
+//! atomic step — when the buyer takes the lead and released otherwise.
+//!
+//! Only HTTP buyers are posted to here, synchronously, because their answer decides the sale. A Wasm campaign's bid
+//! is its buyer's commitment: its sale is committed at once, with the lead kept for pick-up or, for a webhook, with
+//! an outbox row the delivery worker (`service::outbox`) POSTs with retries, so a buyer outage never loses a sale.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use super::fanout::http_error_kind;
 use super::http_buyer::{HttpBuyerError, PostAnswer, PostRequest};
 use super::identity::ConsumerKeys;
 use super::select::{Candidate, next_batch};
-use super::store::{Pickup, Purchase, ReserveError};
+use super::store::{Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
 use super::trace::{PostResult, PostTrace, Sale, micros};
 use crate::model::Lead;
 
@@ -122,56 +126,69 @@ impl Exchange {
             Err(ReserveError::CapReached(cap)) => return (PostResult::CapReached { cap }, None),
             Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
         };
-        let result = self.deliver(job, candidate, &entry, deadline, now).await;
-        match result.sold_price() {
-            Some(price) => {
-                let buyer_lead_id = match &result {
-                    PostResult::Accepted { buyer_lead_id, .. } => buyer_lead_id.clone(),
-                    _ => None,
-                };
-                if let Err(error) = self.store.commit(&reservation, price) {
-                    tracing::error!(campaign = %entry.config.id, %error, "could not commit the reservation (caps and purchase) of a sold lead");
-                }
-                let sale =
-                    Sale::new(&entry.config.id, &entry.config.buyer_id, price, job.publisher.margin_bps, buyer_lead_id);
+        let (result, delivery) = match &entry.runner {
+            Runner::Http(endpoints) => {
+                let result = self.post_to_buyer(job, candidate, &entry, &endpoints.post_url, deadline).await;
+                (result, SaleDelivery::Posted)
+            }
+            Runner::Wasm { delivery: Delivery::Pickup, .. } => {
+                (PostResult::PickedUp { price_cents: candidate.price_cents }, SaleDelivery::Pickup)
+            }
+            Runner::Wasm { delivery: Delivery::Webhook { url }, .. } => {
+                (PostResult::Queued { price_cents: candidate.price_cents }, SaleDelivery::Webhook { url: url.clone() })
+            }
+        };
+        let Some(price) = result.sold_price() else {
+            self.release(&entry, &reservation);
+            return (result, None);
+        };
+        let record = SaleRecord {
+            lead_id: job.ping_id.to_owned(),
+            campaign_id: entry.config.id.clone(),
+            buyer_id: entry.config.buyer_id.clone(),
+            publisher_id: job.publisher.id.clone(),
+            price_cents: price,
+            sold_at_unix_ms: now,
+            buyer_ref: candidate.buyer_ref.clone(),
+            lead: job.lead.clone(),
+            delivery,
+        };
+        let buyer_lead_id = match &result {
+            PostResult::Accepted { buyer_lead_id, .. } => buyer_lead_id.clone(),
+            _ => None,
+        };
+        let sale = Sale::new(&entry.config.id, &entry.config.buyer_id, price, job.publisher.margin_bps, buyer_lead_id);
+        match self.store.commit(&reservation, price, &record) {
+            Ok(_) => (result, Some(sale)),
+            // An HTTP buyer that accepted already holds the lead: it is sold whatever the store says.
+            Err(error) if record.delivery == SaleDelivery::Posted => {
+                tracing::error!(campaign = %entry.config.id, %error, "could not record the sale of a lead an HTTP buyer accepted");
                 (result, Some(sale))
             }
-            None => {
-                if let Err(error) = self.store.release(&reservation) {
-                    tracing::error!(campaign = %entry.config.id, %error, "could not release a cap reservation");
-                }
-                (result, None)
+            // Nothing has left the exchange: without a recorded sale there is no sale.
+            Err(error) => {
+                self.release(&entry, &reservation);
+                (PostResult::Failed { error: format!("recording the sale: {error}") }, None)
             }
         }
     }
 
-    /// Sends the full lead to the campaign's delivery target.
-    async fn deliver(
+    /// Gives a reservation back, logging a failure (the auction goes on either way).
+    fn release(&self, entry: &CampaignEntry, reservation: &Reservation) {
+        if let Err(error) = self.store.release(reservation) {
+            tracing::error!(campaign = %entry.config.id, %error, "could not release a cap reservation");
+        }
+    }
+
+    /// Posts the full lead to an HTTP buyer's post URL and reads its answer.
+    async fn post_to_buyer(
         &self,
         job: &PostJob<'_>,
         candidate: &Candidate,
         entry: &Arc<CampaignEntry>,
+        url: &str,
         deadline: Instant,
-        now: i64,
     ) -> PostResult {
-        let url = match &entry.runner {
-            Runner::Http(endpoints) => endpoints.post_url.as_str(),
-            Runner::Wasm { delivery: Delivery::Webhook { url }, .. } => url.as_str(),
-            Runner::Wasm { delivery: Delivery::Pickup, .. } => {
-                let pickup = Pickup {
-                    campaign_id: entry.config.id.clone(),
-                    buyer_id: entry.config.buyer_id.clone(),
-                    ping_id: job.ping_id.to_owned(),
-                    price_cents: candidate.price_cents,
-                    lead: job.lead.clone(),
-                    sold_at_unix_ms: now,
-                };
-                return match self.store.record_pickup(pickup) {
-                    Ok(()) => PostResult::PickedUp { price_cents: candidate.price_cents },
-                    Err(error) => PostResult::Failed { error: error.to_string() },
-                };
-            }
-        };
         let budget = deadline.saturating_duration_since(Instant::now());
         let request = PostRequest {
             ping_id: job.ping_id,

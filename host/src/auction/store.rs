@@ -1,11 +1,12 @@
 //! The engine's storage boundary: cap counters with atomic check-and-reserve, duplicate and suppression records,
-//! two-step ping records and pick-ups. The service implements [`AuctionStore`] over SQLite; [`MemoryStore`] is the
+//! two-step ping records and sales. The service implements [`AuctionStore`] over SQLite; [`MemoryStore`] is the
 //! real in-memory implementation the CLI and tests use.
 //!
 //! Cap protocol: before posting a lead to a campaign the engine calls [`AuctionStore::reserve`], which counts the
 //! sale against every cap window at once (or refuses, naming the cap that is full) so concurrent auctions can never
-//! oversell; an accepted post [`AuctionStore::commit`]s the reservation at the confirmed price, a rejected or failed
-//! post [`AuctionStore::release`]s it. The same step checks duplicate suppression: a reservation names the buyer and
+//! oversell; an accepted post [`AuctionStore::commit`]s the reservation at the confirmed price together with the
+//! [`SaleRecord`] (one atomic step: a sale is recorded exactly when its caps are), a rejected or failed post
+//! [`AuctionStore::release`]s it. The same step checks duplicate suppression: a reservation names the buyer and
 //! the consumer ([`Purchase`]), is refused when that buyer bought the consumer — or holds a pending reservation for
 //! it — within the campaign's window, and records the purchase when committed, so two auctions of one consumer running
 //! at once can never both sell it to the same buyer.
@@ -167,15 +168,90 @@ pub enum PingClaim {
     AlreadyPosted,
 }
 
-/// A lead sold to a Wasm campaign whose delivery is pick-up, waiting for the buyer.
+/// How a sold lead reaches its buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SaleDelivery {
+    /// An HTTP buyer took the post itself: it already has the lead.
+    Posted,
+    /// Kept for the buyer to read (a Wasm campaign with pick-up delivery).
+    Pickup,
+    /// Queued for the outbox to POST to this URL (a Wasm campaign with a webhook); only ever to this URL.
+    Webhook { url: String },
+}
+
+impl SaleDelivery {
+    /// The snake_case name of the delivery kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SaleDelivery::Posted => "posted",
+            SaleDelivery::Pickup => "pickup",
+            SaleDelivery::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+/// A sale as the engine commits it, with the lead (PII) it sold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pickup {
+pub struct SaleRecord {
+    /// The auction's ping id: the exchange's id of the lead.
+    pub lead_id: String,
     pub campaign_id: String,
     pub buyer_id: String,
-    pub ping_id: String,
+    pub publisher_id: String,
+    /// What the buyer pays, in cents (the price the reservation is committed at).
     pub price_cents: u32,
-    pub lead: Lead,
     pub sold_at_unix_ms: i64,
+    /// The reference the buyer gave with its bid, echoed in the webhook post.
+    pub buyer_ref: Option<String>,
+    /// The normalised full lead.
+    pub lead: Lead,
+    pub delivery: SaleDelivery,
+}
+
+/// A return of a sold lead by its buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleReturn {
+    pub reason: String,
+    pub returned_at_unix_ms: i64,
+}
+
+/// A recorded sale as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSale {
+    /// The store's id of the sale (increasing in sale order).
+    pub sale_id: u64,
+    pub lead_id: String,
+    pub campaign_id: String,
+    pub buyer_id: String,
+    pub publisher_id: String,
+    pub price_cents: u32,
+    pub sold_at_unix_ms: i64,
+    pub buyer_ref: Option<String>,
+    pub delivery: SaleDelivery,
+    /// The full lead; `None` once the retention purge has cleared it (or where the reader may not see it).
+    pub lead: Option<Lead>,
+    /// Set once the buyer returned the lead.
+    pub returned: Option<SaleReturn>,
+}
+
+impl StoredSale {
+    /// The sale `sale` as stored under `sale_id` at `price_cents`, not returned.
+    pub fn new(sale_id: u64, sale: &SaleRecord, price_cents: u32) -> Self {
+        StoredSale {
+            sale_id,
+            lead_id: sale.lead_id.clone(),
+            campaign_id: sale.campaign_id.clone(),
+            buyer_id: sale.buyer_id.clone(),
+            publisher_id: sale.publisher_id.clone(),
+            price_cents,
+            sold_at_unix_ms: sale.sold_at_unix_ms,
+            buyer_ref: sale.buyer_ref.clone(),
+            delivery: sale.delivery.clone(),
+            lead: Some(sale.lead.clone()),
+            returned: None,
+        }
+    }
 }
 
 /// What the engine needs from storage. Every method is one atomic step.
@@ -192,8 +268,10 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         price_cents: u32,
         purchase: Option<&Purchase>,
     ) -> Result<Reservation, ReserveError>;
-    /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it) and records its purchase.
-    fn commit(&self, reservation: &Reservation, final_price_cents: u32) -> Result<(), StoreError>;
+    /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it), records its purchase and
+    /// the sale (at `final_price_cents`; a webhook sale also queues its delivery), all in one atomic step; returns
+    /// the sale's id.
+    fn commit(&self, reservation: &Reservation, final_price_cents: u32, sale: &SaleRecord) -> Result<u64, StoreError>;
     /// Gives a reservation back.
     fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
     /// What `campaign_id` has bought and reserved in `windows`.
@@ -214,10 +292,8 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
     /// Claims a ping for its post, once.
     fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError>;
-    /// Keeps a sold lead for pick-up.
-    fn record_pickup(&self, pickup: Pickup) -> Result<(), StoreError>;
-    /// The leads waiting for `campaign_id` to pick up.
-    fn pickups(&self, campaign_id: &str) -> Result<Vec<Pickup>, StoreError>;
+    /// The sales of `campaign_id`, in sale order.
+    fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError>;
 }
 
 /// Counters of one campaign in one window.
@@ -246,7 +322,7 @@ struct Inner {
     pings: HashMap<String, PingRecord>,
     /// Ping ids no longer open: `None` once posted, `Some(expiry)` once expired.
     closed: HashMap<String, Option<i64>>,
-    pickups: Vec<Pickup>,
+    sales: Vec<StoredSale>,
 }
 
 impl Inner {
@@ -323,9 +399,9 @@ impl MemoryStore {
         self.inner.lock().map_err(|_| StoreError::Backend("a thread panicked while holding the memory store".into()))
     }
 
-    /// Every pick-up waiting, for every campaign (tests and the CLI's report).
-    pub fn all_pickups(&self) -> Result<Vec<Pickup>, StoreError> {
-        Ok(self.lock()?.pickups.clone())
+    /// Every sale, of every campaign, in sale order (tests and the CLI's report).
+    pub fn all_sales(&self) -> Result<Vec<StoredSale>, StoreError> {
+        Ok(self.lock()?.sales.clone())
     }
 
     /// Reservations neither committed nor released (should be none once every auction has finished).
@@ -363,7 +439,7 @@ impl AuctionStore for MemoryStore {
         Ok(reservation)
     }
 
-    fn commit(&self, reservation: &Reservation, final_price_cents: u32) -> Result<(), StoreError> {
+    fn commit(&self, reservation: &Reservation, final_price_cents: u32, sale: &SaleRecord) -> Result<u64, StoreError> {
         let mut inner = self.lock()?;
         let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
         let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
@@ -374,7 +450,9 @@ impl AuctionStore for MemoryStore {
                 *entry = (*entry).max(purchase.at_unix_ms);
             }
         }
-        Ok(())
+        let sale_id = inner.sales.len() as u64 + 1;
+        inner.sales.push(StoredSale::new(sale_id, sale, final_price_cents));
+        Ok(sale_id)
     }
 
     fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
@@ -447,12 +525,7 @@ impl AuctionStore for MemoryStore {
         Ok(PingClaim::Claimed(Box::new(record)))
     }
 
-    fn record_pickup(&self, pickup: Pickup) -> Result<(), StoreError> {
-        self.lock()?.pickups.push(pickup);
-        Ok(())
-    }
-
-    fn pickups(&self, campaign_id: &str) -> Result<Vec<Pickup>, StoreError> {
-        Ok(self.lock()?.pickups.iter().filter(|p| p.campaign_id == campaign_id).cloned().collect())
+    fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
+        Ok(self.lock()?.sales.iter().filter(|s| s.campaign_id == campaign_id).cloned().collect())
     }
 }

@@ -162,6 +162,9 @@ pub struct CampaignTrace {
     /// Wall time of the plugin call itself (Wasm only), in microseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_wall_us: Option<u64>,
+    /// Fuel the plugin call used (Wasm only, when the runtime meters fuel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_fuel: Option<u64>,
     /// Lines the plugin logged during its bid (Wasm only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
@@ -171,7 +174,7 @@ pub struct CampaignTrace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum PostResult {
-    /// The buyer took the lead (HTTP or webhook) at this price.
+    /// The HTTP buyer took the lead at this price.
     Accepted {
         price_cents: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,6 +182,11 @@ pub enum PostResult {
     },
     /// Kept in the store for the buyer to pick up (Wasm campaign with pick-up delivery).
     PickedUp {
+        price_cents: u32,
+    },
+    /// Sold at the bid and queued for the outbox to POST to the campaign's webhook (Wasm campaign with webhook
+    /// delivery: the plugin's bid is the buyer's commitment).
+    Queued {
         price_cents: u32,
     },
     Rejected {
@@ -204,7 +212,9 @@ impl PostResult {
     /// The price the lead was sold at, for a successful post.
     pub fn sold_price(&self) -> Option<u32> {
         match self {
-            PostResult::Accepted { price_cents, .. } | PostResult::PickedUp { price_cents } => Some(*price_cents),
+            PostResult::Accepted { price_cents, .. }
+            | PostResult::PickedUp { price_cents }
+            | PostResult::Queued { price_cents } => Some(*price_cents),
             _ => None,
         }
     }

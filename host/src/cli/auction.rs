@@ -223,6 +223,7 @@ fn describe_post(result: &PostResult) -> String {
             buyer_lead_id.as_deref().map(|id| format!(", buyer's lead id {id}")).unwrap_or_default()
         ),
         PostResult::PickedUp { price_cents } => format!("kept for pick-up at {}", dollars(*price_cents)),
+        PostResult::Queued { price_cents } => format!("queued for webhook delivery at {}", dollars(*price_cents)),
         PostResult::Rejected { reason } => format!("rejected: {reason}"),
         PostResult::Duplicate => "duplicate".into(),
         PostResult::CapReached { cap } => format!("cap {} reached", cap.as_str()),

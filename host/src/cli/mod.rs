@@ -3,6 +3,7 @@
 
 pub mod auction;
 pub mod plugin;
+pub mod serve;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run one lead through a local exchange (exchange file + lead file) and print the auction's trace.
     Auction(auction::AuctionArgs),
+    /// Run the exchange as an HTTP service (API, embedded SQLite store, webhook outbox, metrics).
+    Serve(serve::ServeArgs),
 }
 
 impl Cli {
@@ -32,6 +35,7 @@ impl Cli {
         match self.command {
             Command::Plugin(command) => command.run(),
             Command::Auction(args) => args.run(),
+            Command::Serve(args) => args.run(),
         }
     }
 }

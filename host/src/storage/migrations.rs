@@ -23,6 +23,8 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "reservation purchase",
         sql: include_str!("migrations/0002_reservation_purchase.sql"),
     },
+    Migration { version: 3, name: "service registry", sql: include_str!("migrations/0003_service_registry.sql") },
+    Migration { version: 4, name: "sales and outbox", sql: include_str!("migrations/0004_sales_outbox.sql") },
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,5 @@
 //! [`SqliteStore`]: the engine's [`AuctionStore`] in one SQLite database file, so caps, duplicate and suppression
-//! records, two-step pings and pick-ups survive a restart. It behaves exactly like
+//! records, two-step pings and sales survive a restart. It behaves exactly like
 //! [`MemoryStore`](crate::auction::MemoryStore) on the same calls (the storage tests run one scenario on both).
 //!
 //! Every method is one transaction; those that write begin with `BEGIN IMMEDIATE`, which takes the database's write
@@ -8,18 +8,20 @@
 //! the calls.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use tokio::sync::Notify;
 
 use super::migrations::{self, MigrationError};
+use super::sales::{insert_sale, sales_where};
 use crate::auction::config::Caps;
 use crate::auction::identity::ConsumerKeys;
 use crate::auction::store::{
-    AuctionStore, CapWindows, Pickup, PingClaim, PingRecord, Purchase, Reservation, ReserveError, StoreError, Usage,
+    AuctionStore, CapWindows, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleRecord, StoreError,
+    StoredSale, Usage,
 };
-use crate::model::Lead;
 
 /// How long a write waits for another connection's write lock before it fails.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +65,8 @@ pub enum OpenError {
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Signalled after a webhook sale queues a delivery, so the outbox worker wakes at once.
+    outbox: Arc<Notify>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -93,9 +97,11 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(configure("synchronous"))?;
         conn.pragma_update(None, "foreign_keys", true).map_err(configure("foreign_keys"))?;
+        // Purged PII is overwritten in the pages that held it rather than left in free space.
+        conn.pragma_update(None, "secure_delete", "FAST").map_err(configure("secure_delete"))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrations::migrate(&mut conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
-        Ok(SqliteStore { path, conn: Mutex::new(conn) })
+        Ok(SqliteStore { path, conn: Mutex::new(conn), outbox: Arc::new(Notify::new()) })
     }
 
     /// The database file.
@@ -118,7 +124,37 @@ impl SqliteStore {
         Ok(usize::try_from(count).unwrap_or(0))
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    /// Notified each time a committed sale queues a webhook delivery: the outbox worker waits on it.
+    pub fn outbox_notify(&self) -> Arc<Notify> {
+        self.outbox.clone()
+    }
+
+    /// Gives back every reservation made before `older_than_unix_ms` (or before reservations were timed): pending
+    /// sales a crash left behind, which would otherwise count against caps and suppression for ever. Run at start,
+    /// before any auction, with a cut-off older than the longest post. Returns how many were released.
+    pub fn release_stale_reservations(&self, older_than_unix_ms: i64) -> Result<usize, StoreError> {
+        let what = "releasing stale reservations";
+        self.write(what, |tx| {
+            let ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM reservation WHERE reserved_at_unix_ms IS NULL OR reserved_at_unix_ms < ?1",
+                )
+                .map_err(backend(what))?
+                .query_map([older_than_unix_ms], |row| row.get(0))
+                .map_err(backend(what))?
+                .collect::<Result<_, _>>()
+                .map_err(backend(what))?;
+            for id in &ids {
+                let id = u64::try_from(*id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))?;
+                let pending = take_reservation(tx, id)?;
+                apply(tx, &pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents))?;
+            }
+            Ok(ids.len())
+        })
+    }
+
+    /// The connection, for the service's queries in sibling files.
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Backend("a thread panicked while holding the sqlite store".into()))
     }
 
@@ -137,7 +173,7 @@ impl SqliteStore {
     }
 
     /// A write: `BEGIN IMMEDIATE`, so the check and the write it guards hold the write lock together.
-    fn write<T, E: From<StoreError>>(
+    pub(crate) fn write<T, E: From<StoreError>>(
         &self,
         what: &'static str,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
@@ -146,7 +182,7 @@ impl SqliteStore {
     }
 
     /// A read: one consistent snapshot.
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         what: &'static str,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
@@ -156,11 +192,12 @@ impl SqliteStore {
 }
 
 /// Maps a SQLite error to the store's, naming the step.
-fn backend(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+pub(crate) fn backend(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |err| StoreError::Backend(format!("{what}: {err}"))
 }
 
-fn json_error(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+/// Maps a JSON error to the store's, naming the step.
+pub(crate) fn json_error(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
     move |err| StoreError::Backend(format!("{what}: {err}"))
 }
 
@@ -359,16 +396,21 @@ impl AuctionStore for SqliteStore {
         })
     }
 
-    fn commit(&self, reservation: &Reservation, final_price_cents: u32) -> Result<(), StoreError> {
-        self.write("committing a reservation", |tx| {
+    fn commit(&self, reservation: &Reservation, final_price_cents: u32, sale: &SaleRecord) -> Result<u64, StoreError> {
+        let lead_json = serde_json::to_string(&sale.lead).map_err(json_error("recording a sale"))?;
+        let sale_id = self.write("committing a reservation", |tx| {
             let pending = take_reservation(tx, reservation.id)?;
             let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
             apply(tx, &pending.campaign_id, &pending.windows, 0, correction)?;
-            match &pending.purchase {
-                Some(purchase) => record_purchase(tx, purchase),
-                None => Ok(()),
+            if let Some(purchase) = &pending.purchase {
+                record_purchase(tx, purchase)?;
             }
-        })
+            insert_sale(tx, sale, final_price_cents, &lead_json)
+        })?;
+        if matches!(sale.delivery, crate::auction::SaleDelivery::Webhook { .. }) {
+            self.outbox.notify_one();
+        }
+        Ok(sale_id)
     }
 
     fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
@@ -487,62 +529,9 @@ impl AuctionStore for SqliteStore {
         })
     }
 
-    fn record_pickup(&self, pickup: Pickup) -> Result<(), StoreError> {
-        let what = "recording a pick-up";
-        let lead = serde_json::to_string(&pickup.lead).map_err(json_error(what))?;
-        self.write(what, |tx| {
-            tx.prepare_cached(
-                "INSERT INTO pickup (campaign_id, buyer_id, ping_id, price_cents, sold_at_unix_ms, lead_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .map_err(backend(what))?
-            .execute(params![
-                pickup.campaign_id,
-                pickup.buyer_id,
-                pickup.ping_id,
-                pickup.price_cents,
-                pickup.sold_at_unix_ms,
-                lead
-            ])
-            .map_err(backend(what))?;
-            Ok(())
-        })
-    }
-
-    fn pickups(&self, campaign_id: &str) -> Result<Vec<Pickup>, StoreError> {
-        let what = "listing pick-ups";
-        self.read(what, |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT buyer_id, ping_id, price_cents, sold_at_unix_ms, lead_json FROM pickup
-                     WHERE campaign_id = ?1 ORDER BY id",
-                )
-                .map_err(backend(what))?;
-            let rows = stmt
-                .query_map([campaign_id], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, u32>(2)?,
-                        row.get::<_, i64>(3)?,
-                        row.get::<_, String>(4)?,
-                    ))
-                })
-                .map_err(backend(what))?;
-            let mut pickups = Vec::new();
-            for row in rows {
-                let (buyer_id, ping_id, price_cents, sold_at_unix_ms, lead) = row.map_err(backend(what))?;
-                let lead: Lead = serde_json::from_str(&lead).map_err(json_error(what))?;
-                pickups.push(Pickup {
-                    campaign_id: campaign_id.to_owned(),
-                    buyer_id,
-                    ping_id,
-                    price_cents,
-                    sold_at_unix_ms,
-                    lead,
-                });
-            }
-            Ok(pickups)
+    fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
+        self.read("listing a campaign's sales", |tx| {
+            sales_where(tx, "listing a campaign's sales", "campaign_id = ?1 ORDER BY id", params![campaign_id], true)
         })
     }
 }

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use pingpost::auction::{
-    Buyer, Campaign, CampaignStatus, CampaignTarget, Caps, Delivery, EngineSettings, Exchange, ExchangeBuilder,
-    ExchangeConfig, ExchangeParts, Exclusivity, HttpBuyerClient, HttpEndpoints, MemoryStore, Outcome, Publisher,
-    STANDARD_REDACTOR, Schedule, SeededIds, SelectionMode,
+    AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, Caps, Delivery, EngineSettings, Exchange,
+    ExchangeBuilder, ExchangeConfig, ExchangeParts, Exclusivity, HttpBuyerClient, HttpEndpoints, MemoryStore, Outcome,
+    Publisher, STANDARD_REDACTOR, Schedule, SeededIds, SelectionMode,
 };
 use pingpost::clock::ManualClock;
 use pingpost::model::{Consent, Consumer, Gender, Lead};
@@ -31,20 +31,25 @@ pub struct Fixture {
 pub fn build(config: ExchangeConfig) -> Fixture {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(NOW));
+    let exchange = build_on(config, store.clone(), clock.clone());
+    Fixture { exchange, store, clock }
+}
+
+/// Builds an exchange from `config` over the given store and clock.
+pub fn build_on(config: ExchangeConfig, store: Arc<dyn AuctionStore>, clock: Arc<ManualClock>) -> Exchange {
     let parts = ExchangeParts {
-        clock: clock.clone(),
+        clock,
         ids: Arc::new(SeededIds::new(42)),
-        store: store.clone(),
+        store,
         http: HttpBuyerClient::with_default_client().expect("HTTP client"),
         settings: EngineSettings::default(),
     };
-    let exchange = ExchangeBuilder::new(config)
+    ExchangeBuilder::new(config)
         .plugin(STANDARD_REDACTOR, common::plugin("standard-redactor"))
         .plugin("config-buyer", common::plugin("config-buyer"))
         .plugin("hostile-buyer", common::plugin("hostile-buyer"))
         .build(common::runtime(), parts)
-        .expect("the exchange builds");
-    Fixture { exchange, store, clock }
+        .expect("the exchange builds")
 }
 
 /// An exchange config of one publisher and the given buyers and campaigns.
@@ -67,12 +72,18 @@ pub fn publisher(selection: SelectionMode) -> Publisher {
         shared_max_buyers: 3,
         dedupe_window_days: 0,
         default_bid_ttl_ms: 60_000,
+        status: Default::default(),
     }
 }
 
 /// A buyer in New York.
 pub fn buyer(id: &str) -> Buyer {
-    Buyer { id: id.into(), name: format!("Buyer {id}"), time_zone: chrono_tz::America::New_York }
+    Buyer {
+        id: id.into(),
+        name: format!("Buyer {id}"),
+        time_zone: chrono_tz::America::New_York,
+        status: Default::default(),
+    }
 }
 
 /// A config-buyer campaign bidding `price_cents` on everything, echoing its input, delivered by pick-up.

@@ -1,0 +1,217 @@
+//! The HTTP API: one router, a file per audience ([`publisher`], [`buyer`], [`operator`]) and the pieces they share
+//! here: the JSON body reader that names the bad field, the error-shaping middleware, request metrics, and
+//! `Idempotency-Key` handling.
+
+pub mod buyer;
+pub mod operator;
+pub mod publisher;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use tower_http::timeout::TimeoutLayer;
+
+use super::auth::Principal;
+use super::error::{ApiError, code_for_status};
+use super::state::AppState;
+pub use super::state::blocking;
+use crate::storage::registry::Idempotency;
+
+/// The shared state as handlers see it.
+pub type Shared = Arc<AppState>;
+
+/// The whole API.
+pub fn router(state: Shared) -> Router {
+    let settings = &state.settings;
+    let json_limit = DefaultBodyLimit::max(settings.max_body_bytes);
+    let plugin_limit = DefaultBodyLimit::max(settings.max_plugin_bytes);
+    let timeout = Duration::from_millis(settings.request_timeout_ms);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(|| async { axum::Json(super::openapi::document()) }))
+        .merge(publisher::routes().layer(json_limit))
+        .merge(publisher::upload_routes().layer(plugin_limit))
+        .merge(buyer::routes().layer(json_limit))
+        .merge(buyer::upload_routes().layer(plugin_limit))
+        .merge(operator::routes().layer(json_limit))
+        .merge(operator::upload_routes().layer(plugin_limit))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(json_errors))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .with_state(state)
+}
+
+/// `GET /healthz`: the process is up and its database answers.
+async fn healthz(State(state): State<Shared>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let store = state.store.clone();
+    let version = tokio::task::spawn_blocking(move || store.schema_version())
+        .await
+        .map_err(|e| ApiError::internal("the health check", e))??;
+    Ok(axum::Json(serde_json::json!({ "status": "ok", "schema_version": version })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// Counts every request by route and status.
+async fn observe(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        route.as_deref().unwrap_or("unmatched"),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Gives every error response the API's JSON error body — also those produced outside the handlers (no route,
+/// wrong method, timeout, axum's own extractor rejections).
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if message.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { message };
+    let mut shaped = ApiError::new(status, code_for_status(status), message).into_response();
+    if let Some(retry) = parts.headers.get(header::RETRY_AFTER) {
+        shaped.headers_mut().insert(header::RETRY_AFTER, retry.clone());
+    }
+    shaped
+}
+
+/// A request body, read whole within the route's size limit; too large → 413 with the API's JSON error.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<Shared> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Shared) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state).await.map(RawBody).map_err(ApiError::from_body)
+    }
+}
+
+/// Parses a JSON body into `T`: 400 when it is not JSON, 422 naming the field when it does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ApiError::malformed(e.to_string()))?;
+    from_value(value)
+}
+
+/// Converts a parsed JSON value into `T`, naming the offending field on failure (422).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if field == "." {
+            ApiError::invalid("", message).with_field("(body)")
+        } else {
+            ApiError::invalid(field, message)
+        }
+    })
+}
+
+/// Runs `work` once per `Idempotency-Key` of `principal`: a retry with the same key and the same body gets the first
+/// answer back (without running again); the same key with another body is a 409. Without the header, just runs.
+pub async fn idempotent<F>(
+    state: &Shared,
+    principal: &Principal,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<(StatusCode, String), ApiError>>,
+{
+    let Some(key) = headers.get("idempotency-key") else {
+        return work.await.map(json_response);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| ApiError::invalid("Idempotency-Key", "must be 1–255 visible ASCII characters"))?
+        .to_owned();
+    let scoped = format!("{route} {key}");
+    let request_sha = hex::encode(Sha256::digest(body));
+    let store = state.store.clone();
+    let (id, k, sha, now) = (principal.id.clone(), scoped.clone(), request_sha, state.now());
+    let decision = tokio::task::spawn_blocking(move || store.idempotency_begin(&id, &k, &sha, now))
+        .await
+        .map_err(|e| ApiError::internal("the idempotency check", e))??;
+    match decision {
+        Idempotency::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = json_response((status, body));
+            response.headers_mut().insert("idempotent-replay", axum::http::HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Idempotency::InProgress => Err(ApiError::conflict(
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still running; retry later",
+        )),
+        Idempotency::Mismatch => Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )),
+        Idempotency::Run => {
+            let result = work.await;
+            let store = state.store.clone();
+            let id = principal.id.clone();
+            match &result {
+                // Answers that the exchange gave (including a refused lead) are kept; a failure of the exchange
+                // itself is not, so the publisher's retry runs again.
+                Ok((status, body)) => {
+                    let (status, body) = (status.as_u16(), body.clone());
+                    tokio::task::spawn_blocking(move || store.idempotency_finish(&id, &scoped, status, &body))
+                        .await
+                        .map_err(|e| ApiError::internal("storing the idempotent answer", e))??;
+                }
+                Err(error) if error.status.is_client_error() => {
+                    let (status, body) = (error.status.as_u16(), error.body());
+                    tokio::task::spawn_blocking(move || store.idempotency_finish(&id, &scoped, status, &body))
+                        .await
+                        .map_err(|e| ApiError::internal("storing the idempotent answer", e))??;
+                }
+                Err(_) => {
+                    tokio::task::spawn_blocking(move || store.idempotency_abandon(&id, &scoped))
+                        .await
+                        .map_err(|e| ApiError::internal("releasing the idempotency key", e))??;
+                }
+            }
+            result.map(json_response)
+        }
+    }
+}
+
+/// A JSON response from a status and a serialised body.
+pub fn json_response((status, body): (StatusCode, String)) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Serialises `value` as a JSON answer with `status`.
+pub fn to_json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<(StatusCode, String), ApiError> {
+    serde_json::to_string(value).map(|body| (status, body)).map_err(|e| ApiError::internal("writing the answer", e))
+}

@@ -1,0 +1,341 @@
+//! Publisher routes: send a lead one-shot (`POST /v1/leads`) or in two steps (`POST /v1/ping`, `POST /v1/post`), read
+//! a lead's result (`GET /v1/leads/{lead_id}`), upload the redactor (`PUT /v1/publisher/redactor`).
+//!
+//! A publisher key sends leads for its own publisher only: the lead's `publisher_id` may be left out (it is filled
+//! in) but may not name another publisher. Answers are in the publisher's terms: `payout_cents` is what the publisher
+//! is paid; buyers and their bids are not shown (operators read them in the trace).
+
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{RawBody, Shared, blocking, from_value, idempotent, parse_json, to_json};
+use crate::auction::{FieldError, LeadOptions, Outcome, OutcomeStatus, PiiLeak, PingOutcome, PingStatus, PostError};
+use crate::model::Lead;
+use crate::plugin::World;
+use crate::service::auth::{Principal, Role};
+use crate::service::error::ApiError;
+use crate::service::metrics::Endpoint;
+use crate::service::state::Uploaded;
+
+/// The JSON routes.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/leads", post(send_lead))
+        .route("/v1/ping", post(send_ping))
+        .route("/v1/post", post(send_post))
+        .route("/v1/leads/{lead_id}", get(read_lead))
+}
+
+/// The upload route (its own body limit).
+pub fn upload_routes() -> Router<Shared> {
+    Router::new().route("/v1/publisher/redactor", put(upload_redactor))
+}
+
+/// Query of `POST /v1/leads` and `POST /v1/ping`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadQuery {
+    /// In shared mode, sell to at most this many buyers.
+    pub shared_max_buyers: Option<u32>,
+}
+
+/// The answer to a one-shot lead or a post.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadAnswer {
+    pub lead_id: String,
+    /// `sold`, `unsold`, `duplicate`, `rejected` or `error`.
+    pub outcome: OutcomeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the publisher is paid for the lead (all sales together), in cents; 0 unless sold.
+    pub payout_cents: u64,
+    /// How many buyers bought it.
+    pub buyers: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pii_leaks: Vec<PiiLeak>,
+}
+
+impl LeadAnswer {
+    /// The publisher's view of an auction's outcome.
+    pub fn of(outcome: &Outcome) -> Self {
+        LeadAnswer {
+            lead_id: outcome.ping_id.clone(),
+            outcome: outcome.status,
+            reason: outcome.reason.clone(),
+            payout_cents: outcome.sales.iter().map(|s| u64::from(s.payout_cents)).sum(),
+            buyers: outcome.sales.len() as u32,
+            field_errors: outcome.field_errors.clone(),
+            pii_leaks: outcome.pii_leaks.clone(),
+        }
+    }
+
+    /// 422 for a lead refused as invalid, 200 for every other outcome.
+    fn status(&self) -> StatusCode {
+        match self.outcome {
+            OutcomeStatus::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::OK,
+        }
+    }
+}
+
+/// The answer to a two-step ping.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PingAnswer {
+    pub ping_id: String,
+    /// `bid`, `no_bid`, `duplicate`, `rejected` or `error`.
+    pub outcome: PingStatus,
+    /// What the publisher would be paid for the best bid, in cents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout_cents: Option<u32>,
+    /// Post before this instant (unix ms) to sell at that price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at_unix_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pii_leaks: Vec<PiiLeak>,
+}
+
+impl PingAnswer {
+    fn of(outcome: &PingOutcome) -> Self {
+        PingAnswer {
+            ping_id: outcome.ping_id.clone(),
+            outcome: outcome.status,
+            payout_cents: outcome.payout_cents,
+            expires_at_unix_ms: outcome.expires_at_unix_ms,
+            reason: outcome.reason.clone(),
+            field_errors: outcome.field_errors.clone(),
+            pii_leaks: outcome.pii_leaks.clone(),
+        }
+    }
+}
+
+/// Body of `POST /v1/post`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostBody {
+    ping_id: String,
+}
+
+/// `POST /v1/leads`: one-shot ping and post.
+async fn send_lead(
+    State(state): State<Shared>,
+    principal: Principal,
+    headers: HeaderMap,
+    query: Result<Query<LeadQuery>, QueryRejection>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let publisher_id = allowed(&state, &principal)?;
+    let options = lead_options(query)?;
+    idempotent(&state, &principal, &headers, "leads", &body, async {
+        let lead = parse_lead(&body, &publisher_id)?;
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().run_lead_with(lead, options).await;
+        state.metrics.observe_outcome(Endpoint::Leads, &outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome).await?;
+        let answer = LeadAnswer::of(&outcome);
+        to_json(answer.status(), &answer)
+    })
+    .await
+}
+
+/// `POST /v1/ping`: the bid phase of a two-step sale.
+async fn send_ping(
+    State(state): State<Shared>,
+    principal: Principal,
+    headers: HeaderMap,
+    query: Result<Query<LeadQuery>, QueryRejection>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let publisher_id = allowed(&state, &principal)?;
+    let options = lead_options(query)?;
+    idempotent(&state, &principal, &headers, "ping", &body, async {
+        let lead = parse_lead(&body, &publisher_id)?;
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().ping_with(lead, options).await;
+        state.metrics.observe_ping(&outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome).await?;
+        let answer = PingAnswer::of(&outcome);
+        let code =
+            if outcome.status == PingStatus::Rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+        to_json(code, &answer)
+    })
+    .await
+}
+
+/// `POST /v1/post`: sells a pinged lead to its best bidders (with fallback).
+async fn send_post(
+    State(state): State<Shared>,
+    principal: Principal,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let publisher_id = allowed(&state, &principal)?;
+    idempotent(&state, &principal, &headers, "post", &body, async {
+        let PostBody { ping_id } = parse_json(&body)?;
+        let store = state.store.clone();
+        let (publisher, id) = (publisher_id.clone(), ping_id.clone());
+        let known = blocking(move || Ok(store.auction_for_publisher(&publisher, &id)?.is_some())).await?;
+        if !known {
+            return Err(ApiError::not_found(format!("unknown ping id {ping_id:?}")).with_field("ping_id"));
+        }
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().post(&ping_id).await.map_err(|error| match error {
+            PostError::UnknownPingId(_) => ApiError::not_found(error.to_string()).with_field("ping_id"),
+            PostError::Expired { .. } => {
+                ApiError::new(StatusCode::GONE, "ping_expired", error.to_string()).with_field("ping_id")
+            }
+            PostError::AlreadyPosted(_) => {
+                ApiError::conflict("already_posted", error.to_string()).with_field("ping_id")
+            }
+            PostError::UnknownPublisher(_) => ApiError::conflict("publisher_removed", error.to_string()),
+            PostError::Store(e) => ApiError::from(e),
+        })?;
+        state.metrics.observe_outcome(Endpoint::Post, &outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome).await?;
+        let answer = LeadAnswer::of(&outcome);
+        to_json(answer.status(), &answer)
+    })
+    .await
+}
+
+/// `GET /v1/leads/{lead_id}`: the result of one of the publisher's leads.
+async fn read_lead(
+    State(state): State<Shared>,
+    principal: Principal,
+    Path(lead_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let publisher_id = principal.publisher()?.to_owned();
+    let store = state.store.clone();
+    let id = lead_id.clone();
+    let record = blocking(move || Ok(store.auction_for_publisher(&publisher_id, &id)?)).await?;
+    let record = record.ok_or_else(|| ApiError::not_found(format!("no lead {lead_id:?} of yours")))?;
+    let outcome: serde_json::Value =
+        serde_json::from_str(&record.outcome_json).map_err(|e| ApiError::internal("reading a recorded lead", e))?;
+    Ok(Json(publisher_view(&lead_id, &outcome)))
+}
+
+/// `PUT /v1/publisher/redactor`: uploads a new redactor version and makes it the publisher's live redactor (a hot
+/// swap). Refused, and nothing changes, if the publisher's redactor config does not configure it.
+async fn upload_redactor(
+    State(state): State<Shared>,
+    principal: Principal,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let publisher_id = principal.publisher()?.to_owned();
+    let name = format!("redactor:{publisher_id}");
+    let uploaded = state
+        .upload_plugin(
+            name.clone(),
+            (Role::Publisher, Some(publisher_id.clone())),
+            Some(World::Redactor),
+            body.to_vec(),
+            &principal,
+        )
+        .await?;
+    let activate = Some((name.clone(), uploaded.version, principal.id.clone()));
+    state
+        .change_with(activate, move |config| {
+            let publisher = config
+                .publishers
+                .iter_mut()
+                .find(|p| p.id == publisher_id)
+                .ok_or_else(|| ApiError::not_found(format!("publisher {publisher_id:?} is not configured")))?;
+            publisher.redactor = name;
+            Ok(())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+/// The publisher id of the key, after the publisher's rate limit.
+fn allowed(state: &Shared, principal: &Principal) -> Result<String, ApiError> {
+    let publisher_id = principal.publisher()?.to_owned();
+    if let Err(not_until) = state.publisher_limiter.check_key(&publisher_id) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
+    }
+    Ok(publisher_id)
+}
+
+fn lead_options(query: Result<Query<LeadQuery>, QueryRejection>) -> Result<LeadOptions, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
+    if query.shared_max_buyers == Some(0) {
+        return Err(ApiError::invalid("shared_max_buyers", "must be at least 1"));
+    }
+    Ok(LeadOptions { shared_max_buyers: query.shared_max_buyers })
+}
+
+/// Parses a lead for `publisher_id`: fills in a missing `publisher_id`, refuses another publisher's.
+fn parse_lead(body: &[u8], publisher_id: &str) -> Result<Lead, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::malformed(e.to_string()))?;
+    let object = value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", "a lead is a JSON object"))?;
+    match object.get("publisher_id") {
+        None | Some(serde_json::Value::Null) => {
+            object.insert("publisher_id".into(), publisher_id.into());
+        }
+        Some(serde_json::Value::String(id)) if id == publisher_id => {}
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_publisher",
+                format!("this key sends leads for publisher {publisher_id:?} only"),
+            )
+            .with_field("publisher_id"));
+        }
+    }
+    from_value(value)
+}
+
+/// Records the auction (outcome and trace) for the publisher's and the operator's reads.
+async fn record<S: Serialize, T: Serialize>(
+    state: &Shared,
+    publisher_id: &str,
+    lead_id: &str,
+    status: S,
+    received_at: i64,
+    outcome: &T,
+) -> Result<(), ApiError> {
+    let json = serde_json::to_string(outcome).map_err(|e| ApiError::internal("recording the auction", e))?;
+    let status = match serde_json::to_value(status) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => return Err(ApiError::internal("recording the auction", "an outcome status without a name")),
+    };
+    let store = state.store.clone();
+    let (publisher_id, lead_id) = (publisher_id.to_owned(), lead_id.to_owned());
+    blocking(move || Ok(store.record_auction(&lead_id, &publisher_id, &status, received_at, &json)?)).await
+}
+
+/// What a publisher may read of a recorded auction: a one-shot or posted lead as [`LeadAnswer`], a ping as
+/// [`PingAnswer`] — never the buyers or their bids.
+fn publisher_view(lead_id: &str, outcome: &serde_json::Value) -> serde_json::Value {
+    let pick = |key: &str| outcome.get(key).cloned().unwrap_or(serde_json::Value::Null);
+    let mut view = serde_json::Map::new();
+    view.insert("lead_id".into(), lead_id.into());
+    view.insert("outcome".into(), pick("status"));
+    for key in ["reason", "payout_cents", "expires_at_unix_ms", "field_errors", "pii_leaks"] {
+        if let Some(value) = outcome.get(key).filter(|v| !v.is_null()) {
+            view.insert(key.into(), value.clone());
+        }
+    }
+    if let Some(sales) = outcome.get("sales").and_then(|s| s.as_array()) {
+        let payout: u64 = sales.iter().filter_map(|s| s.get("payout_cents")?.as_u64()).sum();
+        view.insert("payout_cents".into(), payout.into());
+        view.insert("buyers".into(), sales.len().into());
+    }
+    serde_json::Value::Object(view)
+}

@@ -1,0 +1,99 @@
+//! First start: fills an empty registry from the config file — every plugin the exchange names becomes version 1 of
+//! an operator-owned plugin (validated and compiled now), then the publishers, buyers and campaigns — and creates the
+//! file's API keys. On later starts the registry is the truth and the file's exchange is ignored (keys named in the
+//! file but missing from the registry are still added).
+
+use anyhow::{Context, Result};
+
+use super::auth::hash_key;
+use super::settings::{ApiKeySeed, ServeConfig};
+use crate::auction::exchange_file::ExchangeFile;
+use crate::plugin::Runtime;
+use crate::storage::SqliteStore;
+use crate::storage::registry::{Principal, Role};
+
+/// What seeding did, for the start-up log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Seeded {
+    pub plugins: usize,
+    pub publishers: usize,
+    pub buyers: usize,
+    pub campaigns: usize,
+    pub keys: usize,
+}
+
+/// Seeds the registry from `config` if it is empty, and adds the config's keys the registry does not have.
+pub fn seed(store: &SqliteStore, runtime: &Runtime, config: &ServeConfig, now_unix_ms: i64) -> Result<Seeded> {
+    let mut seeded = Seeded::default();
+    if let Some(file) = &config.seed
+        && store.registry_is_empty()?
+    {
+        seed_exchange(store, runtime, file, now_unix_ms, &mut seeded)?;
+    }
+    let known: Vec<String> = store.keys()?.into_iter().map(|k| k.principal.id).collect();
+    let mut operators = 0;
+    for key in &config.api_keys {
+        let id = key_id(key, &mut operators);
+        if known.contains(&id) {
+            continue;
+        }
+        let hash = match (&key.key, &key.key_sha256) {
+            (Some(key), _) => hash_key(key),
+            (None, Some(hash)) => hash.to_ascii_lowercase(),
+            (None, None) => unreachable!("checked when the config was read"),
+        };
+        let principal = Principal { id, role: key.role, owner_id: key.owner.clone() };
+        store
+            .insert_principal(&principal, &hash, now_unix_ms)
+            .with_context(|| format!("adding API key {:?}", principal.id))?;
+        seeded.keys += 1;
+    }
+    if let Some(key) = &config.settings.operator_key {
+        let id = "operator:bootstrap".to_owned();
+        if !known.contains(&id) {
+            let principal = Principal { id, role: Role::Operator, owner_id: None };
+            store
+                .insert_principal(&principal, &hash_key(key), now_unix_ms)
+                .context("adding the bootstrap operator key")?;
+            seeded.keys += 1;
+        }
+    }
+    Ok(seeded)
+}
+
+fn key_id(key: &ApiKeySeed, operators: &mut usize) -> String {
+    if let Some(id) = &key.id {
+        return id.clone();
+    }
+    match &key.owner {
+        Some(owner) => format!("{}:{owner}", key.role.as_str()),
+        None => {
+            *operators += 1;
+            format!("operator:{operators}")
+        }
+    }
+}
+
+fn seed_exchange(
+    store: &SqliteStore,
+    runtime: &Runtime,
+    file: &ExchangeFile,
+    now_unix_ms: i64,
+    seeded: &mut Seeded,
+) -> Result<()> {
+    for (name, path) in &file.plugin_files {
+        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {name:?} from {}", path.display()))?;
+        let plugin =
+            runtime.load(&bytes).with_context(|| format!("plugin {name:?} ({}) was refused", path.display()))?;
+        let version = store
+            .add_plugin_version(name, plugin.world(), Role::Operator, None, plugin.id(), &bytes, "seed", now_unix_ms)?
+            .map_err(|conflict| anyhow::anyhow!("plugin {name:?}: {conflict}"))?;
+        store.activate_plugin(name, version, "seed", now_unix_ms)?;
+        seeded.plugins += 1;
+    }
+    store.save_registry_config(&file.config, now_unix_ms)?;
+    seeded.publishers = file.config.publishers.len();
+    seeded.buyers = file.config.buyers.len();
+    seeded.campaigns = file.config.campaigns.len();
+    Ok(())
+}

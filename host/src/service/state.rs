@@ -1,0 +1,356 @@
+//! [`AppState`]: what every request handler shares — the live [`Exchange`] behind an `ArcSwap`, the plugin
+//! runtime, the store, the keys, the metrics — and the one way the exchange changes: [`AppState::change`].
+//!
+//! Hot swap: a change (a campaign edited, a plugin version activated) builds a whole new [`Exchange`] from the
+//! registry off to the side — plugins loaded and validated, every campaign's instance configured — and only when
+//! that succeeded saves the registry and swaps the exchange in. An auction in flight keeps the `Arc` of the exchange
+//! it started with and finishes on it; the next request gets the new one. Nothing is restarted and no request fails.
+//! Changes are serialised by one async mutex, so two operators' edits never lose each other.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::auth::KeyRing;
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::settings::ServeSettings;
+use crate::auction::{
+    BuildError, CampaignTarget, EngineSettings, Exchange, ExchangeBuilder, ExchangeConfig, ExchangeParts,
+    HttpBuyerClient, IdSource,
+};
+use crate::clock::SharedClock;
+use crate::plugin::{LoadError, Plugin, Runtime, World};
+use crate::storage::SqliteStore;
+use crate::storage::registry::{PluginRecord, Principal, Role};
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub settings: ServeSettings,
+    pub store: Arc<SqliteStore>,
+    pub runtime: Arc<Runtime>,
+    pub clock: SharedClock,
+    pub ids: Arc<dyn IdSource>,
+    pub http: HttpBuyerClient,
+    pub engine: EngineSettings,
+    pub keys: KeyRing,
+    pub metrics: Arc<Metrics>,
+    /// Leads, pings and posts per publisher.
+    pub publisher_limiter: DefaultKeyedRateLimiter<String>,
+    exchange: ArcSwap<Exchange>,
+    changes: tokio::sync::Mutex<()>,
+    /// Loaded plugins by (name, version), so a rebuild does not reload unchanged ones.
+    loaded: Mutex<HashMap<(String, u32), Arc<Plugin>>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// Why a change to the exchange was refused; nothing was saved.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("plugin {0:?} does not exist")]
+    UnknownPlugin(String),
+    #[error("plugin {0:?} has no active version")]
+    NoActiveVersion(String),
+    #[error("plugin {name:?} has no version {version}")]
+    UnknownVersion { name: String, version: u32 },
+    #[error("plugin {name:?} version {version} was refused: {source}")]
+    Load {
+        name: String,
+        version: u32,
+        #[source]
+        source: LoadError,
+    },
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Store(#[from] crate::auction::store::StoreError),
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::UnknownPlugin(_) | ChangeError::UnknownVersion { .. } => {
+                ApiError::not_found(error.to_string())
+            }
+            ChangeError::NoActiveVersion(_) | ChangeError::Load { .. } | ChangeError::Build(_) => {
+                ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "refused", error.to_string())
+            }
+            ChangeError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// What [`AppState::new`] is given.
+pub struct StateParts {
+    pub settings: ServeSettings,
+    pub store: Arc<SqliteStore>,
+    pub runtime: Arc<Runtime>,
+    pub clock: SharedClock,
+    pub ids: Arc<dyn IdSource>,
+    pub http: HttpBuyerClient,
+    pub engine: EngineSettings,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A plugin version as uploaded and stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Uploaded {
+    pub name: String,
+    pub version: u32,
+    pub world: World,
+    pub sha256: String,
+    pub size_bytes: usize,
+    pub contract_version: String,
+    /// The compiled artifact came from the cache (the same bytes were loaded before).
+    pub from_cache: bool,
+}
+
+impl AppState {
+    /// The state with the exchange built from the registry.
+    pub fn new(parts: StateParts) -> Result<Self, ChangeError> {
+        let keys = KeyRing::load(&parts.store)?;
+        let settings = parts.settings;
+        let rate = NonZeroU32::new(settings.publisher_requests_per_second.max(1)).expect("max(1) is not zero");
+        let burst = NonZeroU32::new(settings.publisher_burst.max(1)).expect("max(1) is not zero");
+        let empty = ExchangeBuilder::new(ExchangeConfig::default()).build(
+            &parts.runtime,
+            ExchangeParts {
+                clock: parts.clock.clone(),
+                ids: parts.ids.clone(),
+                store: parts.store.clone(),
+                http: parts.http.clone(),
+                settings: parts.engine,
+            },
+        )?;
+        let state = AppState {
+            publisher_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            settings,
+            store: parts.store,
+            runtime: parts.runtime,
+            clock: parts.clock,
+            ids: parts.ids,
+            http: parts.http,
+            engine: parts.engine,
+            keys,
+            metrics: parts.metrics,
+            exchange: ArcSwap::from_pointee(empty),
+            changes: tokio::sync::Mutex::new(()),
+            loaded: Mutex::new(HashMap::new()),
+        };
+        let config = state.store.registry_config()?;
+        let exchange = state.build(&config, &HashMap::new())?;
+        state.exchange.store(Arc::new(exchange));
+        Ok(state)
+    }
+
+    /// The live exchange. Hold the `Arc` for the whole auction: a swap meanwhile does not affect it.
+    pub fn exchange(&self) -> Arc<Exchange> {
+        self.exchange.load_full()
+    }
+
+    /// Now, from the injected clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_unix_ms()
+    }
+
+    /// Edits the exchange's configuration: `edit` changes a copy of the registry's, the exchange is rebuilt from it
+    /// (refused with the builder's error if it does not build), then the registry is saved and the exchange swapped.
+    pub async fn change<T: Send + 'static>(
+        self: &Arc<Self>,
+        edit: impl FnOnce(&mut ExchangeConfig) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.change_with(None, edit).await
+    }
+
+    /// [`AppState::change`] that also makes `activate.1` the live version of plugin `activate.0` (recorded as done by
+    /// `activate.2`): both take effect together, or neither does.
+    pub async fn change_with<T: Send + 'static>(
+        self: &Arc<Self>,
+        activate: Option<(String, u32, String)>,
+        edit: impl FnOnce(&mut ExchangeConfig) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _one_at_a_time = self.changes.lock().await;
+        let state = self.clone();
+        blocking(move || {
+            let mut config = state.store.registry_config()?;
+            let value = edit(&mut config)?;
+            let overrides: HashMap<String, u32> =
+                activate.iter().map(|(name, version, _)| (name.clone(), *version)).collect();
+            let exchange = state.build(&config, &overrides)?;
+            if let Some((name, version, by)) = &activate {
+                state.store.activate_plugin(name, *version, by, state.now())?;
+                tracing::info!(plugin = %name, version, by = %by, "plugin version activated");
+            }
+            state.store.save_registry_config(&config, state.now())?;
+            state.exchange.store(Arc::new(exchange));
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Validates and compiles an upload, then stores it as the next version of plugin `name` (created, owned by
+    /// `owner`, on its first upload). Does not activate it.
+    pub async fn upload_plugin(
+        self: &Arc<Self>,
+        name: String,
+        owner: (Role, Option<String>),
+        expected_world: Option<World>,
+        bytes: Vec<u8>,
+        by: &Principal,
+    ) -> Result<Uploaded, ApiError> {
+        let state = self.clone();
+        let by = by.id.clone();
+        blocking(move || {
+            let plugin = state.runtime.load(&bytes).map_err(|e| {
+                ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", e.to_string())
+            })?;
+            if let Some(expected) = expected_world.filter(|w| *w != plugin.world()) {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong_world",
+                    format!("expected a {expected:?} plugin, the upload is a {:?} plugin", plugin.world()),
+                ));
+            }
+            let version = state
+                .store
+                .add_plugin_version(
+                    &name,
+                    plugin.world(),
+                    owner.0,
+                    owner.1.as_deref(),
+                    plugin.id(),
+                    &bytes,
+                    &by,
+                    state.now(),
+                )?
+                .map_err(|conflict| ApiError::conflict("plugin_conflict", format!("plugin {name:?}: {conflict}")))?;
+            state.remember(&name, version, plugin.clone());
+            Ok(Uploaded {
+                name,
+                version,
+                world: plugin.world(),
+                sha256: plugin.id().to_owned(),
+                size_bytes: plugin.size_bytes(),
+                contract_version: plugin.contract_version().to_owned(),
+                from_cache: plugin.load_report().from_cache,
+            })
+        })
+        .await
+    }
+
+    /// Makes `version` the live version of plugin `name`: a hot swap. Refused (and nothing changes) when the
+    /// exchange does not build with it — e.g. a campaign's config that the new version's `configure` rejects.
+    pub async fn activate_plugin(self: &Arc<Self>, name: String, version: u32, by: &Principal) -> Result<(), ApiError> {
+        let record = self.plugin_record(&name)?;
+        if !record.versions.iter().any(|v| v.version == version) {
+            return Err(ChangeError::UnknownVersion { name, version }.into());
+        }
+        self.change_with(Some((name, version, by.id.clone())), |_| Ok(())).await
+    }
+
+    /// Goes back to the version that was live before the current one.
+    pub async fn rollback_plugin(self: &Arc<Self>, name: String, by: &Principal) -> Result<u32, ApiError> {
+        let target = self.store.rollback_target(&name)?.ok_or_else(|| {
+            ApiError::conflict("nothing_to_roll_back", format!("plugin {name:?} has no earlier active version"))
+        })?;
+        self.activate_plugin(name, target, by).await?;
+        Ok(target)
+    }
+
+    /// Disables (the campaigns and publishers using it stop taking part) or re-enables a plugin.
+    pub async fn set_plugin_disabled(self: &Arc<Self>, name: String, disabled: bool) -> Result<(), ApiError> {
+        let _one_at_a_time = self.changes.lock().await;
+        let state = self.clone();
+        blocking(move || {
+            state.plugin_record(&name)?;
+            state.store.set_plugin_disabled(&name, disabled)?;
+            let config = state.store.registry_config()?;
+            match state.build(&config, &HashMap::new()) {
+                Ok(exchange) => {
+                    state.exchange.store(Arc::new(exchange));
+                    Ok(())
+                }
+                Err(error) => {
+                    state.store.set_plugin_disabled(&name, !disabled)?;
+                    Err(error.into())
+                }
+            }
+        })
+        .await
+    }
+
+    /// A plugin's record, or 404.
+    pub fn plugin_record(&self, name: &str) -> Result<PluginRecord, ApiError> {
+        self.store.plugin(name)?.ok_or_else(|| ApiError::not_found(format!("plugin {name:?} does not exist")))
+    }
+
+    /// Builds an exchange from `config` with each plugin's live version (or the version in `overrides`). Campaigns
+    /// and publishers whose plugin is disabled are left out.
+    fn build(&self, config: &ExchangeConfig, overrides: &HashMap<String, u32>) -> Result<Exchange, ChangeError> {
+        let mut config = config.clone();
+        let mut records = HashMap::new();
+        for reference in config.plugin_refs() {
+            let record = self.store.plugin(&reference)?.ok_or_else(|| ChangeError::UnknownPlugin(reference.clone()))?;
+            records.insert(reference, record);
+        }
+        let disabled = |name: &str| records.get(name).is_some_and(|r| r.disabled);
+        config.publishers.retain(|p| !disabled(&p.redactor));
+        config.campaigns.retain(|c| match &c.target {
+            CampaignTarget::Wasm { plugin, .. } => !disabled(plugin),
+            CampaignTarget::Http(_) => true,
+        });
+        let mut builder = ExchangeBuilder::new(config.clone());
+        for reference in config.plugin_refs() {
+            let record = &records[&reference];
+            let version = overrides
+                .get(&reference)
+                .copied()
+                .or(record.active_version)
+                .ok_or_else(|| ChangeError::NoActiveVersion(reference.clone()))?;
+            builder = builder.plugin(reference.clone(), self.loaded_plugin(&reference, version)?);
+        }
+        let parts = ExchangeParts {
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            store: self.store.clone(),
+            http: self.http.clone(),
+            settings: self.engine,
+        };
+        Ok(builder.build(&self.runtime, parts)?)
+    }
+
+    /// Version `version` of plugin `name`, loaded once.
+    fn loaded_plugin(&self, name: &str, version: u32) -> Result<Arc<Plugin>, ChangeError> {
+        let key = (name.to_owned(), version);
+        if let Some(plugin) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(plugin.clone());
+        }
+        let bytes = self
+            .store
+            .plugin_wasm(name, version)?
+            .ok_or_else(|| ChangeError::UnknownVersion { name: name.to_owned(), version })?;
+        let plugin =
+            self.runtime.load(&bytes).map_err(|source| ChangeError::Load { name: name.to_owned(), version, source })?;
+        self.remember(name, version, plugin.clone());
+        Ok(plugin)
+    }
+
+    fn remember(&self, name: &str, version: u32, plugin: Arc<Plugin>) {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert((name.to_owned(), version), plugin);
+    }
+}
+
+/// Runs blocking work (SQLite, compiling, configuring instances) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| Err(ApiError::internal("a blocking task", e)))
+}

@@ -1,0 +1,553 @@
+//! The service's registry in the [`SqliteStore`]: API key holders ([`Principal`]), the exchange's publishers, buyers
+//! and campaigns (the engine's config types as JSON), uploaded plugins with every version, and the first answers of
+//! idempotent requests. Schema: migration 0003.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use super::sqlite::{SqliteStore, backend, json_error};
+use crate::auction::ExchangeConfig;
+use crate::auction::store::StoreError;
+use crate::plugin::World;
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the exchange: everything.
+    Operator,
+    /// Sends leads; reads its own leads; uploads its redactor.
+    Publisher,
+    /// Reads the leads it bought; returns them; uploads its campaigns' plugins.
+    Buyer,
+}
+
+impl Role {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Publisher => "publisher",
+            Role::Buyer => "buyer",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Role, StoreError> {
+        match text {
+            "operator" => Ok(Role::Operator),
+            "publisher" => Ok(Role::Publisher),
+            "buyer" => Ok(Role::Buyer),
+            other => Err(StoreError::Backend(format!("unknown role {other:?} in the registry"))),
+        }
+    }
+}
+
+/// The holder of an API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub id: String,
+    pub role: Role,
+    /// The publisher or buyer the key acts for; `None` for operators.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+}
+
+/// A principal as listed, with its key's hash (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRecord {
+    #[serde(flatten)]
+    pub principal: Principal,
+    pub key_sha256: String,
+    pub created_at_unix_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at_unix_ms: Option<i64>,
+}
+
+/// Which part of the exchange's configuration a registry row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Publisher,
+    Buyer,
+    Campaign,
+}
+
+impl EntityKind {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Publisher => "publisher",
+            EntityKind::Buyer => "buyer",
+            EntityKind::Campaign => "campaign",
+        }
+    }
+}
+
+/// One uploaded version of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginVersion {
+    pub version: u32,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub uploaded_by: String,
+    pub uploaded_at_unix_ms: i64,
+}
+
+/// A named plugin, who owns it, which version is live, and every version kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginRecord {
+    pub name: String,
+    pub world: World,
+    pub owner_role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    /// The live version; `None` before the first activation.
+    pub active_version: Option<u32>,
+    /// A disabled plugin is not run: campaigns and publishers that use it are refused until it is enabled again.
+    pub disabled: bool,
+    pub versions: Vec<PluginVersion>,
+}
+
+/// What to do with a request that carries an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotency {
+    /// First time: run it, then [`SqliteStore::idempotency_finish`].
+    Run,
+    /// Answered before: send this again.
+    Replay { status: u16, body: String },
+    /// The first request with this key is still running.
+    InProgress,
+    /// The key was used before with a different request body.
+    Mismatch,
+}
+
+impl SqliteStore {
+    /// Stores a new API key holder by the SHA-256 (hex) of its key.
+    pub fn insert_principal(
+        &self,
+        principal: &Principal,
+        key_sha256: &str,
+        now_unix_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write("adding an API key", |tx| {
+            tx.prepare_cached(
+                "INSERT INTO principal (id, role, owner_id, key_sha256, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(backend("adding an API key"))?
+            .execute(params![principal.id, principal.role.as_str(), principal.owner_id, key_sha256, now_unix_ms])
+            .map_err(backend("adding an API key"))?;
+            Ok(())
+        })
+    }
+
+    /// Every key holder, revoked ones included.
+    pub fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let what = "listing API keys";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, role, owner_id, key_sha256, created_at_unix_ms, revoked_at_unix_ms FROM principal ORDER BY created_at_unix_ms, id",
+                )
+                .map_err(backend(what))?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, i64>(4)?,
+                        row.get::<_, Option<i64>>(5)?,
+                    ))
+                })
+                .map_err(backend(what))?;
+            let mut keys = Vec::new();
+            for row in rows {
+                let (id, role, owner_id, key_sha256, created_at_unix_ms, revoked_at_unix_ms) = row.map_err(backend(what))?;
+                keys.push(KeyRecord {
+                    principal: Principal { id, role: Role::parse(&role)?, owner_id },
+                    key_sha256,
+                    created_at_unix_ms,
+                    revoked_at_unix_ms,
+                });
+            }
+            Ok(keys)
+        })
+    }
+
+    /// Revokes a key holder's key; false when there is no such (unrevoked) holder.
+    pub fn revoke_principal(&self, id: &str, now_unix_ms: i64) -> Result<bool, StoreError> {
+        let what = "revoking an API key";
+        self.write(what, |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE principal SET revoked_at_unix_ms = ?2 WHERE id = ?1 AND revoked_at_unix_ms IS NULL",
+                )
+                .map_err(backend(what))?
+                .execute(params![id, now_unix_ms])
+                .map_err(backend(what))?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// The exchange's configuration as the registry holds it, each kind in creation order.
+    pub fn registry_config(&self) -> Result<ExchangeConfig, StoreError> {
+        let what = "reading the registry";
+        self.read(what, |tx| {
+            let mut config = ExchangeConfig::default();
+            for json in entity_rows(tx, EntityKind::Publisher)? {
+                config.publishers.push(serde_json::from_str(&json).map_err(json_error(what))?);
+            }
+            for json in entity_rows(tx, EntityKind::Buyer)? {
+                config.buyers.push(serde_json::from_str(&json).map_err(json_error(what))?);
+            }
+            for json in entity_rows(tx, EntityKind::Campaign)? {
+                config.campaigns.push(serde_json::from_str(&json).map_err(json_error(what))?);
+            }
+            Ok(config)
+        })
+    }
+
+    /// Replaces the registry's publishers, buyers and campaigns with `config` in one transaction (a config change
+    /// the service checked by building an exchange from it first). Existing entities keep their position.
+    pub fn save_registry_config(&self, config: &ExchangeConfig, now_unix_ms: i64) -> Result<(), StoreError> {
+        let what = "saving the registry";
+        self.write(what, |tx| {
+            let mut entries: Vec<(EntityKind, &str, String)> = Vec::new();
+            for p in &config.publishers {
+                entries.push((EntityKind::Publisher, &p.id, serde_json::to_string(p).map_err(json_error(what))?));
+            }
+            for b in &config.buyers {
+                entries.push((EntityKind::Buyer, &b.id, serde_json::to_string(b).map_err(json_error(what))?));
+            }
+            for c in &config.campaigns {
+                entries.push((EntityKind::Campaign, &c.id, serde_json::to_string(c).map_err(json_error(what))?));
+            }
+            tx.execute("CREATE TEMP TABLE IF NOT EXISTS keep_entity (kind TEXT, id TEXT)", []).map_err(backend(what))?;
+            tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
+            for (kind, id, json) in &entries {
+                tx.prepare_cached(
+                    "INSERT INTO registry_entity (kind, id, position, config_json, updated_at_unix_ms)
+                     VALUES (?1, ?2, (SELECT COALESCE(MAX(position), 0) + 1 FROM registry_entity WHERE kind = ?1), ?3, ?4)
+                     ON CONFLICT (kind, id) DO UPDATE SET config_json = ?3, updated_at_unix_ms = ?4
+                        WHERE config_json IS NOT ?3",
+                )
+                .map_err(backend(what))?
+                .execute(params![kind.as_str(), id, json, now_unix_ms])
+                .map_err(backend(what))?;
+                tx.prepare_cached("INSERT INTO keep_entity (kind, id) VALUES (?1, ?2)")
+                    .map_err(backend(what))?
+                    .execute(params![kind.as_str(), id])
+                    .map_err(backend(what))?;
+            }
+            tx.execute(
+                "DELETE FROM registry_entity WHERE NOT EXISTS
+                    (SELECT 1 FROM keep_entity k WHERE k.kind = registry_entity.kind AND k.id = registry_entity.id)",
+                [],
+            )
+            .map_err(backend(what))?;
+            tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
+            Ok(())
+        })
+    }
+
+    /// True when the registry holds no publisher, buyer, campaign or plugin yet (a first start).
+    pub fn registry_is_empty(&self) -> Result<bool, StoreError> {
+        let what = "checking the registry";
+        self.read(what, |tx| {
+            let count: i64 = tx
+                .query_row("SELECT (SELECT COUNT(*) FROM registry_entity) + (SELECT COUNT(*) FROM plugin)", [], |row| {
+                    row.get(0)
+                })
+                .map_err(backend(what))?;
+            Ok(count == 0)
+        })
+    }
+
+    /// Stores an uploaded plugin version, creating the named plugin (with `world` and owner) on its first upload.
+    /// Re-uploading bytes identical to a kept version returns that version. Refuses (returns `Err`) an upload whose
+    /// world differs from the plugin's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_plugin_version(
+        &self,
+        name: &str,
+        world: World,
+        owner_role: Role,
+        owner_id: Option<&str>,
+        sha256: &str,
+        wasm: &[u8],
+        uploaded_by: &str,
+        now_unix_ms: i64,
+    ) -> Result<Result<u32, PluginConflict>, StoreError> {
+        let what = "storing a plugin version";
+        self.write(what, |tx| {
+            match plugin_head(tx, name)? {
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO plugin (name, world, owner_role, owner_id, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(backend(what))?
+                    .execute(params![name, world_str(world), owner_role.as_str(), owner_id, now_unix_ms])
+                    .map_err(backend(what))?;
+                }
+                Some(head) => {
+                    if head.world != world {
+                        return Ok(Err(PluginConflict::World { expected: head.world, found: world }));
+                    }
+                    if head.owner_role != owner_role || head.owner_id.as_deref() != owner_id {
+                        return Ok(Err(PluginConflict::Owner));
+                    }
+                }
+            }
+            let existing: Option<u32> = tx
+                .prepare_cached("SELECT version FROM plugin_version WHERE name = ?1 AND sha256 = ?2")
+                .map_err(backend(what))?
+                .query_row(params![name, sha256], |row| row.get(0))
+                .optional()
+                .map_err(backend(what))?;
+            if let Some(version) = existing {
+                return Ok(Ok(version));
+            }
+            let version: u32 = tx
+                .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM plugin_version WHERE name = ?1")
+                .map_err(backend(what))?
+                .query_row([name], |row| row.get(0))
+                .map_err(backend(what))?;
+            tx.prepare_cached(
+                "INSERT INTO plugin_version (name, version, sha256, size_bytes, wasm, uploaded_by, uploaded_at_unix_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(backend(what))?
+            .execute(params![name, version, sha256, wasm.len() as i64, wasm, uploaded_by, now_unix_ms])
+            .map_err(backend(what))?;
+            Ok(Ok(version))
+        })
+    }
+
+    /// One named plugin with its versions.
+    pub fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
+        self.read("reading a plugin", |tx| {
+            let Some(head) = plugin_head(tx, name)? else { return Ok(None) };
+            Ok(Some(with_versions(tx, head)?))
+        })
+    }
+
+    /// Every plugin, by name.
+    pub fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        let what = "listing plugins";
+        self.read(what, |tx| {
+            let names: Vec<String> = tx
+                .prepare_cached("SELECT name FROM plugin ORDER BY name")
+                .map_err(backend(what))?
+                .query_map([], |row| row.get(0))
+                .map_err(backend(what))?
+                .collect::<Result<_, _>>()
+                .map_err(backend(what))?;
+            let mut plugins = Vec::with_capacity(names.len());
+            for name in names {
+                if let Some(head) = plugin_head(tx, &name)? {
+                    plugins.push(with_versions(tx, head)?);
+                }
+            }
+            Ok(plugins)
+        })
+    }
+
+    /// The bytes of one version, as uploaded.
+    pub fn plugin_wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let what = "reading a plugin version";
+        self.read(what, |tx| {
+            tx.prepare_cached("SELECT wasm FROM plugin_version WHERE name = ?1 AND version = ?2")
+                .map_err(backend(what))?
+                .query_row(params![name, version], |row| row.get(0))
+                .optional()
+                .map_err(backend(what))
+        })
+    }
+
+    /// Makes `version` the live version of `name` and records the activation (for rollback).
+    pub fn activate_plugin(&self, name: &str, version: u32, by: &str, now_unix_ms: i64) -> Result<(), StoreError> {
+        let what = "activating a plugin version";
+        self.write(what, |tx| {
+            tx.prepare_cached("UPDATE plugin SET active_version = ?2 WHERE name = ?1")
+                .map_err(backend(what))?
+                .execute(params![name, version])
+                .map_err(backend(what))?;
+            tx.prepare_cached(
+                "INSERT INTO plugin_activation (name, version, activated_by, activated_at_unix_ms) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend(what))?
+            .execute(params![name, version, by, now_unix_ms])
+            .map_err(backend(what))?;
+            Ok(())
+        })
+    }
+
+    /// The version a rollback of `name` goes back to: the latest activated version before the live one that is not
+    /// the live one.
+    pub fn rollback_target(&self, name: &str) -> Result<Option<u32>, StoreError> {
+        let what = "finding the rollback version";
+        self.read(what, |tx| {
+            let Some(head) = plugin_head(tx, name)? else { return Ok(None) };
+            let Some(active) = head.active_version else { return Ok(None) };
+            tx.prepare_cached(
+                "SELECT version FROM plugin_activation WHERE name = ?1 AND version != ?2
+                    AND id < (SELECT MAX(id) FROM plugin_activation WHERE name = ?1 AND version = ?2)
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .map_err(backend(what))?
+            .query_row(params![name, active], |row| row.get(0))
+            .optional()
+            .map_err(backend(what))
+        })
+    }
+
+    /// Disables or enables a plugin.
+    pub fn set_plugin_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
+        let what = "disabling a plugin";
+        self.write(what, |tx| {
+            tx.prepare_cached("UPDATE plugin SET disabled = ?2 WHERE name = ?1")
+                .map_err(backend(what))?
+                .execute(params![name, disabled])
+                .map_err(backend(what))?;
+            Ok(())
+        })
+    }
+
+    /// Starts an idempotent request: decides from what is stored under (`principal_id`, `key`) whether to run it.
+    pub fn idempotency_begin(
+        &self,
+        principal_id: &str,
+        key: &str,
+        request_sha256: &str,
+        now_unix_ms: i64,
+    ) -> Result<Idempotency, StoreError> {
+        let what = "checking an idempotency key";
+        self.write(what, |tx| {
+            let stored: Option<(String, Option<u16>, Option<String>)> = tx
+                .prepare_cached(
+                    "SELECT request_sha256, status, body FROM idempotency WHERE principal_id = ?1 AND key = ?2",
+                )
+                .map_err(backend(what))?
+                .query_row(params![principal_id, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()
+                .map_err(backend(what))?;
+            Ok(match stored {
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO idempotency (principal_id, key, request_sha256, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(backend(what))?
+                    .execute(params![principal_id, key, request_sha256, now_unix_ms])
+                    .map_err(backend(what))?;
+                    Idempotency::Run
+                }
+                Some((sha, _, _)) if sha != request_sha256 => Idempotency::Mismatch,
+                Some((_, Some(status), Some(body))) => Idempotency::Replay { status, body },
+                Some(_) => Idempotency::InProgress,
+            })
+        })
+    }
+
+    /// Stores the answer of a request begun with [`SqliteStore::idempotency_begin`].
+    pub fn idempotency_finish(&self, principal_id: &str, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        let what = "storing an idempotent answer";
+        self.write(what, |tx| {
+            tx.prepare_cached("UPDATE idempotency SET status = ?3, body = ?4 WHERE principal_id = ?1 AND key = ?2")
+                .map_err(backend(what))?
+                .execute(params![principal_id, key, status, body])
+                .map_err(backend(what))?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a request begun with [`SqliteStore::idempotency_begin`] that could not produce an answer worth
+    /// keeping, so a retry runs it again.
+    pub fn idempotency_abandon(&self, principal_id: &str, key: &str) -> Result<(), StoreError> {
+        let what = "abandoning an idempotency key";
+        self.write(what, |tx| {
+            tx.prepare_cached("DELETE FROM idempotency WHERE principal_id = ?1 AND key = ?2 AND status IS NULL")
+                .map_err(backend(what))?
+                .execute(params![principal_id, key])
+                .map_err(backend(what))?;
+            Ok(())
+        })
+    }
+}
+
+/// Why an upload cannot become a version of an existing plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginConflict {
+    #[error("the plugin is a {expected:?} plugin; the upload is a {found:?} plugin")]
+    World { expected: World, found: World },
+    #[error("the plugin belongs to someone else")]
+    Owner,
+}
+
+fn entity_rows(tx: &Transaction<'_>, kind: EntityKind) -> Result<Vec<String>, StoreError> {
+    let what = "reading the registry";
+    tx.prepare_cached("SELECT config_json FROM registry_entity WHERE kind = ?1 ORDER BY position")
+        .map_err(backend(what))?
+        .query_map([kind.as_str()], |row| row.get(0))
+        .map_err(backend(what))?
+        .collect::<Result<_, _>>()
+        .map_err(backend(what))
+}
+
+fn world_str(world: World) -> &'static str {
+    match world {
+        World::Buyer => "buyer",
+        World::Redactor => "redactor",
+    }
+}
+
+/// A `plugin` row as read: world, owner role, owner id, active version, disabled.
+type PluginRow = (String, String, Option<String>, Option<u32>, bool);
+
+fn plugin_head(tx: &Transaction<'_>, name: &str) -> Result<Option<PluginRecord>, StoreError> {
+    let what = "reading a plugin";
+    let row: Option<PluginRow> = tx
+        .prepare_cached("SELECT world, owner_role, owner_id, active_version, disabled FROM plugin WHERE name = ?1")
+        .map_err(backend(what))?
+        .query_row([name], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+        .optional()
+        .map_err(backend(what))?;
+    let Some((world, owner_role, owner_id, active_version, disabled)) = row else { return Ok(None) };
+    let world = match world.as_str() {
+        "buyer" => World::Buyer,
+        "redactor" => World::Redactor,
+        other => return Err(StoreError::Backend(format!("unknown plugin world {other:?} in the registry"))),
+    };
+    Ok(Some(PluginRecord {
+        name: name.to_owned(),
+        world,
+        owner_role: Role::parse(&owner_role)?,
+        owner_id,
+        active_version,
+        disabled,
+        versions: Vec::new(),
+    }))
+}
+
+fn with_versions(tx: &Transaction<'_>, mut head: PluginRecord) -> Result<PluginRecord, StoreError> {
+    let what = "listing plugin versions";
+    head.versions = tx
+        .prepare_cached(
+            "SELECT version, sha256, size_bytes, uploaded_by, uploaded_at_unix_ms FROM plugin_version
+             WHERE name = ?1 ORDER BY version",
+        )
+        .map_err(backend(what))?
+        .query_map([&head.name], |row| {
+            Ok(PluginVersion {
+                version: row.get(0)?,
+                sha256: row.get(1)?,
+                size_bytes: row.get::<_, i64>(2)?.max(0) as u64,
+                uploaded_by: row.get(3)?,
+                uploaded_at_unix_ms: row.get(4)?,
+            })
+        })
+        .map_err(backend(what))?
+        .collect::<Result<_, _>>()
+        .map_err(backend(what))?;
+    Ok(head)
+}

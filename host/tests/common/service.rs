@@ -1,0 +1,179 @@
+//! A real `pingpost serve` for end-to-end tests: [`TestService::start`] takes the config file's TOML (the `[server]`
+//! table's `listen` and `data_dir` are set here: port 0 on 127.0.0.1, a fresh temp dir), starts
+//! [`RunningService`] on a [`ManualClock`] and seeded ids, and drives it with a real HTTP client.
+//!
+//! Include it with `#[path = "common/service.rs"] mod service_harness;`.
+
+#![allow(dead_code)] // Each test binary uses a different part of this helper.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingpost::auction::SeededIds;
+use pingpost::clock::ManualClock;
+use pingpost::plugin::{Limits, RuntimeConfig};
+use pingpost::service::settings::ServeConfig;
+use pingpost::service::{RunningService, ServiceParts};
+use serde_json::Value;
+
+/// 2026-11-25 15:00 UTC (a Wednesday): where every test service's clock starts.
+pub const START: i64 = 1_795_618_800_000;
+
+/// The path of a plugin built from `plugins/` (e.g. `config-buyer`), quoted for a TOML file.
+pub fn plugin_path(package: &str) -> String {
+    let path = pingpost_plugins::wasm(package).unwrap_or_else(|e| panic!("building plugin {package}: {e:#}"));
+    toml::Value::String(path.display().to_string()).to_string()
+}
+
+/// The bytes of a plugin built from `plugins/`.
+pub fn plugin_bytes(package: &str) -> Vec<u8> {
+    pingpost_plugins::wasm_bytes(package).unwrap_or_else(|e| panic!("building plugin {package}: {e:#}"))
+}
+
+/// `wasm` with a custom section appended: the same code as a new, distinct upload (another SHA-256, so another
+/// version), for tests of versions, activation and rollback.
+pub fn repackaged(wasm: &[u8], tag: &str) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"pingpost-test";
+    let mut payload = Vec::new();
+    leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut bytes = wasm.to_vec();
+    bytes.push(0);
+    leb128(payload.len(), &mut bytes);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// A running service and a client for it.
+pub struct TestService {
+    pub base_url: String,
+    pub service: RunningService,
+    pub clock: Arc<ManualClock>,
+    pub client: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+/// An HTTP answer: status, content type, the body as text and (when it is JSON) parsed.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error body's `code` (`""` when there is none).
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The error body's `field` (`""` when there is none).
+    pub fn field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or("")
+    }
+
+    /// The error body's `message` (`""` when there is none).
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl TestService {
+    /// Starts the service with the config file `toml` (its `[server]` may set anything but `listen` and `data_dir`).
+    pub async fn start(toml: &str) -> TestService {
+        let data = tempfile::tempdir().expect("a temp data dir");
+        let mut table: toml::Table = toml.parse().unwrap_or_else(|e| panic!("the test config is not TOML: {e}"));
+        let server = table.entry("server").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let server = server.as_table_mut().expect("[server] is a table");
+        server.insert("listen".into(), "127.0.0.1:0".into());
+        server.insert("data_dir".into(), data.path().display().to_string().into());
+        let config_path = data.path().join("exchange.toml");
+        let config = ServeConfig::from_table(Path::new(&config_path), table, std::iter::empty())
+            .unwrap_or_else(|e| panic!("the test config is refused: {e}"));
+        let clock = Arc::new(ManualClock::new(START));
+        // A generous plugin deadline: debug builds on a busy 2-core machine.
+        let limits = Limits { deadline: Duration::from_secs(20), ..Limits::default() };
+        let parts = ServiceParts {
+            clock: clock.clone(),
+            ids: Arc::new(SeededIds::new(7)),
+            runtime: RuntimeConfig { limits, ..RuntimeConfig::default() },
+        };
+        let service =
+            RunningService::start(config, parts).await.unwrap_or_else(|e| panic!("the service starts: {e:#}"));
+        let base_url = format!("http://{}", service.addr);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client");
+        TestService { base_url, service, clock, client, _data: data }
+    }
+
+    /// Stops the service gracefully.
+    pub async fn shutdown(self) {
+        self.service.shutdown().await.expect("the service shuts down");
+    }
+
+    /// `GET path` with `key` (`""`: no key).
+    pub async fn get(&self, key: &str, path: &str) -> Answer {
+        self.send(key, self.client.get(self.url(path))).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, key: &str, path: &str, body: &Value) -> Answer {
+        self.send(key, self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, key: &str, path: &str, body: &Value) -> Answer {
+        self.send(key, self.client.put(self.url(path)).json(body)).await
+    }
+
+    /// `POST path` with raw bytes (a plugin upload).
+    pub async fn post_bytes(&self, key: &str, path: &str, bytes: Vec<u8>) -> Answer {
+        self.send(key, self.client.post(self.url(path)).header("content-type", "application/wasm").body(bytes)).await
+    }
+
+    /// `PUT path` with raw bytes (a plugin upload).
+    pub async fn put_bytes(&self, key: &str, path: &str, bytes: Vec<u8>) -> Answer {
+        self.send(key, self.client.put(self.url(path)).header("content-type", "application/wasm").body(bytes)).await
+    }
+
+    /// `PUT path` with a body sent as it is (e.g. malformed JSON).
+    pub async fn put_text(&self, key: &str, path: &str, body: &str) -> Answer {
+        let request = self.client.put(self.url(path)).header("content-type", "application/json").body(body.to_owned());
+        self.send(key, request).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, key: &str, path: &str) -> Answer {
+        self.send(key, self.client.delete(self.url(path))).await
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Sends `request` with `key` (`""`: no key) and reads the answer.
+    pub async fn send(&self, key: &str, request: reqwest::RequestBuilder) -> Answer {
+        let request = if key.is_empty() { request } else { request.bearer_auth(key) };
+        let response = request.send().await.expect("the request reaches the service");
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let text = response.text().await.expect("the body is readable");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, content_type, text, body }
+    }
+}

@@ -1,0 +1,501 @@
+//! The operator API end to end: the real `pingpost serve` on 127.0.0.1 driven with a real HTTP client. Publishers,
+//! buyers and campaigns are edited and paused, plugins uploaded, activated, rolled back and disabled, keys made and
+//! revoked — and each change is checked by what the next lead does.
+
+mod common;
+#[path = "common/service.rs"]
+mod service_harness;
+
+use serde_json::{Value, json};
+use service_harness::{Answer, TestService, plugin_bytes, plugin_path, repackaged};
+
+const OPERATOR: &str = "op-key";
+const PUBLISHER: &str = "pub-key";
+const ACME: &str = "acme-key";
+
+/// One publisher (10 % margin), two buyers, two config-buyer campaigns: `acme-main` bids 2000 through plugin
+/// `bidder`, `zenith-main` bids 1500 through `config-buyer` (the same module under another name).
+fn exchange_toml() -> String {
+    format!(
+        r#"
+[server]
+return_window_days = 7
+# Uploads compile plugins: generous on a busy 2-core machine running debug builds.
+request_timeout_ms = 60000
+
+[[api_keys]]
+role = "operator"
+key = "{OPERATOR}"
+
+[[api_keys]]
+role = "publisher"
+owner = "pub-1"
+key = "{PUBLISHER}"
+
+[[api_keys]]
+role = "buyer"
+owner = "acme"
+key = "{ACME}"
+
+[plugins]
+standard = {standard}
+config-buyer = {config_buyer}
+bidder = {config_buyer}
+
+[[publishers]]
+id = "pub-1"
+redactor = "standard"
+ping_deadline_ms = 20000
+post_deadline_ms = 30000
+margin_bps = 1000
+
+[[buyers]]
+id = "acme"
+name = "Acme Health"
+time_zone = "America/New_York"
+
+[[buyers]]
+id = "zenith"
+time_zone = "America/Chicago"
+
+[[campaigns]]
+id = "acme-main"
+buyer_id = "acme"
+[campaigns.target]
+kind = "wasm"
+plugin = "bidder"
+config = {{ base_price_cents = 2000 }}
+delivery = {{ kind = "pickup" }}
+
+[[campaigns]]
+id = "zenith-main"
+buyer_id = "zenith"
+[campaigns.target]
+kind = "wasm"
+plugin = "config-buyer"
+config = {{ base_price_cents = 1500 }}
+delivery = {{ kind = "pickup" }}
+"#,
+        standard = plugin_path("standard-redactor"),
+        config_buyer = plugin_path("config-buyer"),
+    )
+}
+
+/// The shared test lead, without its publisher id (the publisher key fills it in).
+fn lead() -> Value {
+    let mut lead = serde_json::to_value(common::lead()).expect("a lead serialises");
+    lead.as_object_mut().expect("an object").remove("publisher_id");
+    lead["consumer"]["state"] = json!("FL");
+    lead
+}
+
+/// Sends the test lead as the publisher.
+async fn send_lead(service: &TestService) -> Answer {
+    service.post(PUBLISHER, "/v1/leads", &lead()).await
+}
+
+/// Sends a lead, expects it sold, and returns (lead id, the winning campaign, the price) from the operator's trace.
+async fn sold_to(service: &TestService) -> (String, String, u64) {
+    let answer = send_lead(service).await;
+    assert_eq!((answer.status, answer.body["outcome"].as_str()), (200, Some("sold")), "{}", answer.text);
+    let lead_id = answer.body["lead_id"].as_str().expect("a lead id").to_owned();
+    let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    assert_eq!(trace.status, 200, "{}", trace.text);
+    let sale = &trace.body["sales"][0];
+    (lead_id, sale["campaign_id"].as_str().expect("a campaign").to_owned(), sale["price_cents"].as_u64().unwrap())
+}
+
+/// Why `campaign` was not pinged in the recorded trace of `lead_id`.
+async fn ineligible(service: &TestService, lead_id: &str, campaign: &str) -> Value {
+    let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    let campaigns = trace.body["outcome"]["trace"]["campaigns"].as_array().expect("campaign traces").clone();
+    let found = campaigns.iter().find(|c| c["campaign_id"] == campaign).expect("the campaign is traced");
+    found["ineligible"].clone()
+}
+
+fn campaign(id: &str, buyer: &str, plugin: &str, config: Value) -> Value {
+    json!({
+        "id": id, "buyer_id": buyer,
+        "target": { "kind": "wasm", "plugin": plugin, "config": config, "delivery": { "kind": "pickup" } }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operator_route_refuses_other_keys() {
+    let service = TestService::start(&exchange_toml()).await;
+    let routes: &[(&str, &str)] = &[
+        ("GET", "/v1/publishers"),
+        ("GET", "/v1/publishers/pub-1"),
+        ("PUT", "/v1/publishers/pub-1"),
+        ("POST", "/v1/publishers/pub-1/pause"),
+        ("POST", "/v1/publishers/pub-1/resume"),
+        ("GET", "/v1/buyers"),
+        ("PUT", "/v1/buyers/acme"),
+        ("POST", "/v1/buyers/acme/pause"),
+        ("GET", "/v1/campaigns"),
+        ("GET", "/v1/campaigns/acme-main"),
+        ("PUT", "/v1/campaigns/acme-main"),
+        ("POST", "/v1/campaigns/acme-main/pause"),
+        ("GET", "/v1/plugins"),
+        ("GET", "/v1/plugins/bidder"),
+        ("POST", "/v1/plugins/bidder/versions"),
+        ("POST", "/v1/plugins/bidder/activate"),
+        ("POST", "/v1/plugins/bidder/rollback"),
+        ("POST", "/v1/plugins/bidder/disable"),
+        ("POST", "/v1/plugins/bidder/enable"),
+        ("GET", "/v1/keys"),
+        ("POST", "/v1/keys"),
+        ("DELETE", "/v1/keys/operator:1"),
+        ("GET", "/v1/leads/p_1/trace"),
+        ("GET", "/v1/deliveries"),
+        ("GET", "/metrics"),
+    ];
+    for (method, path) in routes {
+        for (key, status, code) in [
+            ("", 401, "missing_api_key"),
+            ("wrong", 401, "invalid_api_key"),
+            (PUBLISHER, 403, "forbidden"),
+            (ACME, 403, "forbidden"),
+        ] {
+            let request = service.client.request(method.parse().unwrap(), service.url(path)).body("{}");
+            let request = if key.is_empty() { request } else { request.bearer_auth(key) };
+            let response = request.send().await.expect("the request reaches the service");
+            let got = response.status().as_u16();
+            let body: Value = response.json().await.expect("a JSON error");
+            assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{method} {path} with {key:?}");
+        }
+    }
+    // Nothing above changed anything: acme-main still wins.
+    assert_eq!(sold_to(&service).await.1, "acme-main");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_pauses_change_what_the_next_auction_does() {
+    let service = TestService::start(&exchange_toml()).await;
+
+    let publishers = service.get(OPERATOR, "/v1/publishers").await;
+    assert_eq!(publishers.status, 200);
+    assert_eq!(publishers.body.as_array().unwrap().len(), 1);
+    assert_eq!(publishers.body[0]["id"], "pub-1");
+    assert_eq!(publishers.body[0]["status"], "active");
+    let acme = service.get(OPERATOR, "/v1/buyers/acme").await;
+    assert_eq!((acme.status, acme.body["name"].as_str()), (200, Some("Acme Health")));
+    assert_eq!(service.get(OPERATOR, "/v1/campaigns").await.body.as_array().unwrap().len(), 2);
+    assert_eq!(service.get(OPERATOR, "/v1/campaigns/nope").await.status, 404);
+
+    let (_, winner, price) = sold_to(&service).await;
+    assert_eq!((winner.as_str(), price), ("acme-main", 2000));
+
+    // A paused campaign is not pinged; resumed, it wins again.
+    let paused = service.post(OPERATOR, "/v1/campaigns/acme-main/pause", &json!({})).await;
+    assert_eq!((paused.status, paused.body["status"].as_str()), (200, Some("paused")), "{}", paused.text);
+    let (lead_id, winner, price) = sold_to(&service).await;
+    assert_eq!((winner.as_str(), price), ("zenith-main", 1500));
+    assert_eq!(ineligible(&service, &lead_id, "acme-main").await, json!({"reason": "paused"}));
+    assert_eq!(service.post(OPERATOR, "/v1/campaigns/acme-main/resume", &json!({})).await.status, 200);
+    assert_eq!(sold_to(&service).await.1, "acme-main");
+
+    // A paused buyer's campaigns are not pinged, whatever their own status.
+    let paused = service.post(OPERATOR, "/v1/buyers/acme/pause", &json!({})).await;
+    assert_eq!((paused.status, paused.body["status"].as_str()), (200, Some("paused")));
+    let (lead_id, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "zenith-main");
+    assert_eq!(ineligible(&service, &lead_id, "acme-main").await, json!({"reason": "buyer_paused"}));
+    assert_eq!(service.get(OPERATOR, "/v1/campaigns/acme-main").await.body["status"], "active");
+    assert_eq!(service.post(OPERATOR, "/v1/buyers/acme/resume", &json!({})).await.status, 200);
+    assert_eq!(sold_to(&service).await.1, "acme-main");
+
+    // A paused publisher's leads are refused before any buyer sees them.
+    assert_eq!(service.post(OPERATOR, "/v1/publishers/pub-1/pause", &json!({})).await.status, 200);
+    let refused = send_lead(&service).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.body["outcome"], "rejected");
+    assert_eq!(refused.body["reason"], "publisher paused");
+    assert_eq!(service.post(OPERATOR, "/v1/publishers/pub-1/resume", &json!({})).await.status, 200);
+    assert_eq!(send_lead(&service).await.body["outcome"], "sold");
+
+    // Replacing a campaign (200) changes its price; a new campaign (201) with a daily cap of 1 wins once.
+    let replaced = service
+        .put(
+            OPERATOR,
+            "/v1/campaigns/acme-main",
+            &campaign("acme-main", "acme", "bidder", json!({"base_price_cents": 2500})),
+        )
+        .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text);
+    assert_eq!(sold_to(&service).await.2, 2500);
+    let mut capped = campaign("zenith-capped", "zenith", "config-buyer", json!({"base_price_cents": 3000}));
+    capped["caps"] = json!({"leads_per_day": 1});
+    capped["tier"] = json!(2);
+    capped.as_object_mut().unwrap().remove("id");
+    let created = service.put(OPERATOR, "/v1/campaigns/zenith-capped", &capped).await;
+    assert_eq!((created.status, created.body["id"].as_str()), (201, Some("zenith-capped")), "{}", created.text);
+    assert_eq!(sold_to(&service).await.1, "zenith-capped");
+    let (lead_id, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "acme-main");
+    assert_eq!(ineligible(&service, &lead_id, "zenith-capped").await["reason"], "cap_reached");
+    let metrics = service.get(OPERATOR, "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.content_type.starts_with("application/openmetrics-text"), "{}", metrics.content_type);
+    assert!(
+        metrics.text.contains(r#"pingpost_campaign_cap_used{campaign="zenith-capped",cap="leads_per_day"} 1"#),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics.text.contains(r#"pingpost_leads_total{endpoint="leads",outcome="sold"}"#));
+
+    // The publisher's floor: every bid under it is dropped.
+    let mut publisher = service.get(OPERATOR, "/v1/publishers/pub-1").await.body;
+    publisher["floor_cents"] = json!(2600);
+    let put = service.put(OPERATOR, "/v1/publishers/pub-1", &publisher).await;
+    assert_eq!((put.status, put.body["floor_cents"].as_u64()), (200, Some(2600)), "{}", put.text);
+    let unsold = send_lead(&service).await;
+    assert_eq!(unsold.body["outcome"], "unsold", "{}", unsold.text);
+
+    // A new buyer.
+    let newco = service.put(OPERATOR, "/v1/buyers/newco", &json!({"time_zone": "America/Denver"})).await;
+    assert_eq!((newco.status, newco.body["status"].as_str()), (201, Some("active")), "{}", newco.text);
+    assert_eq!(service.get(OPERATOR, "/v1/buyers").await.body.as_array().unwrap().len(), 3);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_edits_name_the_problem_and_save_nothing() {
+    let service = TestService::start(&exchange_toml()).await;
+    let put = |path: &'static str, body: Value| {
+        let service = &service;
+        async move { service.put(OPERATOR, path, &body).await }
+    };
+
+    let mismatch = put("/v1/publishers/pub-1", json!({"id": "pub-2"})).await;
+    assert_eq!((mismatch.status, mismatch.code(), mismatch.field()), (422, "invalid_field", "id"));
+    let mut wrong_type = campaign("acme-main", "acme", "bidder", json!({"base_price_cents": 2000}));
+    wrong_type["tier"] = json!("first");
+    let wrong_type = put("/v1/campaigns/acme-main", wrong_type).await;
+    assert_eq!((wrong_type.status, wrong_type.field()), (422, "tier"), "{}", wrong_type.text);
+    let typo = put("/v1/buyers/acme", json!({"time_zone": "America/New_York", "nmae": "x"})).await;
+    assert_eq!(typo.status, 422);
+    assert!(typo.message().contains("nmae"), "{}", typo.text);
+    let bad_zone = put("/v1/buyers/acme", json!({"time_zone": "Mars/Olympus"})).await;
+    assert_eq!((bad_zone.status, bad_zone.field()), (422, "time_zone"), "{}", bad_zone.text);
+    let malformed = service.put_text(OPERATOR, "/v1/buyers/acme", "{not json").await;
+    assert_eq!((malformed.status, malformed.code()), (400, "malformed_json"));
+
+    // The builder refuses: an unknown buyer, a config the plugin's `configure` rejects.
+    let orphan =
+        put("/v1/campaigns/orphan", campaign("orphan", "ghost", "config-buyer", json!({"base_price_cents": 1}))).await;
+    assert_eq!((orphan.status, orphan.code()), (422, "refused"), "{}", orphan.text);
+    assert!(orphan.message().contains("ghost"), "{}", orphan.text);
+    let bad_config =
+        put("/v1/campaigns/acme-main", campaign("acme-main", "acme", "bidder", json!({"base_price_cents": "lots"})))
+            .await;
+    assert_eq!((bad_config.status, bad_config.code()), (422, "refused"), "{}", bad_config.text);
+    assert!(bad_config.message().contains("acme-main"), "{}", bad_config.text);
+    let no_plugin = put("/v1/campaigns/acme-main", campaign("acme-main", "acme", "nope", json!({}))).await;
+    assert_eq!((no_plugin.status, no_plugin.field()), (422, "target.plugin"), "{}", no_plugin.text);
+    let bad_margin = put("/v1/publishers/pub-1", json!({"margin_bps": 20000})).await;
+    assert_eq!((bad_margin.status, bad_margin.code()), (422, "refused"));
+    assert!(bad_margin.message().contains("margin_bps"), "{}", bad_margin.text);
+
+    // Nothing was saved: the registry and the live exchange are as seeded.
+    assert_eq!(service.get(OPERATOR, "/v1/campaigns/orphan").await.status, 404);
+    let acme_main = service.get(OPERATOR, "/v1/campaigns/acme-main").await;
+    assert_eq!(acme_main.body["target"]["config"], json!({"base_price_cents": 2000}));
+    assert_eq!(service.get(OPERATOR, "/v1/publishers/pub-1").await.body["margin_bps"], 1000);
+    assert_eq!(service.post(OPERATOR, "/v1/campaigns/ghost/pause", &json!({})).await.status, 404);
+    let (_, winner, price) = sold_to(&service).await;
+    assert_eq!((winner.as_str(), price), ("acme-main", 2000));
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_uploads_are_validated_and_versions_hot_swap() {
+    let service = TestService::start(&exchange_toml()).await;
+    let upload = |name: &'static str, bytes: Vec<u8>| {
+        let service = &service;
+        async move { service.post_bytes(OPERATOR, &format!("/v1/plugins/{name}/versions"), bytes).await }
+    };
+
+    // Refused uploads: 422 with the runtime's reason.
+    for fixture in ["random-bytes", "empty", "truncated", "core-module", "wrong-world", "wasi-sockets"] {
+        let bytes = pingpost_plugins::hostile_fixture(fixture).expect("a hostile fixture");
+        let refused = upload("bidder", bytes).await;
+        assert_eq!((refused.status, refused.code()), (422, "invalid_plugin"), "{fixture}: {}", refused.text);
+        assert!(!refused.message().is_empty(), "{fixture}");
+    }
+    let redactor = upload("bidder", plugin_bytes("standard-redactor")).await;
+    assert_eq!((redactor.status, redactor.code()), (422, "wrong_world"), "{}", redactor.text);
+    let record = service.get(OPERATOR, "/v1/plugins/bidder").await;
+    assert_eq!(record.body["versions"].as_array().unwrap().len(), 1, "{}", record.text);
+
+    // A good upload is a new version, not live yet.
+    let scorecard = upload("bidder", plugin_bytes("scorecard-buyer")).await;
+    assert_eq!(scorecard.status, 201, "{}", scorecard.text);
+    assert_eq!((scorecard.body["version"].as_u64(), scorecard.body["world"].as_str()), (Some(2), Some("buyer")));
+    let record = service.get(OPERATOR, "/v1/plugins/bidder").await;
+    assert_eq!((record.body["active_version"].as_u64(), record.body["disabled"].as_bool()), (Some(1), Some(false)));
+    let list = service.get(OPERATOR, "/v1/plugins").await;
+    let names: Vec<&str> = list.body.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["bidder", "config-buyer", "standard"]);
+
+    // Activating a version the campaign's config does not configure is refused; nothing changes.
+    let refused = service.post(OPERATOR, "/v1/plugins/bidder/activate", &json!({"version": 2})).await;
+    assert_eq!((refused.status, refused.code()), (422, "refused"), "{}", refused.text);
+    assert!(refused.message().contains("acme-main"), "{}", refused.text);
+    assert_eq!(service.get(OPERATOR, "/v1/plugins/bidder").await.body["active_version"], 1);
+    assert_eq!(sold_to(&service).await.1, "acme-main");
+    let missing = service.post(OPERATOR, "/v1/plugins/bidder/activate", &json!({"version": 9})).await;
+    assert_eq!(missing.status, 404);
+    let bad_body = service.post(OPERATOR, "/v1/plugins/bidder/activate", &json!({"version": "two"})).await;
+    assert_eq!((bad_body.status, bad_body.field()), (422, "version"));
+    assert_eq!(service.post(OPERATOR, "/v1/plugins/ghost/activate", &json!({"version": 1})).await.status, 404);
+
+    // The same module repackaged: version 3, activated (a hot swap), then rolled back to 1.
+    let v3 = upload("bidder", repackaged(&plugin_bytes("config-buyer"), "v3")).await;
+    assert_eq!((v3.status, v3.body["version"].as_u64()), (201, Some(3)), "{}", v3.text);
+    let again = upload("bidder", repackaged(&plugin_bytes("config-buyer"), "v3")).await;
+    assert_eq!(again.body["version"], 3, "the same bytes are the same version");
+    let activated = service.post(OPERATOR, "/v1/plugins/bidder/activate", &json!({"version": 3})).await;
+    assert_eq!((activated.status, activated.body["active_version"].as_u64()), (200, Some(3)), "{}", activated.text);
+    assert_eq!(sold_to(&service).await.1, "acme-main");
+    let rolled = service.post(OPERATOR, "/v1/plugins/bidder/rollback", &json!({})).await;
+    assert_eq!((rolled.status, rolled.body["active_version"].as_u64()), (200, Some(1)), "{}", rolled.text);
+    let fresh = upload("fresh", plugin_bytes("config-buyer")).await;
+    assert_eq!(fresh.status, 201);
+    let nothing = service.post(OPERATOR, "/v1/plugins/fresh/rollback", &json!({})).await;
+    assert_eq!((nothing.status, nothing.code()), (409, "nothing_to_roll_back"));
+
+    // Disabled, the plugin's campaign stops taking part; enabled, it is back.
+    let disabled = service.post(OPERATOR, "/v1/plugins/bidder/disable", &json!({})).await;
+    assert_eq!((disabled.status, disabled.body["disabled"].as_bool()), (200, Some(true)));
+    assert_eq!(sold_to(&service).await.1, "zenith-main");
+    assert_eq!(service.post(OPERATOR, "/v1/plugins/bidder/enable", &json!({})).await.status, 200);
+    assert_eq!(sold_to(&service).await.1, "acme-main");
+
+    // A campaign moved onto another plugin: the next lead is answered by that plugin (a scorecard now prices it).
+    let scorer = upload("scorer", plugin_bytes("scorecard-buyer")).await;
+    assert_eq!(scorer.status, 201);
+    assert_eq!(service.post(OPERATOR, "/v1/plugins/scorer/activate", &json!({"version": 1})).await.status, 200);
+    let moved = service
+        .put(
+            OPERATOR,
+            "/v1/campaigns/acme-main",
+            &campaign("acme-main", "acme", "scorer", json!({"cents_per_point": 100})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    let (lead_id, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "acme-main");
+    let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    let buyer_ref = trace.body["sales"][0]["buyer_ref"].as_str().unwrap_or_default().to_owned();
+    assert!(buyer_ref.starts_with("score-"), "the scorecard answered: {}", trace.text);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_shown_once_listed_as_hashes_and_revoked() {
+    let service = TestService::start(&exchange_toml()).await;
+
+    let made = service.post(OPERATOR, "/v1/keys", &json!({"role": "buyer", "owner_id": "zenith"})).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let key = made.body["key"].as_str().expect("the key is shown").to_owned();
+    let id = made.body["id"].as_str().expect("an id").to_owned();
+    assert_eq!((made.body["role"].as_str(), made.body["owner_id"].as_str()), (Some("buyer"), Some("zenith")));
+    let campaigns = service.get(&key, "/v1/buyer/campaigns").await;
+    assert_eq!(campaigns.status, 200, "{}", campaigns.text);
+    assert_eq!(campaigns.body[0]["id"], "zenith-main");
+
+    let keys = service.get(OPERATOR, "/v1/keys").await;
+    assert!(!keys.text.contains(&key), "a listing never shows a key");
+    let listed = keys.body.as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).expect("listed").clone();
+    assert_eq!(listed["key_sha256"], pingpost::service::auth::hash_key(&key));
+    assert!(keys.body.as_array().unwrap().iter().all(|k| k.get("key").is_none()));
+
+    for (body, field) in [
+        (json!({"role": "buyer", "owner_id": "ghost"}), "owner_id"),
+        (json!({"role": "publisher"}), "owner_id"),
+        (json!({"role": "operator", "owner_id": "acme"}), "owner_id"),
+        (json!({"role": "admin"}), "role"),
+        (json!({"owner_id": "acme"}), ""),
+    ] {
+        let refused = service.post(OPERATOR, "/v1/keys", &body).await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.text);
+        if !field.is_empty() {
+            assert_eq!(refused.field(), field, "{body}");
+        }
+    }
+    let named =
+        service.post(OPERATOR, "/v1/keys", &json!({"role": "publisher", "owner_id": "pub-1", "id": "pub-1-b"})).await;
+    assert_eq!((named.status, named.body["id"].as_str()), (201, Some("pub-1-b")));
+    let duplicate =
+        service.post(OPERATOR, "/v1/keys", &json!({"role": "publisher", "owner_id": "pub-1", "id": "pub-1-b"})).await;
+    assert_eq!((duplicate.status, duplicate.code()), (409, "duplicate_id"));
+
+    // Revoked: the key is refused from the next request on.
+    let revoked = service.delete(OPERATOR, &format!("/v1/keys/{id}")).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert!(revoked.body["revoked_at_unix_ms"].is_i64());
+    let refused = service.get(&key, "/v1/buyer/campaigns").await;
+    assert_eq!((refused.status, refused.code()), (401, "invalid_api_key"));
+    assert_eq!(service.delete(OPERATOR, &format!("/v1/keys/{id}")).await.status, 404);
+
+    // The last operator key cannot be revoked; with another one made, it can, and the new one still works.
+    let last = service.delete(OPERATOR, "/v1/keys/operator:1").await;
+    assert_eq!((last.status, last.code()), (409, "last_operator_key"), "{}", last.text);
+    let second = service.post(OPERATOR, "/v1/keys", &json!({"role": "operator"})).await;
+    let second_key = second.body["key"].as_str().expect("an operator key").to_owned();
+    assert_eq!(service.delete(&second_key, "/v1/keys/operator:1").await.status, 200);
+    assert_eq!(service.get(OPERATOR, "/v1/keys").await.status, 401);
+    assert_eq!(service.get(&second_key, "/v1/keys").await.status, 200);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_and_deliveries_are_readable_without_pii() {
+    let service = TestService::start(&exchange_toml()).await;
+    let consumer = common::lead().consumer;
+
+    // A webhook campaign whose buyer does not answer: its sale waits in the outbox.
+    let mut hook = campaign("acme-hook", "acme", "config-buyer", json!({"base_price_cents": 4000}));
+    hook["target"]["delivery"] = json!({"kind": "webhook", "url": "http://127.0.0.1:9/leads"});
+    assert_eq!(service.put(OPERATOR, "/v1/campaigns/acme-hook", &hook).await.status, 201);
+    let (lead_id, winner, price) = sold_to(&service).await;
+    assert_eq!((winner.as_str(), price), ("acme-hook", 4000));
+
+    let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    assert_eq!((trace.body["status"].as_str(), trace.body["publisher_id"].as_str()), (Some("sold"), Some("pub-1")));
+    let campaigns = trace.body["outcome"]["trace"]["campaigns"].as_array().unwrap();
+    assert_eq!(campaigns.len(), 3);
+    assert!(campaigns.iter().all(|c| c["answer"]["answer"] == "bid"), "{}", trace.text);
+    for pii in [&consumer.email, &consumer.phone, &consumer.last_name, &consumer.street] {
+        assert!(!trace.text.contains(pii.as_str()), "the trace holds no PII ({pii}): {}", trace.text);
+    }
+    assert_eq!(service.get(OPERATOR, "/v1/leads/p_unknown/trace").await.status, 404);
+
+    let pending = service.get(OPERATOR, "/v1/deliveries?status=pending").await;
+    let failed = service.get(OPERATOR, "/v1/deliveries?status=failed").await;
+    let all = service.get(OPERATOR, "/v1/deliveries").await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    let rows = all.body.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{}", all.text);
+    assert_eq!(
+        (rows[0]["lead_id"].as_str(), rows[0]["campaign_id"].as_str()),
+        (Some(lead_id.as_str()), Some("acme-hook"))
+    );
+    assert_eq!(rows[0]["url"], "http://127.0.0.1:9/leads");
+    assert_eq!(
+        pending.body.as_array().unwrap().len() + failed.body.as_array().unwrap().len(),
+        1,
+        "the undeliverable lead is pending or given up"
+    );
+    assert_eq!(service.get(OPERATOR, "/v1/deliveries?status=delivered").await.body, json!([]));
+    for pii in [&consumer.email, &consumer.phone, &consumer.last_name] {
+        assert!(!all.text.contains(pii.as_str()), "deliveries hold no PII");
+    }
+    let bad = service.get(OPERATOR, "/v1/deliveries?status=lost").await;
+    assert_eq!((bad.status, bad.field()), (422, "status"));
+    let unknown = service.get(OPERATOR, "/v1/deliveries?state=pending").await;
+    assert_eq!(unknown.status, 422);
+    service.shutdown().await;
+}

@@ -1,0 +1,346 @@
+//! The publisher API end to end: the real `pingpost serve` on 127.0.0.1, a real HTTP client, a real webhook receiver.
+//! One-shot and two-step sales, the outbox delivering a Wasm buyer's lead, `Idempotency-Key`, the publisher's own
+//! leads only, bad input answered 4xx with the field named, the rate limit, and the redactor upload.
+
+#[path = "common/http_buyer_server.rs"]
+mod http_buyer_server;
+#[path = "common/service.rs"]
+mod service_harness;
+
+use std::time::Duration;
+
+use http_buyer_server::{BuyerServer, Reply};
+use serde_json::{Value, json};
+use service_harness::{TestService, plugin_bytes, plugin_path};
+
+const OPERATOR: &str = "op-key";
+const PUBLISHER: &str = "pub-key";
+const OTHER_PUBLISHER: &str = "other-pub-key";
+const BUYER: &str = "acme-key";
+
+/// Publisher `pub-1` (10 % margin) and `pub-2`; buyer `acme` bids 2000 on a Wasm campaign delivered to `webhook`;
+/// buyer `zenith` bids 1500 on a pick-up campaign.
+fn exchange_toml(webhook: &str, server: &str) -> String {
+    format!(
+        r#"
+[server]
+{server}
+
+[[api_keys]]
+role = "operator"
+key = "{OPERATOR}"
+
+[[api_keys]]
+role = "publisher"
+owner = "pub-1"
+key = "{PUBLISHER}"
+
+[[api_keys]]
+role = "publisher"
+owner = "pub-2"
+key = "{OTHER_PUBLISHER}"
+
+[[api_keys]]
+role = "buyer"
+owner = "acme"
+key = "{BUYER}"
+
+[plugins]
+standard = {standard}
+config-buyer = {config_buyer}
+
+[[publishers]]
+id = "pub-1"
+ping_deadline_ms = 5000
+post_deadline_ms = 10000
+margin_bps = 1000
+dedupe_window_days = 30
+
+[[publishers]]
+id = "pub-2"
+ping_deadline_ms = 5000
+post_deadline_ms = 10000
+
+[[buyers]]
+id = "acme"
+time_zone = "America/New_York"
+
+[[buyers]]
+id = "zenith"
+time_zone = "America/New_York"
+
+[[campaigns]]
+id = "acme-health"
+buyer_id = "acme"
+target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 2000 }}, delivery = {{ kind = "webhook", url = "{webhook}" }} }}
+
+[[campaigns]]
+id = "zenith-health"
+buyer_id = "zenith"
+target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 1500 }}, delivery = {{ kind = "pickup" }} }}
+"#,
+        standard = plugin_path("standard-redactor"),
+        config_buyer = plugin_path("config-buyer"),
+    )
+}
+
+/// A lead of a 58-year-old in Florida; `n` makes the consumer distinct.
+fn lead(n: u32) -> Value {
+    json!({
+        "vertical": "health-insurance",
+        "consumer": {
+            "first_name": "Maria", "last_name": "Lopez",
+            "phone": format!("305555{n:04}"), "email": format!("maria{n}@example.com"),
+            "street": "1 Ocean Dr", "city": "Miami", "state": "FL", "zip5": "33139",
+            "date_of_birth": "1968-04-02"
+        },
+        "consent": { "trusted_form_url": "https://cert.trustedform.com/abc", "tcpa_text": "I agree" }
+    })
+}
+
+async fn start(server: &str) -> (TestService, BuyerServer) {
+    let webhook = BuyerServer::scripted(Reply::json(json!({})), Reply::json(json!({ "accepted": true }))).await;
+    let t = TestService::start(&exchange_toml(&webhook.post_url(), server)).await;
+    (t, webhook)
+}
+
+/// Waits (real time) until `check` holds, for the outbox worker's asynchronous delivery.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_sells_to_the_best_bid_and_its_webhook_gets_it_once_through_the_outbox() {
+    let (t, webhook) = start("").await;
+
+    let answer = t.post(PUBLISHER, "/v1/leads", &lead(1)).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["outcome"], "sold");
+    assert_eq!(answer.body["payout_cents"], 1800, "2000 minus the 10 % margin");
+    assert_eq!(answer.body["buyers"], 1);
+    assert!(answer.body.get("trace").is_none() && !answer.text.contains("acme"), "publishers do not see buyers");
+    eventually("the webhook delivery", || webhook.posts().len() == 1).await;
+    let delivered = &webhook.posts()[0];
+    assert_eq!(delivered["campaign_id"], "acme-health");
+    assert_eq!(delivered["lead"]["consumer"]["phone"], "+13055550001", "the winner gets the full lead");
+    // Read back: the publisher's view of its lead, and nothing is delivered twice.
+    let lead_id = answer.body["lead_id"].as_str().expect("a lead id");
+    let read = t.get(PUBLISHER, &format!("/v1/leads/{lead_id}")).await;
+    assert_eq!((read.status, &read.body["outcome"], &read.body["payout_cents"]), (200, &json!("sold"), &json!(1800)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(webhook.posts().len(), 1, "delivered exactly once");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_consumer_again_is_a_duplicate_and_an_invalid_lead_names_its_fields() {
+    let (t, _webhook) = start("").await;
+    assert_eq!(t.post(PUBLISHER, "/v1/leads", &lead(2)).await.body["outcome"], "sold");
+
+    let again = t.post(PUBLISHER, "/v1/leads", &lead(2)).await;
+    assert_eq!((again.status, &again.body["outcome"]), (200, &json!("duplicate")));
+
+    let mut bad = lead(3);
+    bad["consumer"]["zip5"] = json!("3313");
+    bad["consumer"]["state"] = json!("ZZ");
+    let refused = t.post(PUBLISHER, "/v1/leads", &bad).await;
+    assert_eq!((refused.status, &refused.body["outcome"]), (422, &json!("rejected")), "{}", refused.text);
+    let fields: Vec<&str> = refused.body["field_errors"]
+        .as_array()
+        .expect("field errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert!(fields.contains(&"consumer.zip5") && fields.contains(&"consumer.state"), "{fields:?}");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_step_ping_then_post_sells_once_and_only_the_publisher_that_pinged_may_post() {
+    let (t, _webhook) = start("").await;
+
+    let ping = t.post(PUBLISHER, "/v1/ping", &lead(4)).await;
+    assert_eq!((ping.status, &ping.body["outcome"]), (200, &json!("bid")), "{}", ping.text);
+    assert_eq!(ping.body["payout_cents"], 1800);
+    assert!(ping.body["expires_at_unix_ms"].as_i64().is_some());
+    let ping_id = ping.body["ping_id"].as_str().expect("a ping id").to_owned();
+
+    let stranger = t.post(OTHER_PUBLISHER, "/v1/post", &json!({ "ping_id": ping_id })).await;
+    assert_eq!((stranger.status, stranger.code()), (404, "not_found"), "another publisher's ping is not found");
+
+    let post = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": ping_id })).await;
+    assert_eq!((post.status, &post.body["outcome"], &post.body["payout_cents"]), (200, &json!("sold"), &json!(1800)));
+    let again = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": ping_id })).await;
+    assert_eq!((again.status, again.code(), again.field()), (409, "already_posted", "ping_id"));
+    let unknown = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": "p_nope" })).await;
+    assert_eq!((unknown.status, unknown.field()), (404, "ping_id"));
+    let typo = t.post(PUBLISHER, "/v1/post", &json!({ "pingid": ping_id })).await;
+    assert_eq!(typo.status, 422, "{}", typo.text);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_expires_with_the_clock() {
+    let (t, _webhook) = start("").await;
+    let ping = t.post(PUBLISHER, "/v1/ping", &lead(5)).await;
+    let expires = ping.body["expires_at_unix_ms"].as_i64().expect("an expiry");
+
+    t.clock.set(expires + 1);
+    let post = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": ping.body["ping_id"] })).await;
+
+    assert_eq!((post.status, post.code()), (410, "ping_expired"), "{}", post.text);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_sells_nothing_more() {
+    let (t, webhook) = start("").await;
+    let send = |key: &'static str, body: Value| {
+        let request = t.client.post(t.url("/v1/leads")).header("Idempotency-Key", key).json(&body);
+        t.send(PUBLISHER, request)
+    };
+
+    let first = send("order-1", lead(6)).await;
+    let retry = send("order-1", lead(6)).await;
+    let reused = send("order-1", lead(7)).await;
+
+    assert_eq!(first.body["outcome"], "sold");
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.body, first.body, "the retry gets the first answer, not `duplicate`");
+    assert_eq!((reused.status, reused.code()), (409, "idempotency_key_reused"));
+    eventually("the delivery", || webhook.posts().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(webhook.posts().len(), 1, "one sale, one delivery");
+    // The same key from another publisher is another request.
+    let other = t
+        .send(OTHER_PUBLISHER, t.client.post(t.url("/v1/leads")).header("Idempotency-Key", "order-1").json(&lead(8)))
+        .await;
+    assert_eq!(other.body["outcome"], "sold", "{}", other.text);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_4xx_with_a_json_error_naming_the_field_never_a_500() {
+    let (t, _webhook) = start("max_body_bytes = 2048").await;
+    let raw =
+        |body: &'static str| t.client.post(t.url("/v1/leads")).header("content-type", "application/json").body(body);
+
+    let malformed = t.send(PUBLISHER, raw("{\"vertical\": ")).await;
+    assert_eq!((malformed.status, malformed.code()), (400, "malformed_json"));
+    let mut wrong_type = lead(9);
+    wrong_type["vertical"] = json!(5);
+    let wrong_type = t.post(PUBLISHER, "/v1/leads", &wrong_type).await;
+    assert_eq!((wrong_type.status, wrong_type.code(), wrong_type.field()), (422, "invalid_field", "vertical"));
+    let mut missing = lead(9);
+    missing["consumer"].as_object_mut().expect("object").remove("phone");
+    let missing = t.post(PUBLISHER, "/v1/leads", &missing).await;
+    assert_eq!(missing.status, 422, "{}", missing.text);
+    assert!(missing.field().starts_with("consumer"), "{}", missing.text);
+    assert!(missing.message().contains("phone"), "{}", missing.text);
+    let mut unknown = lead(9);
+    unknown["consumer"]["shoe_size"] = json!(42);
+    let unknown = t.post(PUBLISHER, "/v1/leads", &unknown).await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    assert!(unknown.field().starts_with("consumer"), "{}", unknown.text);
+    assert!(unknown.message().contains("shoe_size"), "{}", unknown.text);
+    let not_object = t.post(PUBLISHER, "/v1/leads", &json!([1, 2])).await;
+    assert_eq!(not_object.status, 422);
+    let mut huge = lead(9);
+    huge["extra"] = json!({ "note": "x".repeat(4096) });
+    let huge = t.post(PUBLISHER, "/v1/leads", &huge).await;
+    assert_eq!((huge.status, huge.code()), (413, "body_too_large"));
+    let bad_query = t.post(PUBLISHER, "/v1/leads?shared_max_buyers=many", &lead(9)).await;
+    assert_eq!(bad_query.status, 422, "{}", bad_query.text);
+    let other_publisher = t.post(PUBLISHER, "/v1/leads", &json!({ "publisher_id": "pub-2", "vertical": "x" })).await;
+    assert_eq!(
+        (other_publisher.status, other_publisher.code(), other_publisher.field()),
+        (403, "wrong_publisher", "publisher_id")
+    );
+    let no_route = t.get(PUBLISHER, "/v1/nothing-here").await;
+    assert_eq!((no_route.status, no_route.code()), (404, "not_found"));
+    let wrong_method = t.get(PUBLISHER, "/v1/leads").await;
+    assert_eq!((wrong_method.status, wrong_method.code()), (405, "method_not_allowed"));
+    for answer in [&malformed, &wrong_type, &huge, &no_route, &wrong_method] {
+        assert!(answer.content_type.starts_with("application/json"), "{answer:?}");
+    }
+    // Nothing accepted before is lost: the exchange still sells.
+    assert_eq!(t.post(PUBLISHER, "/v1/leads", &lead(10)).await.body["outcome"], "sold");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_over_its_rate_gets_429_with_retry_after_and_others_are_not_slowed() {
+    let (t, _webhook) = start("publisher_requests_per_second = 1\npublisher_burst = 2").await;
+
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        statuses.push(t.post(PUBLISHER, "/v1/leads", &lead(20 + n)).await);
+    }
+    let other = t.post(OTHER_PUBLISHER, "/v1/leads", &lead(30)).await;
+
+    assert_eq!(statuses.iter().map(|a| a.status).collect::<Vec<_>>()[..2], [200, 200]);
+    let limited = statuses.iter().find(|a| a.status == 429).expect("the burst of 2 is used up");
+    assert_eq!(limited.code(), "rate_limited");
+    assert_eq!(other.status, 200, "the limit is per publisher");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_reads_only_its_own_leads() {
+    let (t, _webhook) = start("").await;
+    let mine = t.post(PUBLISHER, "/v1/leads", &lead(40)).await;
+    let lead_id = mine.body["lead_id"].as_str().expect("an id");
+
+    let theirs = t.get(OTHER_PUBLISHER, &format!("/v1/leads/{lead_id}")).await;
+    let buyer = t.get(BUYER, &format!("/v1/leads/{lead_id}")).await;
+    let nobody = t.get("", &format!("/v1/leads/{lead_id}")).await;
+    let forged = t.get("pp_not-a-key", &format!("/v1/leads/{lead_id}")).await;
+
+    assert_eq!(theirs.status, 404, "another publisher's lead id does not even exist for them");
+    assert_eq!((buyer.status, buyer.code()), (403, "forbidden"));
+    assert_eq!((nobody.status, nobody.code()), (401, "missing_api_key"));
+    assert_eq!((forged.status, forged.code()), (401, "invalid_api_key"));
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_uploads_its_redactor_and_garbage_is_refused_with_the_reason() {
+    let (t, _webhook) = start("").await;
+
+    let garbage = t.put_bytes(PUBLISHER, "/v1/publisher/redactor", b"\0asm not really".to_vec()).await;
+    let buyer_plugin = t.put_bytes(PUBLISHER, "/v1/publisher/redactor", plugin_bytes("config-buyer")).await;
+    let uploaded = t.put_bytes(PUBLISHER, "/v1/publisher/redactor", plugin_bytes("standard-redactor")).await;
+
+    assert_eq!((garbage.status, garbage.code()), (422, "invalid_plugin"), "{}", garbage.text);
+    assert_eq!((buyer_plugin.status, buyer_plugin.code()), (422, "wrong_world"), "{}", buyer_plugin.text);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    assert_eq!((&uploaded.body["name"], &uploaded.body["version"]), (&json!("redactor:pub-1"), &json!(1)));
+    let plugin = t.get(OPERATOR, "/v1/plugins/redactor:pub-1").await;
+    assert_eq!(plugin.body["active_version"], 1, "{}", plugin.text);
+    // The new redactor is live: the next lead still sells through it.
+    assert_eq!(t.post(PUBLISHER, "/v1/leads", &lead(50)).await.body["outcome"], "sold");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_the_openapi_document_need_no_key_and_everything_else_does() {
+    let (t, _webhook) = start("").await;
+
+    let health = t.get("", "/healthz").await;
+    let openapi = t.get("", "/openapi.json").await;
+    let metrics = t.get("", "/metrics").await;
+
+    assert_eq!((health.status, &health.body["status"]), (200, &json!("ok")));
+    assert_eq!(openapi.status, 200);
+    assert_eq!(openapi.body["openapi"], "3.1.0");
+    assert!(openapi.body["paths"]["/v1/leads"]["post"].is_object());
+    assert_eq!(metrics.status, 401);
+    t.shutdown().await;
+}
