@@ -18,8 +18,8 @@ use pingpost::auction::{
 };
 use pingpost::model::{Consent, Consumer, Lead};
 use pingpost::storage::{
-    DeliveryStatus, MIGRATIONS, Migration, MigrationError, OpenError, PiiAccess, PiiAuditEntry, PurgeCounts,
-    ReturnError, SCHEMA_VERSION, SaleRef, SqliteStore, migrations,
+    AuctionRecord, DeliveryStatus, MIGRATIONS, Migration, MigrationError, OpenError, PiiAccess, PiiAuditEntry,
+    PurgeCounts, ReturnError, SCHEMA_VERSION, SaleRef, SqliteStore, migrations,
 };
 
 fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -911,8 +911,15 @@ fn stale_reservations_left_by_a_crash_are_released_at_start_and_recent_ones_are_
 fn an_auction_is_recorded_replaced_by_its_post_and_shown_only_to_its_publisher() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("opens");
-    store.record_auction("ping-1", "pub-1", "unsold", 1_000, r#"{"step":"ping"}"#).expect("records");
-    store.record_auction("ping-1", "pub-1", "sold", 2_000, r#"{"step":"post"}"#).expect("replaces");
+    let record = |status: &str, at: i64, json: &str| AuctionRecord {
+        lead_id: "ping-1".into(),
+        publisher_id: "pub-1".into(),
+        status: status.into(),
+        received_at_unix_ms: at,
+        outcome_json: json.into(),
+    };
+    store.record_auctions(&[record("unsold", 1_000, r#"{"step":"ping"}"#)]).expect("records");
+    store.record_auctions(&[record("sold", 2_000, r#"{"step":"post"}"#)]).expect("replaces");
     let record = store.auction("ping-1").expect("reads").expect("recorded");
     assert_eq!(
         (record.status.as_str(), record.received_at_unix_ms, record.outcome_json.as_str()),

@@ -107,6 +107,7 @@ async fn main() -> Result<()> {
         .await
         .context("reading the exchange's answer")?;
     let lead_id = answer["lead_id"].as_str().context("the answer names the lead")?.to_owned();
+    service.state.recorder.flush().await;
     let recorded = service.state.store.auction(&lead_id)?.context("the exchange recorded the auction")?;
     let outcome: serde_json::Value = serde_json::from_str(&recorded.outcome_json)?;
 

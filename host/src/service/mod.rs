@@ -4,7 +4,7 @@
 //! One file per job: [`settings`] (the config file and `PINGPOST_*` variables), [`state`] (the live exchange and
 //! the only way it changes), [`auth`] (API keys), [`error`] (the JSON error body), [`api`] (the routes), [`seed`]
 //! (first start: the registry from the config file), [`metrics`] (Prometheus), [`outbox`] (webhook deliveries),
-//! [`retention`] (the PII purge).
+//! [`recorder`] (auction records, batched), [`retention`] (the PII purge).
 
 pub mod api;
 pub mod auth;
@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;
+pub mod recorder;
 pub mod retention;
 pub mod seed;
 pub mod settings;
@@ -93,6 +94,7 @@ impl RunningService {
         let generated_operator_key = ensure_operator(&store, now)?;
         let http = HttpBuyerClient::with_default_client().context("building the HTTP client")?;
         let metrics = Arc::new(Metrics::new());
+        let (recorder, _writer) = recorder::Recorder::start(store.clone());
         let state_parts = StateParts {
             settings: settings.clone(),
             store: store.clone(),
@@ -102,6 +104,7 @@ impl RunningService {
             http: http.clone(),
             engine: EngineSettings::default(),
             metrics: metrics.clone(),
+            recorder,
         };
         let state = Arc::new(
             tokio::task::spawn_blocking(move || AppState::new(state_parts))
@@ -142,6 +145,7 @@ impl RunningService {
     /// Stops taking requests, lets those in flight finish, and stops the workers.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
+        self.state.recorder.flush().await;
         self.outbox.shutdown().await;
         let _ = self.retention.await;
         self.server.await.context("the server task")?.context("the server")?;

@@ -17,6 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::auth::KeyRing;
 use super::error::ApiError;
 use super::metrics::Metrics;
+use super::recorder::Recorder;
 use super::settings::ServeSettings;
 use crate::auction::{
     BuildError, CampaignTarget, EngineSettings, Exchange, ExchangeBuilder, ExchangeConfig, ExchangeParts,
@@ -38,6 +39,8 @@ pub struct AppState {
     pub engine: EngineSettings,
     pub keys: KeyRing,
     pub metrics: Arc<Metrics>,
+    /// Writes auction records off the request path.
+    pub recorder: Recorder,
     /// Leads, pings and posts per publisher.
     pub publisher_limiter: DefaultKeyedRateLimiter<String>,
     exchange: ArcSwap<Exchange>,
@@ -98,6 +101,7 @@ pub struct StateParts {
     pub http: HttpBuyerClient,
     pub engine: EngineSettings,
     pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
 }
 
 /// A plugin version as uploaded and stored.
@@ -141,6 +145,7 @@ impl AppState {
             engine: parts.engine,
             keys,
             metrics: parts.metrics,
+            recorder: parts.recorder,
             exchange: ArcSwap::from_pointee(empty),
             changes: tokio::sync::Mutex::new(()),
             loaded: Mutex::new(HashMap::new()),

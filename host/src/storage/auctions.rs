@@ -15,32 +15,18 @@ pub struct AuctionRecord {
     /// The outcome's status as the service names it (`sold`, `unsold`, ...).
     pub status: String,
     pub received_at_unix_ms: i64,
-    /// The outcome and trace, as given to [`SqliteStore::record_auction`].
+    /// The outcome and trace, as given to [`SqliteStore::record_auctions`].
     pub outcome_json: String,
 }
 
 impl SqliteStore {
-    /// Records the auction of `lead_id`; a later record of the same lead (a two-step lead's post after its ping)
-    /// replaces it.
-    pub fn record_auction(
-        &self,
-        lead_id: &str,
-        publisher_id: &str,
-        status: &str,
-        received_at_unix_ms: i64,
-        outcome_json: &str,
-    ) -> Result<(), StoreError> {
-        let what = "recording an auction";
-        self.write(what, |tx| {
-            tx.prepare_cached(
-                "INSERT INTO auction (lead_id, publisher_id, status, received_at_unix_ms, outcome_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (lead_id) DO UPDATE SET publisher_id = excluded.publisher_id, status = excluded.status,
-                    received_at_unix_ms = excluded.received_at_unix_ms, outcome_json = excluded.outcome_json",
-            )
-            .map_err(backend(what))?
-            .execute(params![lead_id, publisher_id, status, received_at_unix_ms, outcome_json])
-            .map_err(backend(what))?;
+    /// Records many auctions in one transaction (the service's recorder batches them), in order: a later record of
+    /// the same lead replaces an earlier one.
+    pub fn record_auctions(&self, records: &[AuctionRecord]) -> Result<(), StoreError> {
+        self.write("recording auctions", |tx| {
+            for record in records {
+                insert(tx, record)?;
+            }
             Ok(())
         })
     }
@@ -76,4 +62,18 @@ impl SqliteStore {
     ) -> Result<Option<AuctionRecord>, StoreError> {
         Ok(self.auction(lead_id)?.filter(|record| record.publisher_id == publisher_id))
     }
+}
+
+fn insert(tx: &rusqlite::Transaction<'_>, r: &AuctionRecord) -> Result<(), StoreError> {
+    let what = "recording an auction";
+    tx.prepare_cached(
+        "INSERT INTO auction (lead_id, publisher_id, status, received_at_unix_ms, outcome_json)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (lead_id) DO UPDATE SET publisher_id = excluded.publisher_id, status = excluded.status,
+            received_at_unix_ms = excluded.received_at_unix_ms, outcome_json = excluded.outcome_json",
+    )
+    .map_err(backend(what))?
+    .execute(params![r.lead_id, r.publisher_id, r.status, r.received_at_unix_ms, r.outcome_json])
+    .map_err(backend(what))?;
+    Ok(())
 }

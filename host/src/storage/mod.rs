@@ -8,6 +8,7 @@
 //! must post or deliver it; [`SqliteStore::purge_pii`] clears them once past the configured retention.
 
 pub mod auctions;
+pub mod checkpointer;
 pub mod migrations;
 pub mod outbox;
 pub mod registry;

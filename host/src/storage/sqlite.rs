@@ -14,6 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::Notify;
 
+use super::checkpointer::Checkpointer;
 use super::migrations::{self, MigrationError};
 use super::sales::{insert_sale, sales_where};
 use crate::auction::config::Caps;
@@ -51,6 +52,12 @@ pub enum OpenError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("starting the WAL checkpointer of {path}: {source}")]
+    Checkpointer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the database {path} refused WAL mode (journal mode is {mode:?})")]
     NotWal { path: PathBuf, mode: String },
     #[error("migrating the database {path}: {source}")]
@@ -67,6 +74,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Signalled after a webhook sale queues a delivery, so the outbox worker wakes at once.
     outbox: Arc<Notify>,
+    /// Checkpoints the WAL on its own connection, so no request's commit pays for it.
+    _checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -101,7 +110,11 @@ impl SqliteStore {
         conn.pragma_update(None, "secure_delete", "FAST").map_err(configure("secure_delete"))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrations::migrate(&mut conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
-        Ok(SqliteStore { path, conn: Mutex::new(conn), outbox: Arc::new(Notify::new()) })
+        // Checkpoints run on the checkpointer's connection instead of inside a request's commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(configure("wal_autocheckpoint"))?;
+        let checkpointer =
+            Checkpointer::start(&path).map_err(|source| OpenError::Checkpointer { path: path.clone(), source })?;
+        Ok(SqliteStore { path, conn: Mutex::new(conn), outbox: Arc::new(Notify::new()), _checkpointer: checkpointer })
     }
 
     /// The database file.

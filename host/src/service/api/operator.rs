@@ -503,6 +503,7 @@ async fn lead_trace(
     principal.operator()?;
     let store = state.store.clone();
     let id = lead_id.clone();
+    state.recorder.flush().await;
     let (record, sales, pii_audit) =
         blocking(move || Ok((store.auction(&id)?, store.sales_of_lead(&id)?, store.pii_audit(&id)?))).await?;
     if record.is_none() && sales.is_empty() {

@@ -23,6 +23,7 @@ use crate::service::auth::{Principal, Role};
 use crate::service::error::ApiError;
 use crate::service::metrics::Endpoint;
 use crate::service::state::Uploaded;
+use crate::storage::AuctionRecord;
 
 /// The JSON routes.
 pub fn routes() -> Router<Shared> {
@@ -144,7 +145,7 @@ async fn send_lead(
         let started = Instant::now();
         let outcome = state.exchange().run_lead_with(lead, options).await;
         state.metrics.observe_outcome(Endpoint::Leads, &outcome, started.elapsed());
-        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome).await?;
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
         let answer = LeadAnswer::of(&outcome);
         to_json(answer.status(), &answer)
     })
@@ -167,7 +168,7 @@ async fn send_ping(
         let started = Instant::now();
         let outcome = state.exchange().ping_with(lead, options).await;
         state.metrics.observe_ping(&outcome, started.elapsed());
-        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome).await?;
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Now).await?;
         let answer = PingAnswer::of(&outcome);
         let code =
             if outcome.status == PingStatus::Rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
@@ -206,7 +207,7 @@ async fn send_post(
             PostError::Store(e) => ApiError::from(e),
         })?;
         state.metrics.observe_outcome(Endpoint::Post, &outcome, started.elapsed());
-        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome).await?;
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
         let answer = LeadAnswer::of(&outcome);
         to_json(answer.status(), &answer)
     })
@@ -220,6 +221,7 @@ async fn read_lead(
     Path(lead_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let publisher_id = principal.publisher()?.to_owned();
+    state.recorder.flush().await;
     let store = state.store.clone();
     let id = lead_id.clone();
     let record = blocking(move || Ok(store.auction_for_publisher(&publisher_id, &id)?)).await?;
@@ -301,6 +303,15 @@ fn parse_lead(body: &[u8], publisher_id: &str) -> Result<Lead, ApiError> {
     from_value(value)
 }
 
+/// How an auction's record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Before answering: a two-step ping's record is what its post is checked against.
+    Now,
+    /// Through the recorder, off the request path.
+    Queued,
+}
+
 /// Records the auction (outcome and trace) for the publisher's and the operator's reads.
 async fn record<S: Serialize, T: Serialize>(
     state: &Shared,
@@ -309,15 +320,30 @@ async fn record<S: Serialize, T: Serialize>(
     status: S,
     received_at: i64,
     outcome: &T,
+    write: Write,
 ) -> Result<(), ApiError> {
-    let json = serde_json::to_string(outcome).map_err(|e| ApiError::internal("recording the auction", e))?;
+    let outcome_json = serde_json::to_string(outcome).map_err(|e| ApiError::internal("recording the auction", e))?;
     let status = match serde_json::to_value(status) {
         Ok(serde_json::Value::String(name)) => name,
         _ => return Err(ApiError::internal("recording the auction", "an outcome status without a name")),
     };
-    let store = state.store.clone();
-    let (publisher_id, lead_id) = (publisher_id.to_owned(), lead_id.to_owned());
-    blocking(move || Ok(store.record_auction(&lead_id, &publisher_id, &status, received_at, &json)?)).await
+    let record = AuctionRecord {
+        lead_id: lead_id.to_owned(),
+        publisher_id: publisher_id.to_owned(),
+        status,
+        received_at_unix_ms: received_at,
+        outcome_json,
+    };
+    match write {
+        Write::Queued => {
+            state.recorder.record(record).await;
+            Ok(())
+        }
+        Write::Now => {
+            let store = state.store.clone();
+            blocking(move || Ok(store.record_auctions(std::slice::from_ref(&record))?)).await
+        }
+    }
 }
 
 /// What a publisher may read of a recorded auction: a one-shot or posted lead as [`LeadAnswer`], a ping as
