@@ -87,3 +87,36 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: usize) -> AuctionRecord {
+        AuctionRecord {
+            lead_id: format!("p_{n}"),
+            publisher_id: "pub-1".into(),
+            status: "sold".into(),
+            received_at_unix_ms: n as i64,
+            outcome_json: format!(r#"{{"n":{n}}}"#),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn everything_queued_before_a_flush_is_written_and_a_later_record_of_a_lead_replaces_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = Arc::new(SqliteStore::open(dir.path().join("r.db")).expect("opens"));
+        let (recorder, _writer) = Recorder::start(store.clone());
+
+        for n in 0..2_000 {
+            recorder.record(record(n)).await;
+        }
+        recorder.record(AuctionRecord { status: "unsold".into(), ..record(7) }).await;
+        recorder.flush().await;
+
+        for n in [0, 1_024, 1_999] {
+            assert_eq!(store.auction(&format!("p_{n}")).expect("reads"), Some(record(n)), "record {n}");
+        }
+        assert_eq!(store.auction("p_7").expect("reads").map(|r| r.status), Some("unsold".into()));
+    }
+}

@@ -49,3 +49,29 @@ impl Drop for Checkpointer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::SqliteStore;
+
+    #[test]
+    fn committed_pages_reach_the_database_file_without_a_checkpoint_in_any_commit() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("c.db");
+        let store = SqliteStore::open(&path).expect("opens");
+        let before = std::fs::metadata(&path).expect("the file").len();
+        let conn = store.lock().expect("the connection");
+        conn.execute_batch("CREATE TABLE filler (x BLOB)").expect("creates");
+        for _ in 0..64 {
+            conn.execute("INSERT INTO filler VALUES (zeroblob(16384))", []).expect("inserts");
+        }
+        drop(conn);
+        // The store's own connection never checkpoints (wal_autocheckpoint=0): only the checkpointer moves the
+        // 1 MiB written to the WAL into the file. Wait for it, generously (a loaded CI machine).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::metadata(&path).expect("the file").len() < before + (1 << 20) {
+            assert!(std::time::Instant::now() < deadline, "the checkpointer did not copy the WAL into the file");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
