@@ -10,7 +10,7 @@ mod service_harness;
 
 use pingpost::service::openapi::{Access, ROUTES};
 use serde_json::json;
-use service_harness::{TestService, plugin_path};
+use service_harness::{TestService, api_keys, standard_plugins};
 
 const OPERATOR: &str = "op-key";
 const PUBLISHER: &str = "pub-key";
@@ -20,19 +20,7 @@ const REVOKED: &str = "revoked-key";
 fn exchange_toml() -> String {
     format!(
         r#"
-[[api_keys]]
-role = "operator"
-key = "{OPERATOR}"
-
-[[api_keys]]
-role = "publisher"
-owner = "pub-1"
-key = "{PUBLISHER}"
-
-[[api_keys]]
-role = "buyer"
-owner = "acme"
-key = "{BUYER}"
+{keys}
 
 [[api_keys]]
 id = "to-revoke"
@@ -40,10 +28,7 @@ role = "buyer"
 owner = "acme"
 key = "{REVOKED}"
 
-[plugins]
-standard = {standard}
-config-buyer = {config_buyer}
-
+{plugins}
 [[publishers]]
 id = "pub-1"
 ping_deadline_ms = 5000
@@ -58,8 +43,12 @@ id = "acme-health"
 buyer_id = "acme"
 target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 2000 }}, delivery = {{ kind = "pickup" }} }}
 "#,
-        standard = plugin_path("standard-redactor"),
-        config_buyer = plugin_path("config-buyer"),
+        keys = api_keys(&[
+            ("operator", None, OPERATOR),
+            ("publisher", Some("pub-1"), PUBLISHER),
+            ("buyer", Some("acme"), BUYER)
+        ]),
+        plugins = standard_plugins(),
     )
 }
 

@@ -7,7 +7,7 @@ mod common;
 mod service_harness;
 
 use serde_json::{Value, json};
-use service_harness::{Answer, TestService, plugin_bytes, plugin_path, repackaged};
+use service_harness::{Answer, TestService, api_keys, plugin_bytes, plugin_path, repackaged, standard_plugins};
 
 const OPERATOR: &str = "op-key";
 const PUBLISHER: &str = "pub-key";
@@ -23,24 +23,9 @@ return_window_days = 7
 # Uploads compile plugins: generous on a busy 2-core machine running debug builds.
 request_timeout_ms = 60000
 
-[[api_keys]]
-role = "operator"
-key = "{OPERATOR}"
+{keys}
 
-[[api_keys]]
-role = "publisher"
-owner = "pub-1"
-key = "{PUBLISHER}"
-
-[[api_keys]]
-role = "buyer"
-owner = "acme"
-key = "{ACME}"
-
-[plugins]
-standard = {standard}
-config-buyer = {config_buyer}
-bidder = {config_buyer}
+{plugins}bidder = {config_buyer}
 
 [[publishers]]
 id = "pub-1"
@@ -76,7 +61,12 @@ plugin = "config-buyer"
 config = {{ base_price_cents = 1500 }}
 delivery = {{ kind = "pickup" }}
 "#,
-        standard = plugin_path("standard-redactor"),
+        keys = api_keys(&[
+            ("operator", None, OPERATOR),
+            ("publisher", Some("pub-1"), PUBLISHER),
+            ("buyer", Some("acme"), ACME)
+        ]),
+        plugins = standard_plugins(),
         config_buyer = plugin_path("config-buyer"),
     )
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use http_buyer_server::{BuyerServer, Reply};
 use serde_json::{Value, json};
-use service_harness::{TestService, plugin_bytes, plugin_path};
+use service_harness::{TestService, api_keys, plugin_bytes, standard_plugins};
 
 const OPERATOR: &str = "op-key";
 const PUBLISHER: &str = "pub-key";
@@ -26,29 +26,9 @@ fn exchange_toml(webhook: &str, server: &str) -> String {
 [server]
 {server}
 
-[[api_keys]]
-role = "operator"
-key = "{OPERATOR}"
+{keys}
 
-[[api_keys]]
-role = "publisher"
-owner = "pub-1"
-key = "{PUBLISHER}"
-
-[[api_keys]]
-role = "publisher"
-owner = "pub-2"
-key = "{OTHER_PUBLISHER}"
-
-[[api_keys]]
-role = "buyer"
-owner = "acme"
-key = "{BUYER}"
-
-[plugins]
-standard = {standard}
-config-buyer = {config_buyer}
-
+{plugins}
 [[publishers]]
 id = "pub-1"
 ping_deadline_ms = 5000
@@ -79,8 +59,13 @@ id = "zenith-health"
 buyer_id = "zenith"
 target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 1500 }}, delivery = {{ kind = "pickup" }} }}
 "#,
-        standard = plugin_path("standard-redactor"),
-        config_buyer = plugin_path("config-buyer"),
+        keys = api_keys(&[
+            ("operator", None, OPERATOR),
+            ("publisher", Some("pub-1"), PUBLISHER),
+            ("publisher", Some("pub-2"), OTHER_PUBLISHER),
+            ("buyer", Some("acme"), BUYER)
+        ]),
+        plugins = standard_plugins(),
     )
 }
 

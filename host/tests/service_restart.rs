@@ -4,6 +4,8 @@
 
 #[path = "common/http_buyer_server.rs"]
 mod http_buyer_server;
+#[path = "common/service.rs"]
+mod service_harness;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use http_buyer_server::{BuyerServer, Reply};
 use serde_json::{Value, json};
+use service_harness::{api_keys, standard_plugins};
 
 const PUBLISHER: &str = "pub-key";
 const OPERATOR: &str = "op-key";
@@ -21,10 +24,6 @@ fn free_port() -> u16 {
 }
 
 fn config(port: u16, data_dir: &std::path::Path, webhook: &str) -> String {
-    let wasm = |name: &str| {
-        let path = pingpost_plugins::wasm(name).unwrap_or_else(|e| panic!("building {name}: {e:#}"));
-        toml::Value::String(path.display().to_string()).to_string()
-    };
     format!(
         r#"
 [server]
@@ -35,19 +34,9 @@ data_dir = {data_dir}
 base_backoff_ms = 100
 max_backoff_ms = 400
 
-[[api_keys]]
-role = "operator"
-key = "{OPERATOR}"
+{keys}
 
-[[api_keys]]
-role = "publisher"
-owner = "pub-1"
-key = "{PUBLISHER}"
-
-[plugins]
-standard = {standard}
-config-buyer = {config_buyer}
-
+{plugins}
 [[publishers]]
 id = "pub-1"
 ping_deadline_ms = 5000
@@ -63,8 +52,8 @@ buyer_id = "acme"
 target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 2000 }}, delivery = {{ kind = "webhook", url = "{webhook}" }} }}
 "#,
         data_dir = toml::Value::String(data_dir.display().to_string()),
-        standard = wasm("standard-redactor"),
-        config_buyer = wasm("config-buyer"),
+        keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
+        plugins = standard_plugins(),
     )
 }
 

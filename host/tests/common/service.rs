@@ -26,6 +26,26 @@ pub fn plugin_path(package: &str) -> String {
     toml::Value::String(path.display().to_string()).to_string()
 }
 
+/// The `[plugins]` table most test exchanges use: the standard redactor as `standard` and the config-driven buyer as
+/// `config-buyer`, both built from `plugins/`.
+pub fn standard_plugins() -> String {
+    format!(
+        "[plugins]\nstandard = {}\nconfig-buyer = {}\n",
+        plugin_path("standard-redactor"),
+        plugin_path("config-buyer")
+    )
+}
+
+/// `[[api_keys]]` tables for a test config, one per `(role, owner, key)`; an operator key has no owner.
+pub fn api_keys(keys: &[(&str, Option<&str>, &str)]) -> String {
+    keys.iter()
+        .map(|(role, owner, key)| {
+            let owner = owner.map(|o| format!("owner = \"{o}\"\n")).unwrap_or_default();
+            format!("[[api_keys]]\nrole = \"{role}\"\n{owner}key = \"{key}\"\n\n")
+        })
+        .collect()
+}
+
 /// The bytes of a plugin built from `plugins/`.
 pub fn plugin_bytes(package: &str) -> Vec<u8> {
     pingpost_plugins::wasm_bytes(package).unwrap_or_else(|e| panic!("building plugin {package}: {e:#}"))
