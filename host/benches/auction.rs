@@ -143,8 +143,9 @@ fn sdk_lead(lead: &Lead) -> pingpost_sdk::Lead {
 fn sdk_ping(ping: &model::Ping) -> pingpost_sdk::Ping {
     pingpost_sdk::Ping {
         vertical: ping.vertical.clone(),
-        state: ping.state.clone(),
-        zip3: ping.zip3.clone(),
+        // The bench's pings come from the standard redactor: always one of the 51 states and three digits.
+        state: pingpost_sdk::UsState::from_code(&ping.state).expect("a US state"),
+        zip3: ping.zip3.parse().expect("three digits"),
         age: ping.age,
         gender: ping.gender.map(sdk_gender),
         consent: pingpost_sdk::ConsentFlags {
@@ -154,7 +155,7 @@ fn sdk_ping(ping: &model::Ping) -> pingpost_sdk::Ping {
         },
         publisher_id: ping.publisher_id.clone(),
         source_id: ping.source_id.clone(),
-        extra: ping.extra.clone().into_iter().collect(),
+        extra: pingpost_sdk::Ping::encode_extra(&ping.extra),
     }
 }
 

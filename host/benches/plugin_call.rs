@@ -45,14 +45,14 @@ fn sdk_ping() -> pingpost_sdk::Ping {
     let p = ping();
     pingpost_sdk::Ping {
         vertical: p.vertical,
-        state: p.state,
-        zip3: p.zip3,
+        state: pingpost_sdk::UsState::from_code(&p.state).expect("a US state"),
+        zip3: p.zip3.parse().expect("three digits"),
         age: p.age,
         gender: None,
         consent: pingpost_sdk::ConsentFlags { trusted_form: true, jornaya: true, tcpa_text: true },
         publisher_id: p.publisher_id,
         source_id: p.source_id,
-        extra: p.extra.into_iter().collect(),
+        extra: pingpost_sdk::Ping::encode_extra(&p.extra),
     }
 }
 
@@ -132,7 +132,7 @@ fn raw_call(epoch: bool, fuel: bool, ping: Ping) -> impl FnMut() {
     let bindings: WitBuyer = pre.instantiate(&mut store).expect("instantiates");
     let configured = bindings.pingpost_plugin_bidder().call_configure(&mut store, "c", CONFIG).expect("configures");
     assert_eq!(configured, Ok(()));
-    let wit_ping = types::Ping::from(&ping);
+    let wit_ping = types::Ping::try_from(&ping).expect("a valid ping");
     let context = types::BidContext { now_unix_ms: NOW, caps_left: (&CapsLeft::default()).into() };
     move || {
         black_box(bindings.pingpost_plugin_bidder().call_bid(&mut store, &wit_ping, context).expect("answers"));
@@ -162,22 +162,22 @@ fn single_call(c: &mut Criterion) {
         g.bench_function(name, |b| b.iter(|| black_box(buyer.bid(&ping, NOW, CapsLeft::default()).expect("ok"))));
         if name == "warm" {
             // The fan-out's path: the ping converted once per auction, lent to every buyer.
-            let prepared = PreparedPing::new(&ping);
+            let prepared = PreparedPing::new(&ping).expect("a valid ping");
             g.bench_function("warm_prepared", |b| {
                 b.iter(|| black_box(buyer.bid_prepared(&prepared, NOW, CapsLeft::default()).expect("ok")))
             });
         }
     }
-    // The same ping without its 2 extras (5 fewer guest allocations: the list and its 4 strings), and then with 3 of
-    // its strings empty (still lowered, but the guest allocates nothing for them).
+    // The same ping without its 2 extras (one guest allocation fewer: their encoded string), and then with its 2 id
+    // strings empty too (still lowered, but the guest allocates nothing for them).
     let no_extra = Ping { extra: Default::default(), ..ping() };
-    let empty = Ping { zip3: String::new(), publisher_id: String::new(), source_id: String::new(), ..no_extra.clone() };
+    let empty = Ping { publisher_id: String::new(), source_id: String::new(), ..no_extra.clone() };
     for (name, epoch, fuel, p) in [
         ("raw_no_epoch_no_fuel", false, false, ping()),
         ("raw_epoch", true, false, ping()),
         ("raw_epoch_fuel", true, true, ping()),
         ("raw_no_extra", false, false, no_extra),
-        ("raw_no_extra_3_empty", false, false, empty),
+        ("raw_no_extra_2_empty", false, false, empty),
     ] {
         let mut call = raw_call(epoch, fuel, p);
         g.bench_function(name, |b| b.iter(&mut call));
@@ -239,7 +239,7 @@ fn twenty_buyers(c: &mut Criterion) {
             // The fan-out's path: the ping converted once for the 20 buyers.
             g.bench_function("warm_prepared", |b| {
                 b.iter(|| {
-                    let prepared = PreparedPing::new(&ping);
+                    let prepared = PreparedPing::new(&ping).expect("a valid ping");
                     for buyer in &buyers {
                         black_box(buyer.bid_prepared(&prepared, NOW, CapsLeft::default()).expect("ok"));
                     }

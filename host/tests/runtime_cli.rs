@@ -130,3 +130,17 @@ fn run_asks_for_a_ping_when_a_buyer_gets_none() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--ping"), "{}", stderr(&out));
 }
+
+#[test]
+fn run_refuses_a_ping_outside_the_contract_naming_the_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ping = serde_json::to_value(ping()).expect("json");
+    ping["zip3"] = Value::from("33131");
+    let ping_file = write(dir.path(), "ping.json", ping.to_string());
+    let config = write(dir.path(), "config.json", r#"{"base_price_cents": 725}"#);
+    let out =
+        pingpost(&["plugin", "run", &plugin_path("config-buyer"), "--ping", s(&ping_file), "--config", s(&config)]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("invalid input") && err.contains("zip3"), "{err}");
+}

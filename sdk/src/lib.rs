@@ -12,7 +12,7 @@ mod types;
 
 pub use bindings::types::{
     Bid, BidContext, CapsLeft, ConsentFlags, Decision, Gender, Lead, LogLevel, Ping, RedactContext, RejectCode,
-    Rejection,
+    Rejection, UsState,
 };
 pub use log::{log, take_native_log};
 

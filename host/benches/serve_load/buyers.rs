@@ -114,7 +114,11 @@ async fn ping(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Err(e) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": e.to_string() }).to_string()),
     };
     let context = pingpost_sdk::BidContext { now_unix_ms: now_unix_ms(), ..Default::default() };
-    let decision = match (shared.decide)(&sdk_ping(request.ping), &context) {
+    let ping = match sdk_ping(request.ping) {
+        Ok(ping) => ping,
+        Err(e) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": e }).to_string()),
+    };
+    let decision = match (shared.decide)(&ping, &context) {
         pingpost_sdk::Decision::Bid(bid) => Decision::Bid(Bid {
             price_cents: bid.price_cents,
             buyer_ref: Some(format!("{}-{}", shared.campaign_id, request.ping_id)),
@@ -151,11 +155,13 @@ fn now_unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
-fn sdk_ping(ping: Ping) -> pingpost_sdk::Ping {
-    pingpost_sdk::Ping {
+/// The exchange's ping as the SDK's contract type, or what does not fit it.
+fn sdk_ping(ping: Ping) -> Result<pingpost_sdk::Ping, String> {
+    Ok(pingpost_sdk::Ping {
         vertical: ping.vertical,
-        state: ping.state,
-        zip3: ping.zip3,
+        state: pingpost_sdk::UsState::from_code(&ping.state)
+            .ok_or(format!("state {:?} is not a US state", ping.state))?,
+        zip3: ping.zip3.parse().map_err(|_| format!("zip3 {:?} is not three digits", ping.zip3))?,
         age: ping.age,
         gender: ping.gender.map(|g| match g {
             Gender::Female => pingpost_sdk::Gender::Female,
@@ -169,8 +175,8 @@ fn sdk_ping(ping: Ping) -> pingpost_sdk::Ping {
         },
         publisher_id: ping.publisher_id,
         source_id: ping.source_id,
-        extra: ping.extra.into_iter().collect(),
-    }
+        extra: pingpost_sdk::Ping::encode_extra(&ping.extra),
+    })
 }
 
 fn reject_code(code: pingpost_sdk::RejectCode) -> RejectCode {

@@ -186,6 +186,21 @@ impl FanOut<'_> {
         if items.is_empty() {
             return Vec::new();
         }
+        // The ping's contract form is made once for every Wasm buyer of this auction. The engine's pings come from
+        // a redactor's checked output, so this fails only on a host bug; every Wasm buyer then answers with it.
+        let ping = match PreparedPing::new(&self.ping) {
+            Ok(ping) => ping,
+            Err(invalid) => {
+                let error = CallError::from(invalid);
+                return jobs
+                    .iter()
+                    .map(|(position, job)| {
+                        let answer = answer_for_call_error(error.clone());
+                        (*position, result(job.trace_index, answer, None, Vec::new(), started, Arrival::now(arrivals)))
+                    })
+                    .collect();
+            }
+        };
         let budget = items[0].1.inline_policy().budget_per_auction;
         // Lanes take from the front, this task from the back: untrusted buyers first.
         items.sort_by_key(|(_, _, _, trusted)| *trusted);
@@ -195,8 +210,7 @@ impl FanOut<'_> {
             claimed: items.iter().map(|_| AtomicBool::new(false)).collect(),
             items: items.into_iter().map(|(index, buyer, caps, _)| (index, buyer, caps)).collect(),
             next: AtomicUsize::new(0),
-            // The ping's contract form is made once for every Wasm buyer of this auction.
-            ping: PreparedPing::new(&self.ping),
+            ping,
             now_unix_ms: self.now_unix_ms,
         });
         let (sender, mut receiver) = mpsc::unbounded_channel::<LaneAnswer>();

@@ -51,6 +51,11 @@ pub enum CallError {
     Trap { message: String },
     #[error("output too large: {bytes} bytes of strings, the limit is {limit}")]
     OutputTooLarge { bytes: usize, limit: usize },
+    #[error("invalid output: {reason}")]
+    InvalidOutput { reason: String },
+    /// The host's input does not fit the contract; the plugin was not called.
+    #[error("invalid input, the plugin was not called: {reason}")]
+    InvalidInput { reason: String },
     #[error("suspended until {until_unix_ms} (unix ms) after repeated failures; last: {reason}")]
     Suspended { until_unix_ms: i64, reason: String },
     #[error("could not instantiate the plugin: {reason}")]
@@ -69,6 +74,8 @@ impl CallError {
             CallError::StackOverflow => "stack_overflow",
             CallError::Trap { .. } => "trap",
             CallError::OutputTooLarge { .. } => "output_too_large",
+            CallError::InvalidOutput { .. } => "invalid_output",
+            CallError::InvalidInput { .. } => "invalid_input",
             CallError::Suspended { .. } => "suspended",
             CallError::Instantiate { .. } => "instantiate",
             CallError::Config { .. } => "config",

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
-use super::bindings::v0_1::{self, Buyer, Redactor, types};
+use super::bindings::v0_1::{self, Buyer, InvalidPing, Redactor, types};
 use super::breaker::{BreakerStatus, CircuitBreaker};
 use super::config::{InlinePolicy, InstanceMode};
 use super::error::{CallError, LoadError};
@@ -164,15 +164,22 @@ fn report<T>(value: T, stats: CallStats, wall: Duration) -> CallReport<T> {
     }
 }
 
+impl From<InvalidPing> for CallError {
+    fn from(invalid: InvalidPing) -> Self {
+        CallError::InvalidInput { reason: invalid.to_string() }
+    }
+}
+
 /// A ping in its contract form, converted once per auction and lent to every buyer's call, so the fan-out does not
 /// copy the ping's strings once per campaign.
 #[derive(Debug, Clone)]
 pub struct PreparedPing(types::Ping);
 
 impl PreparedPing {
-    /// Converts `ping` to the contract's form.
-    pub fn new(ping: &Ping) -> Self {
-        PreparedPing(types::Ping::from(ping))
+    /// Converts `ping` to the contract's form, or says which field does not fit it (a state that is not one of the
+    /// 51 upper-case codes, a ZIP3 that is not three digits).
+    pub fn new(ping: &Ping) -> Result<Self, InvalidPing> {
+        types::Ping::try_from(ping).map(PreparedPing)
     }
 }
 
@@ -197,9 +204,11 @@ impl BuyerPlugin {
         })
     }
 
-    /// Asks the buyer for a decision on `ping`, bounded by the runtime's limits.
+    /// Asks the buyer for a decision on `ping`, bounded by the runtime's limits. A ping that does not fit the
+    /// contract is [`CallError::InvalidInput`], before the plugin is called.
     pub fn bid(&self, ping: &Ping, now_unix_ms: i64, caps_left: CapsLeft) -> Result<CallReport<Decision>, CallError> {
-        self.bid_prepared(&PreparedPing::new(ping), now_unix_ms, caps_left)
+        let ping = PreparedPing::new(ping)?;
+        self.bid_prepared(&ping, now_unix_ms, caps_left)
     }
 
     /// [`BuyerPlugin::bid`] on a ping converted once with [`PreparedPing::new`] for all the auction's buyers.
@@ -289,7 +298,13 @@ impl RedactorPlugin {
             started,
             &self.breaker,
             |redactor, store| redactor.pingpost_plugin_redaction().call_redact(store, &wit_lead, context),
-            |answer| output_cap(v0_1::redaction_string_bytes(answer), limit),
+            |answer| {
+                output_cap(v0_1::redaction_string_bytes(answer), limit)?;
+                match answer {
+                    Ok(ping) => v0_1::check_ping(ping).map_err(|e| CallError::InvalidOutput { reason: e.to_string() }),
+                    Err(_) => Ok(()),
+                }
+            },
         )?;
         Ok(report(answer.map(Ping::from), stats, wall))
     }

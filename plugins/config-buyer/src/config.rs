@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use pingpost_sdk::UsState;
 use serde::Deserialize;
 
 use crate::schedule::Schedule;
@@ -10,9 +11,9 @@ use crate::schedule::Schedule;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Two-letter state codes bought; absent means every state.
+    /// Two-letter state codes bought (any case); absent means every state.
     #[serde(default)]
-    pub states: Option<Vec<String>>,
+    pub states: Option<Vec<UsState>>,
     /// Youngest age bought, inclusive.
     #[serde(default)]
     pub min_age: Option<u8>,
@@ -69,7 +70,7 @@ pub enum Modifier {
 pub struct Modifiers {
     /// By the ping's state code.
     #[serde(default)]
-    pub state: BTreeMap<String, Modifier>,
+    pub state: BTreeMap<UsState, Modifier>,
     /// By age band; every band that holds the ping's age applies.
     #[serde(default)]
     pub age_bands: Vec<AgeBand>,
@@ -93,7 +94,7 @@ pub struct AgeBand {
 impl Config {
     /// Parses and checks a config; the error says what is wrong, for the operator.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let mut config: Config = serde_json::from_str(text).map_err(|e| format!("config-buyer config: {e}"))?;
+        let config: Config = serde_json::from_str(text).map_err(|e| format!("config-buyer config: {e}"))?;
         if let (Some(min), Some(max)) = (config.min_age, config.max_age)
             && min > max
         {
@@ -107,14 +108,6 @@ impl Config {
         if let Some(schedule) = &config.schedule {
             schedule.check()?;
         }
-        // States are compared in upper case, as the contract sends them.
-        if let Some(states) = &mut config.states {
-            states.iter_mut().for_each(|s| *s = s.trim().to_ascii_uppercase());
-        }
-        config.modifiers.state = std::mem::take(&mut config.modifiers.state)
-            .into_iter()
-            .map(|(s, m)| (s.trim().to_ascii_uppercase(), m))
-            .collect();
         Ok(config)
     }
 }

@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 pub fn input_json(ping: &Ping, context: &BidContext) -> Value {
     let mut ping_json = json!({
         "vertical": ping.vertical,
-        "state": ping.state,
-        "zip3": ping.zip3,
+        "state": ping.state.code(),
+        "zip3": ping.zip3_digits(),
         "age": ping.age,
         "consent": {
             "trusted_form": ping.consent.trusted_form,
@@ -20,7 +20,7 @@ pub fn input_json(ping: &Ping, context: &BidContext) -> Value {
         },
         "publisher_id": ping.publisher_id,
         "source_id": ping.source_id,
-        "extra": ping.extra.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<Map<_, _>>(),
+        "extra": ping.extras().map(|(k, v)| (k.into_owned(), Value::from(v.into_owned()))).collect::<Map<_, _>>(),
     });
     if let (Some(gender), Some(fields)) = (ping.gender, ping_json.as_object_mut()) {
         let name = match gender {

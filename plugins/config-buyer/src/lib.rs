@@ -53,7 +53,7 @@ impl ConfigBuyer {
         if let Some(states) = &c.states
             && !states.contains(&ping.state)
         {
-            return Err((RejectCode::Geography, format!("state {:?} is not bought", ping.state)));
+            return Err((RejectCode::Geography, format!("state {} is not bought", ping.state)));
         }
         if c.min_age.is_some_and(|min| ping.age < min) || c.max_age.is_some_and(|max| ping.age > max) {
             let (min, max) = (c.min_age.unwrap_or(0), c.max_age.unwrap_or(u8::MAX));

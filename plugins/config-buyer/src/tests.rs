@@ -1,7 +1,7 @@
 //! Decisions on a table of pings, and the config's edge cases.
 
 use pingpost_sdk::time::CivilDate;
-use pingpost_sdk::{BidContext, Buyer, CapsLeft, ConsentFlags, Decision, Gender, LogLevel, Ping, RejectCode};
+use pingpost_sdk::{BidContext, Buyer, CapsLeft, ConsentFlags, Decision, Gender, LogLevel, Ping, RejectCode, UsState};
 
 use crate::ConfigBuyer;
 
@@ -38,14 +38,14 @@ fn wednesday_morning() -> i64 {
 fn ping(state: &str, age: u8, trusted_form: bool, jornaya: bool) -> Ping {
     Ping {
         vertical: "health-insurance".into(),
-        state: state.into(),
-        zip3: "331".into(),
+        state: UsState::from_code(state).expect("a state code"),
+        zip3: 331,
         age,
         gender: Some(Gender::Female),
         consent: ConsentFlags { trusted_form, jornaya, tcpa_text: true },
         publisher_id: "pub-1".into(),
         source_id: "src-9".into(),
-        extra: vec![],
+        extra: String::new(),
     }
 }
 
@@ -165,6 +165,11 @@ fn bad_configs_are_refused_with_a_reason() {
         ("", "EOF"),
         ("{}", "base_price_cents"),
         (r#"{"base_price_cents": 100, "state": ["FL"]}"#, "unknown field"),
+        (
+            r#"{"base_price_cents": 100, "states": ["FL", "PR"]}"#,
+            "invalid value: string \"PR\", expected the USPS code of a US state or DC",
+        ),
+        (r#"{"base_price_cents": 100, "modifiers": {"state": {"Florida": {"percent": 5}}}}"#, "\"Florida\""),
         (r#"{"base_price_cents": -1}"#, "invalid value"),
         (r#"{"base_price_cents": 100, "min_age": 50, "max_age": 30}"#, "min_age 50"),
         (r#"{"base_price_cents": 100, "require_consent": ["notarized"]}"#, "unknown variant"),
@@ -199,7 +204,7 @@ fn bad_configs_are_refused_with_a_reason() {
 fn echo_input_logs_the_ping_and_context_as_json() {
     let config = r#"{"base_price_cents": 100, "echo_input": true}"#;
     let buyer = ConfigBuyer::new(config).expect("valid config");
-    let p = Ping { extra: vec![("coverage_type".into(), "family".into())], ..ping("FL", 40, true, false) };
+    let p = Ping { extra: Ping::encode_extra([("coverage_type", "family")]), ..ping("FL", 40, true, false) };
     let caps = CapsLeft { leads_day: Some(7), spend_month_cents: Some(90_000), ..CapsLeft::default() };
     let context = BidContext { now_unix_ms: 1_720_623_600_000, caps_left: caps };
     pingpost_sdk::take_native_log();

@@ -47,8 +47,18 @@ impl Buyer for ScorecardBuyer {
         if price == 0 {
             return Decision::reject(RejectCode::Price, format!("score {score} is worth nothing"));
         }
-        Decision::Bid(Bid { price_cents: price, buyer_ref: Some(format!("score-{score}")), ttl_ms: None })
+        Decision::Bid(Bid { price_cents: price, buyer_ref: Some(buyer_ref(score)), ttl_ms: None })
     }
+}
+
+/// The bid's reference: `score-121`.
+fn buyer_ref(score: i64) -> String {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(score);
+    let mut reference = String::with_capacity("score-".len() + digits.len());
+    reference.push_str("score-");
+    reference.push_str(digits);
+    reference
 }
 
 pingpost_sdk::register_buyer!(ScorecardBuyer);

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pingpost_sdk::Ping;
+use pingpost_sdk::{Ping, UsState};
 use serde::Deserialize;
 
 /// A campaign's scorecard. Every field is optional and a field left out takes its default. A list or map that is
@@ -65,8 +65,8 @@ pub struct ConsentPoints {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateTier {
-    /// Two-letter state codes.
-    pub states: Vec<String>,
+    /// Two-letter state codes (any case); a code that is not a US state or DC refuses the config.
+    pub states: Vec<UsState>,
     /// Points for a ping from one of them.
     pub points: i64,
 }
@@ -91,12 +91,13 @@ fn band(min_age: u8, max_age: u8, points: i64) -> AgeBand {
     AgeBand { min_age, max_age, points }
 }
 
-fn tier(states: &[&str], points: i64) -> StateTier {
-    StateTier { states: states.iter().map(|s| (*s).to_owned()).collect(), points }
+fn tier(states: &[UsState], points: i64) -> StateTier {
+    StateTier { states: states.to_vec(), points }
 }
 
 impl Default for Scorecard {
     fn default() -> Self {
+        use UsState::*;
         Scorecard {
             verticals: None,
             min_age: 18,
@@ -105,10 +106,7 @@ impl Default for Scorecard {
             max_price_cents: None,
             age_points: vec![band(18, 25, 5), band(26, 44, 25), band(45, 64, 20), band(65, u8::MAX, 10)],
             consent_points: ConsentPoints::default(),
-            state_tiers: vec![
-                tier(&["CA", "FL", "NY", "TX"], 20),
-                tier(&["AZ", "GA", "IL", "NC", "NJ", "OH", "PA", "VA", "WA"], 12),
-            ],
+            state_tiers: vec![tier(&[Ca, Fl, Ny, Tx], 20), tier(&[Az, Ga, Il, Nc, Nj, Oh, Pa, Va, Wa], 12)],
             other_state_points: 5,
             extra_points: BTreeMap::from([(
                 "coverage_type".to_owned(),
@@ -176,13 +174,13 @@ impl Scorecard {
                 add(&|| name.to_owned(), points);
             }
         }
-        match self.state_tiers.iter().find(|t| t.states.iter().any(|s| s.eq_ignore_ascii_case(&ping.state))) {
+        match self.state_tiers.iter().find(|t| t.states.contains(&ping.state)) {
             Some(t) => add(&|| format!("state {}", ping.state), t.points),
             None => add(&|| format!("other state {}", ping.state), self.other_state_points),
         }
         for (key, by_value) in &self.extra_points {
-            if let Some(points) = ping.extra(key).and_then(|value| by_value.get(value.trim())) {
-                add(&|| key.clone(), *points);
+            if let Some(points) = ping.extra(key).and_then(|value| by_value.get(value.trim()).copied()) {
+                add(&|| key.clone(), points);
             }
         }
         for (key, rule) in &self.per_unit_points {

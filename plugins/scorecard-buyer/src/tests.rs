@@ -1,20 +1,20 @@
 //! Decisions on a table of pings, with the default weights and with a custom scorecard.
 
-use pingpost_sdk::{BidContext, Buyer, ConsentFlags, Decision, LogLevel, Ping, RejectCode};
+use pingpost_sdk::{BidContext, Buyer, ConsentFlags, Decision, LogLevel, Ping, RejectCode, UsState};
 
 use crate::ScorecardBuyer;
 
 fn ping(state: &str, age: u8, consent: [bool; 3], extra: &[(&str, &str)]) -> Ping {
     Ping {
         vertical: "health-insurance".into(),
-        state: state.into(),
-        zip3: "331".into(),
+        state: UsState::from_code(state).expect("a state code"),
+        zip3: 331,
         age,
         gender: None,
         consent: ConsentFlags { trusted_form: consent[0], jornaya: consent[1], tcpa_text: consent[2] },
         publisher_id: "pub-1".into(),
         source_id: "src-1".into(),
-        extra: extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        extra: Ping::encode_extra(extra.iter().copied()),
     }
 }
 

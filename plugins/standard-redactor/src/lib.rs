@@ -6,7 +6,7 @@
 //! allows (`{"allow_extra": ["coverage_type"]}`; none by default).
 
 use pingpost_sdk::time::age_on;
-use pingpost_sdk::{ConsentFlags, Lead, Ping, RedactContext, Redactor};
+use pingpost_sdk::{ConsentFlags, Lead, Ping, RedactContext, Redactor, UsState};
 use serde::Deserialize;
 
 /// The publisher's redactor config.
@@ -53,7 +53,7 @@ impl Redactor for StandardRedactor {
             },
             publisher_id: lead.publisher_id.clone(),
             source_id: lead.source_id.clone(),
-            extra: lead.extra.iter().filter(|(key, _)| self.allow_extra.contains(key)).cloned().collect(),
+            extra: Ping::encode_extra(lead.extra.iter().filter(|(key, _)| self.allow_extra.contains(key)).cloned()),
         })
     }
 }
@@ -63,8 +63,8 @@ fn present(value: &Option<String>) -> bool {
     value.as_deref().is_some_and(|v| !v.trim().is_empty())
 }
 
-/// The first three digits of a five-digit ZIP code (a ZIP+4 `12345-6789` is accepted too).
-fn zip3(zip: &str) -> Result<String, String> {
+/// The first three digits of a five-digit ZIP code (a ZIP+4 `12345-6789` is accepted too), as a number.
+fn zip3(zip: &str) -> Result<u16, String> {
     let zip = zip.trim();
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let five = match zip.split_once('-') {
@@ -75,16 +75,12 @@ fn zip3(zip: &str) -> Result<String, String> {
     if five.len() != 5 || !digits(five) {
         return Err("zip5 is not five digits".to_owned());
     }
-    Ok(five[..3].to_owned())
+    five[..3].parse().map_err(|_| "zip5 is not five digits".to_owned())
 }
 
-/// The two-letter state code in upper case, as the contract sends it.
-fn state_code(state: &str) -> Result<String, String> {
-    let state = state.trim();
-    if state.len() != 2 || !state.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err("state is not a two-letter code".to_owned());
-    }
-    Ok(state.to_ascii_uppercase())
+/// The state of a two-letter USPS code, in any case.
+fn state_code(state: &str) -> Result<UsState, String> {
+    UsState::from_code(state.trim()).ok_or_else(|| "state is not the two-letter code of a US state or DC".to_owned())
 }
 
 pingpost_sdk::register_redactor!(StandardRedactor);

@@ -1,7 +1,7 @@
 //! What the standard redactor keeps, reduces and drops, on a table of leads.
 
 use pingpost_sdk::time::CivilDate;
-use pingpost_sdk::{ConsentFlags, Gender, Lead, Ping, RedactContext, Redactor};
+use pingpost_sdk::{ConsentFlags, Gender, Lead, Ping, RedactContext, Redactor, UsState};
 
 use crate::StandardRedactor;
 
@@ -45,14 +45,14 @@ fn a_full_lead_becomes_a_ping_without_pii() {
     let ping = redact("{}", &lead()).expect("a valid lead");
     let expected = Ping {
         vertical: "health-insurance".into(),
-        state: "FL".into(),
-        zip3: "331".into(),
+        state: UsState::Fl,
+        zip3: 331,
         age: 40,
         gender: Some(Gender::Female),
         consent: ConsentFlags { trusted_form: true, jornaya: true, tcpa_text: true },
         publisher_id: "pub-7".into(),
         source_id: "google-cpc".into(),
-        extra: vec![],
+        extra: String::new(),
     };
     assert_eq!(ping, expected);
 }
@@ -81,26 +81,34 @@ fn no_personal_value_survives_in_the_ping() {
 #[test]
 fn only_allowed_extra_keys_are_copied() {
     let allowed = |config: &str| redact(config, &lead()).map(|p| p.extra);
-    assert_eq!(allowed(""), Ok(vec![]));
-    assert_eq!(allowed(r#"{"allow_extra": ["coverage_type"]}"#), Ok(vec![("coverage_type".into(), "family".into())]));
-    assert_eq!(allowed(r#"{"allow_extra": ["not_on_the_lead"]}"#), Ok(vec![]));
+    assert_eq!(allowed(""), Ok(String::new()));
+    assert_eq!(allowed(r#"{"allow_extra": ["coverage_type"]}"#), Ok("coverage_type=family".to_owned()));
+    assert_eq!(
+        allowed(r#"{"allow_extra": ["household_size", "coverage_type"]}"#),
+        Ok("coverage_type=family&household_size=4".to_owned())
+    );
+    assert_eq!(allowed(r#"{"allow_extra": ["not_on_the_lead"]}"#), Ok(String::new()));
 }
 
 #[test]
 fn reduces_a_table_of_leads() {
-    type Row = (&'static str, fn(&mut Lead), Result<(u8, &'static str, &'static str, [bool; 3]), &'static str>);
-    let rows: [Row; 11] = [
-        ("birthday today", |_| {}, Ok((40, "331", "FL", [true, true, true]))),
-        ("birthday tomorrow", |l| l.date_of_birth = "1984-03-11".into(), Ok((39, "331", "FL", [true, true, true]))),
-        ("ZIP+4", |l| l.zip5 = "02134-1234".into(), Ok((40, "021", "FL", [true, true, true]))),
-        ("lower-case state", |l| l.state = " tx ".into(), Ok((40, "331", "TX", [true, true, true]))),
+    type Row = (&'static str, fn(&mut Lead), Result<(u8, u16, UsState, [bool; 3]), &'static str>);
+    let rows: [Row; 12] = [
+        ("birthday today", |_| {}, Ok((40, 331, UsState::Fl, [true, true, true]))),
+        (
+            "birthday tomorrow",
+            |l| l.date_of_birth = "1984-03-11".into(),
+            Ok((39, 331, UsState::Fl, [true, true, true])),
+        ),
+        ("ZIP+4", |l| l.zip5 = "02134-1234".into(), Ok((40, 21, UsState::Fl, [true, true, true]))),
+        ("lower-case state", |l| l.state = " tx ".into(), Ok((40, 331, UsState::Tx, [true, true, true]))),
         (
             "blank evidence is absent",
             |l| {
                 l.trusted_form_url = Some("  ".into());
                 l.jornaya_leadid = None;
             },
-            Ok((40, "331", "FL", [false, false, true])),
+            Ok((40, 331, UsState::Fl, [false, false, true])),
         ),
         ("malformed date of birth", |l| l.date_of_birth = "03/10/1984".into(), Err("date_of_birth")),
         ("impossible date of birth", |l| l.date_of_birth = "1984-02-30".into(), Err("date_of_birth")),
@@ -108,16 +116,16 @@ fn reduces_a_table_of_leads() {
         ("four-digit ZIP", |l| l.zip5 = "3313".into(), Err("zip5")),
         ("ZIP with letters", |l| l.zip5 = "33A31".into(), Err("zip5")),
         ("state name instead of code", |l| l.state = "Florida".into(), Err("state")),
+        ("a territory", |l| l.state = "PR".into(), Err("state")),
     ];
     for (name, change, expected) in rows {
         let mut l = lead();
         change(&mut l);
-        let got = redact("{}", &l).map(|p| {
-            (p.age, p.zip3.clone(), p.state.clone(), [p.consent.trusted_form, p.consent.jornaya, p.consent.tcpa_text])
-        });
+        let got = redact("{}", &l)
+            .map(|p| (p.age, p.zip3, p.state, [p.consent.trusted_form, p.consent.jornaya, p.consent.tcpa_text]));
         match (got, expected) {
             (Ok((age, zip3, state, consent)), Ok(want)) => {
-                assert_eq!((age, zip3.as_str(), state.as_str(), consent), want, "{name}")
+                assert_eq!((age, zip3, state, consent), want, "{name}")
             }
             (Err(message), Err(field)) => assert!(message.starts_with(field), "{name}: {message}"),
             (got, want) => panic!("{name}: got {got:?}, expected {want:?}"),

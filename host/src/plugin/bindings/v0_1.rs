@@ -2,6 +2,7 @@
 //! its types and [`crate::model`]. The redactor world reuses the buyer world's `types` and `host` modules so every
 //! type exists once.
 
+use crate::auction::validate::US_STATES;
 use crate::model;
 
 /// The contract version these bindings implement.
@@ -54,12 +55,57 @@ impl From<model::Gender> for types::Gender {
     }
 }
 
-impl From<&model::Ping> for types::Ping {
-    fn from(p: &model::Ping) -> Self {
-        types::Ping {
+/// The contract's states in its order, matching [`US_STATES`]' codes one for one (a test checks both against the WIT).
+const WIT_STATES: [types::UsState; 51] = {
+    use types::UsState::*;
+    [
+        Al, Ak, Az, Ar, Ca, Co, Ct, De, Dc, Fl, Ga, Hi, Id, Il, In, Ia, Ks, Ky, La, Me, Md, Ma, Mi, Mn, Ms, Mo, Mt, Ne,
+        Nv, Nh, Nj, Nm, Ny, Nc, Nd, Oh, Ok, Or, Pa, Ri, Sc, Sd, Tn, Tx, Ut, Vt, Va, Wa, Wv, Wi, Wy,
+    ]
+};
+
+/// The USPS code of a contract state: `FL`.
+pub fn state_code(state: types::UsState) -> &'static str {
+    // The enum is `repr(u8)` in contract order, and `WIT_STATES` / `US_STATES` follow that order.
+    US_STATES[state as usize]
+}
+
+/// The contract state of an upper-case USPS code, if it is one of the 51.
+pub fn wit_state(code: &str) -> Option<types::UsState> {
+    US_STATES.iter().position(|c| *c == code).map(|index| WIT_STATES[index])
+}
+
+/// Why a ping does not fit the contract's ping record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the ping's {field} {reason}")]
+pub struct InvalidPing {
+    /// The ping field at fault: `state`, `zip3` or `extra`.
+    pub field: &'static str,
+    /// What is wrong with it (never the value of an extra, which the guard treats as possibly personal).
+    pub reason: String,
+}
+
+impl TryFrom<&model::Ping> for types::Ping {
+    type Error = InvalidPing;
+
+    fn try_from(p: &model::Ping) -> Result<Self, InvalidPing> {
+        let state = wit_state(&p.state)
+            .ok_or_else(|| InvalidPing { field: "state", reason: format!("{:?} is not a USPS code", p.state) })?;
+        let zip3 = match p.zip3.as_bytes() {
+            [a, b, c] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => return Err(InvalidPing { field: "zip3", reason: "is not three digits".into() }),
+        };
+        let extra = if p.extra.is_empty() {
+            String::new()
+        } else {
+            form_urlencoded::Serializer::new(String::new()).extend_pairs(&p.extra).finish()
+        };
+        Ok(types::Ping {
             vertical: p.vertical.clone(),
-            state: p.state.clone(),
-            zip3: p.zip3.clone(),
+            state,
+            zip3,
             age: p.age,
             gender: p.gender.map(Into::into),
             consent: types::ConsentFlags {
@@ -69,17 +115,37 @@ impl From<&model::Ping> for types::Ping {
             },
             publisher_id: p.publisher_id.clone(),
             source_id: p.source_id.clone(),
-            extra: p.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        }
+            extra,
+        })
     }
 }
 
+/// Checks what the contract's types cannot say about a ping a plugin returned: a ZIP3 up to 999 and extras that are
+/// well-formed `application/x-www-form-urlencoded` text naming each key once.
+pub fn check_ping(p: &types::Ping) -> Result<(), InvalidPing> {
+    if p.zip3 > 999 {
+        return Err(InvalidPing { field: "zip3", reason: format!("{} is above 999", p.zip3) });
+    }
+    let mut keys = std::collections::BTreeSet::new();
+    for (key, value) in form_urlencoded::parse(p.extra.as_bytes()) {
+        // The decoder replaces bad UTF-8 with U+FFFD instead of failing: refuse that rather than pass on a guess.
+        if key.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
+            return Err(InvalidPing { field: "extra", reason: "is not UTF-8 once decoded".into() });
+        }
+        if !keys.insert(key) {
+            return Err(InvalidPing { field: "extra", reason: "names a key twice".into() });
+        }
+    }
+    Ok(())
+}
+
+/// A ping a plugin returned, once [`check_ping`] passed (a repeated extra key would keep its last value).
 impl From<types::Ping> for model::Ping {
     fn from(p: types::Ping) -> Self {
         model::Ping {
             vertical: p.vertical,
-            state: p.state,
-            zip3: p.zip3,
+            state: state_code(p.state).to_owned(),
+            zip3: format!("{:03}", p.zip3),
             age: p.age,
             gender: p.gender.map(Into::into),
             consent: model::ConsentFlags {
@@ -89,7 +155,7 @@ impl From<types::Ping> for model::Ping {
             },
             publisher_id: p.publisher_id,
             source_id: p.source_id,
-            extra: p.extra.into_iter().collect(),
+            extra: form_urlencoded::parse(p.extra.as_bytes()).into_owned().collect(),
         }
     }
 }
@@ -200,14 +266,75 @@ pub fn decision_string_bytes(d: &types::Decision) -> usize {
 /// Bytes of the strings in a redactor's answer: what the output cap counts.
 pub fn redaction_string_bytes(r: &Result<types::Ping, String>) -> usize {
     match r {
-        Ok(p) => {
-            p.vertical.len()
-                + p.state.len()
-                + p.zip3.len()
-                + p.publisher_id.len()
-                + p.source_id.len()
-                + p.extra.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
-        }
+        Ok(p) => p.vertical.len() + p.publisher_id.len() + p.source_id.len() + p.extra.len(),
         Err(message) => message.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ping() -> model::Ping {
+        model::Ping {
+            vertical: "health-insurance".into(),
+            state: "FL".into(),
+            zip3: "021".into(),
+            age: 58,
+            gender: Some(model::Gender::Female),
+            consent: model::ConsentFlags { trusted_form: true, jornaya: false, tcpa_text: true },
+            publisher_id: "sunshine-quotes".into(),
+            source_id: "fb-ads".into(),
+            extra: [("coverage_type", "family plan"), ("note", "a=b&c")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_state_table_follows_the_contract() {
+        let wit = include_str!("../../../../sdk/wit/since_v0.1.0/plugin.wit");
+        let body = wit.split("enum us-state {").nth(1).and_then(|rest| rest.split('}').next()).expect("us-state");
+        let cases: Vec<&str> = body.split(',').map(str::trim).filter(|case| !case.is_empty()).collect();
+        assert_eq!(cases.len(), US_STATES.len());
+        for (index, case) in cases.iter().enumerate() {
+            assert_eq!(US_STATES[index], case.to_ascii_uppercase());
+            assert_eq!(WIT_STATES[index] as usize, index, "{case}");
+            assert_eq!(wit_state(US_STATES[index]), Some(WIT_STATES[index]));
+            assert_eq!(state_code(WIT_STATES[index]), US_STATES[index]);
+        }
+    }
+
+    #[test]
+    fn a_ping_crosses_the_contract_and_back_unchanged() {
+        let wit = types::Ping::try_from(&ping()).expect("a valid ping");
+        assert_eq!((wit.state, wit.zip3), (types::UsState::Fl, 21));
+        assert_eq!(wit.extra, "coverage_type=family+plan&note=a%3Db%26c");
+        check_ping(&wit).expect("what the host makes passes its own check");
+        assert_eq!(model::Ping::from(wit), ping());
+        let bare = model::Ping { extra: Default::default(), ..ping() };
+        assert_eq!(types::Ping::try_from(&bare).expect("valid").extra, "");
+    }
+
+    #[test]
+    fn a_ping_outside_the_contract_is_refused_naming_the_field() {
+        let field = |p: model::Ping| types::Ping::try_from(&p).expect_err("invalid").field;
+        assert_eq!(field(model::Ping { state: "PR".into(), ..ping() }), "state");
+        assert_eq!(field(model::Ping { state: "fl".into(), ..ping() }), "state");
+        assert_eq!(field(model::Ping { zip3: "33131".into(), ..ping() }), "zip3");
+        assert_eq!(field(model::Ping { zip3: "3a1".into(), ..ping() }), "zip3");
+        assert_eq!(field(model::Ping { zip3: "".into(), ..ping() }), "zip3");
+    }
+
+    #[test]
+    fn a_plugins_ping_is_checked_where_the_types_cannot() {
+        let good = types::Ping::try_from(&ping()).expect("valid");
+        let check = |p: types::Ping| check_ping(&p).map_err(|e| e.field);
+        assert_eq!(check(types::Ping { zip3: 999, ..good.clone() }), Ok(()));
+        assert_eq!(check(types::Ping { zip3: 1000, ..good.clone() }), Err("zip3"));
+        assert_eq!(check(types::Ping { extra: "a=1&b=2&a=3".into(), ..good.clone() }), Err("extra"));
+        assert_eq!(check(types::Ping { extra: "a=%FF".into(), ..good.clone() }), Err("extra"));
+        assert_eq!(check(types::Ping { extra: "a=%E2%9C%93".into(), ..good }), Ok(()));
     }
 }
