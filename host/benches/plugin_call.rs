@@ -245,6 +245,24 @@ fn twenty_buyers(c: &mut Criterion) {
                     }
                 })
             });
+            // How much of that is the mix: 20 campaigns of the lighter plugin only (the 10 config-buyer campaigns,
+            // each twice as a distinct campaign with its own instance).
+            let light: Vec<BuyerPlugin> = campaigns()
+                .iter()
+                .filter(|(plugin, _)| *plugin == "config-buyer")
+                .cycle()
+                .take(20)
+                .enumerate()
+                .map(|(i, (plugin, config))| buyer(&rt, plugin, &format!("light-{i}"), config))
+                .collect();
+            g.bench_function("warm_prepared_config_buyers_only", |b| {
+                b.iter(|| {
+                    let prepared = PreparedPing::new(&ping).expect("a valid ping");
+                    for buyer in &light {
+                        black_box(buyer.bid_prepared(&prepared, NOW, CapsLeft::default()).expect("ok"));
+                    }
+                })
+            });
         }
     }
     g.finish();
