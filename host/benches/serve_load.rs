@@ -147,8 +147,11 @@ async fn run(options: Options) -> Result<()> {
             }
         }
         for &rate in &options.rates {
+            let writes_before = store_writes(&server.base).await;
             let stats = target.run(rate, Duration::from_secs(options.secs), no_stop(), options.max_in_flight).await;
-            println!("[{}] {}: {}", kind.name(), rate, summary(&stats));
+            let writes = store_writes(&server.base).await.map(|after| after.since(writes_before.unwrap_or_default()));
+            let writes = writes.map_or_else(String::new, |w| format!("; {w}"));
+            println!("[{}] {}: {}{writes}", kind.name(), rate, summary(&stats));
             if let Some(error) = &stats.first_error {
                 eprintln!("[{}] first error: {error}", kind.name());
             }
@@ -169,6 +172,57 @@ async fn run(options: Options) -> Result<()> {
         println!("{report}");
     }
     Ok(())
+}
+
+/// The server's store writer counters, from `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct StoreWrites {
+    writes: u64,
+    batches: u64,
+    largest: u64,
+}
+
+impl StoreWrites {
+    /// What happened between `before` and `self` (the largest batch is since the server started).
+    fn since(self, before: StoreWrites) -> StoreWrites {
+        StoreWrites {
+            writes: self.writes.saturating_sub(before.writes),
+            batches: self.batches.saturating_sub(before.batches),
+            largest: self.largest,
+        }
+    }
+}
+
+impl std::fmt::Display for StoreWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mean = self.writes as f64 / self.batches.max(1) as f64;
+        write!(
+            f,
+            "store: {} writes in {} transactions ({mean:.1} per commit, largest so far {})",
+            self.writes, self.batches, self.largest
+        )
+    }
+}
+
+/// Scrapes the store writer's counters (`None` if the scrape fails: the figures are a side note).
+async fn store_writes(base: &str) -> Option<StoreWrites> {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(scenario::OPERATOR_KEY)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok())
+    };
+    Some(StoreWrites {
+        writes: value("pingpost_store_writes")?,
+        batches: value("pingpost_store_write_batches")?,
+        largest: value("pingpost_store_largest_write_batch")?,
+    })
 }
 
 fn no_stop() -> Arc<AtomicBool> {

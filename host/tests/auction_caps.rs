@@ -39,55 +39,71 @@ fn sale_record(campaign_id: &str, price_cents: u32) -> SaleRecord {
     }
 }
 
-#[test]
-fn racing_threads_never_reserve_past_a_lead_cap() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_tasks_never_reserve_past_a_lead_cap() {
     let store = Arc::new(MemoryStore::new());
     let caps = Caps { leads_per_day: Some(5), ..Caps::default() };
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
-            std::thread::spawn(move || {
-                (0..25).filter(|_| store.reserve("c1", &caps, &windows(), 100, None).is_ok()).count()
+            tokio::spawn(async move {
+                let mut reserved = 0;
+                for _ in 0..25 {
+                    reserved += usize::from(store.reserve("c1", &caps, &windows(), 100, None).await.is_ok());
+                }
+                reserved
             })
         })
         .collect();
-    let reserved: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+    let mut reserved = 0;
+    for handle in handles {
+        reserved += handle.await.expect("task");
+    }
     assert_eq!(reserved, 5);
-    assert_eq!(store.reserve("c1", &caps, &windows(), 100, None), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
+    assert_eq!(
+        store.reserve("c1", &caps, &windows(), 100, None).await,
+        Err(ReserveError::CapReached(CapKind::LeadsPerDay))
+    );
 }
 
-#[test]
-fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
+#[tokio::test]
+async fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
     let store = MemoryStore::new();
     let caps = Caps { leads_per_hour: Some(2), spend_per_day_cents: Some(10_000), ..Caps::default() };
-    let first = store.reserve("c1", &caps, &windows(), 4_000, None).expect("first");
-    let second = store.reserve("c1", &caps, &windows(), 4_000, None).expect("second");
-    assert_eq!(store.reserve("c1", &caps, &windows(), 1, None), Err(ReserveError::CapReached(CapKind::LeadsPerHour)));
-    store.release(&second).expect("release");
-    let sale_id = store.commit(&first, 3_500, &sale_record("c1", 3_500)).expect("commit at the confirmed price");
+    let first = store.reserve("c1", &caps, &windows(), 4_000, None).await.expect("first");
+    let second = store.reserve("c1", &caps, &windows(), 4_000, None).await.expect("second");
+    assert_eq!(
+        store.reserve("c1", &caps, &windows(), 1, None).await,
+        Err(ReserveError::CapReached(CapKind::LeadsPerHour))
+    );
+    store.release(&second).await.expect("release");
+    let sale_id = store.commit(&first, 3_500, &sale_record("c1", 3_500)).await.expect("commit at the confirmed price");
     assert_eq!(
         store.all_sales().expect("sales").iter().map(|s| (s.sale_id, s.price_cents)).collect::<Vec<_>>(),
         [(sale_id, 3_500)]
     );
-    let usage = store.usage("c1", &windows()).expect("usage");
+    let usage = store.usage("c1", &windows()).await.expect("usage");
     assert_eq!((usage.leads_hour, usage.spend_day_cents), (1, 3_500));
     assert_eq!(
-        store.reserve("c1", &caps, &windows(), 7_000, None),
+        store.reserve("c1", &caps, &windows(), 7_000, None).await,
         Err(ReserveError::CapReached(CapKind::SpendPerDay))
     );
-    assert!(store.reserve("c1", &caps, &windows(), 6_500, None).is_ok());
-    assert!(store.release(&second).is_err(), "a reservation is released once");
+    assert!(store.reserve("c1", &caps, &windows(), 6_500, None).await.is_ok());
+    assert!(store.release(&second).await.is_err(), "a reservation is released once");
 }
 
-#[test]
-fn caps_count_per_window_so_a_new_day_starts_empty() {
+#[tokio::test]
+async fn caps_count_per_window_so_a_new_day_starts_empty() {
     let store = MemoryStore::new();
     let caps = Caps { leads_per_day: Some(1), leads_per_month: Some(2), ..Caps::default() };
-    store.reserve("c1", &caps, &windows(), 1, None).expect("day one");
+    store.reserve("c1", &caps, &windows(), 1, None).await.expect("day one");
     let next_day = CapWindows { hour: "2026-11-26T10".into(), day: "2026-11-26".into(), month: "2026-11".into() };
-    store.reserve("c1", &caps, &next_day, 1, None).expect("day two");
+    store.reserve("c1", &caps, &next_day, 1, None).await.expect("day two");
     let third_day = CapWindows { hour: "2026-11-27T10".into(), day: "2026-11-27".into(), month: "2026-11".into() };
-    assert_eq!(store.reserve("c1", &caps, &third_day, 1, None), Err(ReserveError::CapReached(CapKind::LeadsPerMonth)));
+    assert_eq!(
+        store.reserve("c1", &caps, &third_day, 1, None).await,
+        Err(ReserveError::CapReached(CapKind::LeadsPerMonth))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

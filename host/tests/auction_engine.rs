@@ -208,11 +208,11 @@ async fn a_rejected_or_failed_post_falls_back_to_the_next_bidder_and_releases_it
     assert_eq!(f.store.pending_reservations().expect("store"), 0);
     let windows = pingpost::auction::eligibility::cap_windows(chrono_tz::America::New_York, NOW);
     assert_eq!(
-        f.store.usage("rejecting", &windows).expect("usage").leads_day,
+        f.store.usage("rejecting", &windows).await.expect("usage").leads_day,
         0,
         "the rejected post's reservation was released"
     );
-    assert_eq!(f.store.usage("accepting", &windows).expect("usage").spend_day_cents, 2000);
+    assert_eq!(f.store.usage("accepting", &windows).await.expect("usage").spend_day_cents, 2000);
 
     // Every HTTP buyer got the ping; only the three it was posted to got the lead, and the pings carry no PII.
     for server in [&rejecting, &failing, &accepting] {

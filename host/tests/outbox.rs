@@ -55,9 +55,9 @@ fn fast() -> OutboxSettings {
 }
 
 /// Commits a webhook sale of lead `n` to `campaign_id` at `sold_at_unix_ms`, to be delivered to `url`.
-fn sell_to_webhook(store: &SqliteStore, campaign_id: &str, n: u32, url: &str, sold_at_unix_ms: i64) -> u64 {
+async fn sell_to_webhook(store: &SqliteStore, campaign_id: &str, n: u32, url: &str, sold_at_unix_ms: i64) -> u64 {
     let windows = CapWindows { hour: "2026-11-25T10".into(), day: "2026-11-25".into(), month: "2026-11".into() };
-    let reservation = store.reserve(campaign_id, &Caps::default(), &windows, 1_500, None).expect("reserves");
+    let reservation = store.reserve(campaign_id, &Caps::default(), &windows, 1_500, None).await.expect("reserves");
     let sale = SaleRecord {
         lead_id: format!("p_{n}"),
         campaign_id: campaign_id.to_owned(),
@@ -69,7 +69,7 @@ fn sell_to_webhook(store: &SqliteStore, campaign_id: &str, n: u32, url: &str, so
         lead: lead(n),
         delivery: SaleDelivery::Webhook { url: url.to_owned() },
     };
-    store.commit(&reservation, 1_500, &sale).expect("commits")
+    store.commit(&reservation, 1_500, &sale).await.expect("commits")
 }
 
 /// A receiver answering every post with `status` while `up` says so, 503 otherwise.
@@ -124,7 +124,7 @@ async fn a_webhook_sale_is_delivered_once_with_the_body_an_http_buyers_post_gets
 
     let posts = hook.posts();
     assert_eq!(posts.len(), 1, "delivered exactly once");
-    let sale = &store.sales_of_campaign("hooked").expect("sales")[0];
+    let sale = &store.sales_of_campaign("hooked").await.expect("sales")[0];
     let expected = json!({
         "ping_id": outcome.ping_id,
         "campaign_id": "hooked",
@@ -173,7 +173,7 @@ async fn a_receiver_that_is_down_is_retried_with_exponential_backoff_and_gets_th
     let url = format!("http://{addr}/hook");
     let clock = Arc::new(ManualClock::new(NOW));
     let worker = OutboxWorker::new(store.clone(), client(), clock.clone(), fast());
-    sell_to_webhook(&store, "c1", 1, &url, NOW);
+    sell_to_webhook(&store, "c1", 1, &url, NOW).await;
 
     // Each failure waits twice as long as the one before, up to the maximum; nothing is attempted before it is due.
     let mut at = NOW;
@@ -219,7 +219,7 @@ async fn the_running_worker_retries_a_failing_receiver_on_its_backoff_until_it_a
     let clock: SharedClock = Arc::new(SystemClock);
     let worker = OutboxWorker::new(store.clone(), client(), clock.clone(), fast()).spawn();
     let started = Instant::now();
-    sell_to_webhook(&store, "c1", 1, &hook.post_url(), clock.now_unix_ms());
+    sell_to_webhook(&store, "c1", 1, &hook.post_url(), clock.now_unix_ms()).await;
     eventually("delivered", || {
         store.deliveries(Some(DeliveryStatus::Delivered)).map(|d| d.len() == 1).unwrap_or(false)
     })
@@ -239,7 +239,7 @@ async fn the_worker_gives_up_after_its_attempts_and_keeps_the_delivery_visible()
     let settings = OutboxSettings { max_attempts: 3, ..fast() };
     let metrics = Arc::new(Metrics::new());
     let worker = OutboxWorker::new(store.clone(), client(), clock.clone(), settings).with_metrics(metrics.clone());
-    sell_to_webhook(&store, "c1", 1, &hook.post_url(), NOW);
+    sell_to_webhook(&store, "c1", 1, &hook.post_url(), NOW).await;
     for _ in 0..2 {
         assert!(matches!(worker.run_once().await.expect("runs")[..], [(_, AttemptOutcome::Retry { .. })]));
         clock.advance(1_000);
@@ -276,7 +276,7 @@ async fn a_pending_delivery_survives_a_crash_and_a_new_worker_on_the_reopened_fi
     {
         let store = open(&path);
         let worker = OutboxWorker::new(store.clone(), client(), clock.clone(), fast()).spawn();
-        sell_to_webhook(&store, "c1", 1, &hook.post_url(), clock.now_unix_ms());
+        sell_to_webhook(&store, "c1", 1, &hook.post_url(), clock.now_unix_ms()).await;
         eventually("a failed attempt", || !hook.posts().is_empty()).await;
         // The process dies: the worker and the store go without a shutdown.
         drop(worker);
@@ -304,8 +304,8 @@ async fn a_delivery_only_ever_goes_to_the_url_recorded_with_its_sale() {
     let (a, b) = (receiver(a_up.clone()).await, receiver(Arc::new(AtomicBool::new(true))).await);
     let clock = Arc::new(ManualClock::new(NOW));
     let worker = OutboxWorker::new(store.clone(), client(), clock.clone(), fast());
-    sell_to_webhook(&store, "to-a", 1, &a.post_url(), NOW);
-    sell_to_webhook(&store, "to-b", 2, &b.post_url(), NOW);
+    sell_to_webhook(&store, "to-a", 1, &a.post_url(), NOW).await;
+    sell_to_webhook(&store, "to-b", 2, &b.post_url(), NOW).await;
     worker.run_once().await.expect("runs");
     for _ in 0..3 {
         clock.advance(1_000);
@@ -335,7 +335,7 @@ async fn a_new_sale_wakes_an_idle_worker_at_once_and_shutdown_is_prompt() {
     let worker = OutboxWorker::new(store.clone(), client(), clock.clone(), settings).spawn();
     tokio::time::sleep(Duration::from_millis(200)).await; // idle, with nothing due for an hour
     let sold = Instant::now();
-    sell_to_webhook(&store, "c1", 1, &hook.post_url(), clock.now_unix_ms());
+    sell_to_webhook(&store, "c1", 1, &hook.post_url(), clock.now_unix_ms()).await;
     eventually("the sale was delivered", || !hook.posts().is_empty()).await;
     assert!(sold.elapsed() < Duration::from_secs(5), "woken by the sale, not by the hourly poll");
     let stopping = Instant::now();

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
 
 use pingpost::auction::select::Candidate;
 use pingpost::auction::store::{
@@ -130,7 +132,7 @@ impl Transcript {
 
 /// One sequence of calls covering every trait method, with the answers the specification requires asserted; returns
 /// every answer in order.
-fn scenario(store: &dyn AuctionStore) -> Vec<String> {
+async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     let mut t = Transcript::default();
     let caps = Caps {
         leads_per_hour: Some(3),
@@ -144,187 +146,197 @@ fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     let next_day = windows("2026-03-15T09");
 
     // Caps: reserve, commit at the confirmed price, release, refuse naming the cap.
-    assert_eq!(t.note("usage before", store.usage("c1", &h9)), Ok(Usage::default()));
-    let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400, None)).expect("r1");
+    assert_eq!(t.note("usage before", store.usage("c1", &h9).await), Ok(Usage::default()));
+    let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400, None).await).expect("r1");
     let r1_sale = pickup("c1", 1, 350);
-    assert_eq!(t.note("commit r1 at 350", store.commit(&r1, 350, &r1_sale)), Ok(1));
-    let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400, None)).expect("r2");
-    assert_eq!(t.note("release r2", store.release(&r2)), Ok(()));
+    assert_eq!(t.note("commit r1 at 350", store.commit(&r1, 350, &r1_sale).await), Ok(1));
+    let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400, None).await).expect("r2");
+    assert_eq!(t.note("release r2", store.release(&r2).await), Ok(()));
     assert_eq!(
-        t.note("commit released r2", store.commit(&r2, 400, &pickup("c1", 2, 400))),
+        t.note("commit released r2", store.commit(&r2, 400, &pickup("c1", 2, 400)).await),
         Err(StoreError::UnknownReservation(r2.id))
     );
-    assert_eq!(t.note("release committed r1", store.release(&r1)), Err(StoreError::UnknownReservation(r1.id)));
+    assert_eq!(t.note("release committed r1", store.release(&r1).await), Err(StoreError::UnknownReservation(r1.id)));
     let mut ghost = r1.clone();
     ghost.id = 9_999;
     assert_eq!(
-        t.note("commit never made", store.commit(&ghost, 1, &pickup("c1", 2, 1))),
+        t.note("commit never made", store.commit(&ghost, 1, &pickup("c1", 2, 1)).await),
         Err(StoreError::UnknownReservation(9_999))
     );
     assert_eq!(
-        t.note("usage after r1, r2", store.usage("c1", &h9)),
+        t.note("usage after r1, r2", store.usage("c1", &h9).await),
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 1, spend_day_cents: 350, spend_month_cents: 350 })
     );
-    let r3 = t.note("reserve r3", store.reserve("c1", &caps, &h9, 400, None)).expect("r3");
-    t.note("reserve r4", store.reserve("c1", &caps, &h9, 400, None)).expect("r4");
+    let r3 = t.note("reserve r3", store.reserve("c1", &caps, &h9, 400, None).await).expect("r3");
+    t.note("reserve r4", store.reserve("c1", &caps, &h9, 400, None).await).expect("r4");
     assert_eq!(
-        t.note("reserve over hour cap", store.reserve("c1", &caps, &h9, 400, None)),
+        t.note("reserve over hour cap", store.reserve("c1", &caps, &h9, 400, None).await),
         Err(ReserveError::CapReached(CapKind::LeadsPerHour))
     );
-    t.note("reserve next hour", store.reserve("c1", &caps, &h10, 100, None)).expect("next hour");
+    t.note("reserve next hour", store.reserve("c1", &caps, &h10, 100, None).await).expect("next hour");
     assert_eq!(
-        t.note("reserve over day cap", store.reserve("c1", &caps, &h10, 100, None)),
+        t.note("reserve over day cap", store.reserve("c1", &caps, &h10, 100, None).await),
         Err(ReserveError::CapReached(CapKind::LeadsPerDay))
     );
     assert_eq!(
-        t.note("reserve over month spend", store.reserve("c1", &caps, &next_day, 1_300, None)),
+        t.note("reserve over month spend", store.reserve("c1", &caps, &next_day, 1_300, None).await),
         Err(ReserveError::CapReached(CapKind::SpendPerMonth))
     );
-    t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200, None)).expect("month spend fits");
+    t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200, None).await)
+        .expect("month spend fits");
     // The sale is recorded at the committed price, whatever the record says.
     let r3_sale = sale("c1", 3, 400, SaleDelivery::Posted);
-    assert_eq!(t.note("commit r3 above reserved price", store.commit(&r3, 650, &r3_sale)), Ok(2));
+    assert_eq!(t.note("commit r3 above reserved price", store.commit(&r3, 650, &r3_sale).await), Ok(2));
     assert_eq!(
-        t.note("usage of next day", store.usage("c1", &next_day)),
+        t.note("usage of next day", store.usage("c1", &next_day).await),
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 5, spend_day_cents: 1_200, spend_month_cents: 2_700 })
     );
     assert_eq!(
-        t.note("reserve with month spend over cap", store.reserve("c1", &caps, &next_day, 0, None)),
+        t.note("reserve with month spend over cap", store.reserve("c1", &caps, &next_day, 0, None).await),
         Err(ReserveError::CapReached(CapKind::SpendPerMonth))
     );
 
     let day_spend = Caps { spend_per_day_cents: Some(1_000), ..Caps::default() };
-    let c2 = t.note("c2 reserve 600", store.reserve("c2", &day_spend, &h9, 600, None)).expect("600 fits");
+    let c2 = t.note("c2 reserve 600", store.reserve("c2", &day_spend, &h9, 600, None).await).expect("600 fits");
     assert_eq!(
-        t.note("c2 reserve 500", store.reserve("c2", &day_spend, &h9, 500, None)),
+        t.note("c2 reserve 500", store.reserve("c2", &day_spend, &h9, 500, None).await),
         Err(ReserveError::CapReached(CapKind::SpendPerDay))
     );
-    t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400, None)).expect("400 fits");
-    t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0, None)).expect("0 fits");
+    t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400, None).await).expect("400 fits");
+    t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0, None).await).expect("0 fits");
     let c2_sale = sale("c2", 2, 0, SaleDelivery::Webhook { url: "http://127.0.0.1:9/hook".into() });
-    assert_eq!(t.note("c2 commit at 0", store.commit(&c2, 0, &c2_sale)), Ok(3));
-    t.note("c2 usage", store.usage("c2", &h9)).expect("usage");
+    assert_eq!(t.note("c2 commit at 0", store.commit(&c2, 0, &c2_sale).await), Ok(3));
+    t.note("c2 usage", store.usage("c2", &h9).await).expect("usage");
     for _ in 0..5 {
-        t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000, None)).expect("no cap");
+        t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000, None).await).expect("no cap");
     }
-    t.note("unlimited usage", store.usage("c3", &h9)).expect("usage");
-    t.note("other campaign untouched", store.usage("c4", &h9)).expect("usage");
+    t.note("unlimited usage", store.usage("c3", &h9).await).expect("usage");
+    t.note("other campaign untouched", store.usage("c4", &h9).await).expect("usage");
 
     // Duplicates per publisher, by phone or email, within the window.
     let (a, a_phone, a_email) = (keys_of(&lead(1)), keys_of(&lead(1)), keys_of(&lead(1)));
     let a_phone = ConsumerKeys { email_sha256: keys_of(&lead(2)).email_sha256, ..a_phone };
     let a_email = ConsumerKeys { phone_sha256: keys_of(&lead(3)).phone_sha256, ..a_email };
-    assert_eq!(t.note("first lead", store.check_and_record_lead("p1", &a, 0, 1_000)), Ok(None));
-    assert_eq!(t.note("same lead again", store.check_and_record_lead("p1", &a, 0, 2_000)), Ok(Some(1_000)));
-    assert_eq!(t.note("same lead other publisher", store.check_and_record_lead("p2", &a, 0, 2_000)), Ok(None));
-    assert_eq!(t.note("same phone", store.check_and_record_lead("p1", &a_phone, 0, 2_500)), Ok(Some(1_000)));
-    assert_eq!(t.note("outside the window", store.check_and_record_lead("p1", &a, 1_500, 3_000)), Ok(None));
-    assert_eq!(t.note("seen again at 3000", store.check_and_record_lead("p1", &a, 0, 4_000)), Ok(Some(3_000)));
-    assert_eq!(t.note("same email", store.check_and_record_lead("p1", &a_email, 3_000, 4_000)), Ok(Some(3_000)));
+    assert_eq!(t.note("first lead", store.check_and_record_lead("p1", &a, 0, 1_000).await), Ok(None));
+    assert_eq!(t.note("same lead again", store.check_and_record_lead("p1", &a, 0, 2_000).await), Ok(Some(1_000)));
+    assert_eq!(t.note("same lead other publisher", store.check_and_record_lead("p2", &a, 0, 2_000).await), Ok(None));
+    assert_eq!(t.note("same phone", store.check_and_record_lead("p1", &a_phone, 0, 2_500).await), Ok(Some(1_000)));
+    assert_eq!(t.note("outside the window", store.check_and_record_lead("p1", &a, 1_500, 3_000).await), Ok(None));
+    assert_eq!(t.note("seen again at 3000", store.check_and_record_lead("p1", &a, 0, 4_000).await), Ok(Some(3_000)));
+    assert_eq!(t.note("same email", store.check_and_record_lead("p1", &a_email, 3_000, 4_000).await), Ok(Some(3_000)));
 
     // Suppression per buyer, checked by the reservation itself: a pending sale counts as a purchase until released,
     // a committed one is recorded; suppression is checked before the caps.
     let free = Caps::default();
     let sell = |buyer: &str, keys: &ConsumerKeys, at: i64, since: Option<i64>| {
-        store.reserve("c5", &free, &h9, 100, Some(&purchase(buyer, keys, at, since)))
+        let (sale, h9) = (purchase(buyer, keys, at, since), &h9);
+        async move { store.reserve("c5", &free, h9, 100, Some(&sale)).await }
     };
-    assert_eq!(t.note("not bought", store.bought_since("b1", &a, 0)), Ok(false));
-    let s1 = t.note("reserve b1 buying a", sell("b1", &a, 5_000, Some(0))).expect("s1");
-    assert_eq!(t.note("a pending sale is not yet bought", store.bought_since("b1", &a, 0)), Ok(false));
+    assert_eq!(t.note("not bought", store.bought_since("b1", &a, 0).await), Ok(false));
+    let s1 = t.note("reserve b1 buying a", sell("b1", &a, 5_000, Some(0)).await).expect("s1");
+    assert_eq!(t.note("a pending sale is not yet bought", store.bought_since("b1", &a, 0).await), Ok(false));
     assert_eq!(
-        t.note("same consumer by email while pending", sell("b1", &a_email, 5_100, Some(0))),
+        t.note("same consumer by email while pending", sell("b1", &a_email, 5_100, Some(0)).await),
         Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: true })
     );
     assert_eq!(
         t.note(
             "suppression before caps",
-            store.reserve(
-                "c6",
-                &Caps { leads_per_day: Some(0), ..free },
-                &h9,
-                1,
-                Some(&purchase("b1", &a_phone, 5_100, Some(0)))
-            )
+            store
+                .reserve(
+                    "c6",
+                    &Caps { leads_per_day: Some(0), ..free },
+                    &h9,
+                    1,
+                    Some(&purchase("b1", &a_phone, 5_100, Some(0)))
+                )
+                .await
         ),
         Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: true })
     );
-    let outside = t.note("pending sale before the window", sell("b1", &a, 5_100, Some(5_001))).expect("outside");
-    assert_eq!(t.note("release outside", store.release(&outside)), Ok(()));
-    let other = t.note("other buyer while pending", sell("b2", &a, 5_100, Some(0))).expect("other buyer");
-    assert_eq!(t.note("release other buyer", store.release(&other)), Ok(()));
-    let unchecked = t.note("no window is not checked", sell("b1", &a, 5_100, None)).expect("no window");
-    assert_eq!(t.note("release no window", store.release(&unchecked)), Ok(()));
-    assert_eq!(t.note("commit s1", store.commit(&s1, 90, &pickup("c5", 4, 90))), Ok(4));
-    assert_eq!(t.note("bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
-    assert_eq!(t.note("bought since 5001", store.bought_since("b1", &a, 5_001)), Ok(false));
-    assert_eq!(t.note("released sales record nothing", store.bought_since("b2", &a, 0)), Ok(false));
+    let outside = t.note("pending sale before the window", sell("b1", &a, 5_100, Some(5_001)).await).expect("outside");
+    assert_eq!(t.note("release outside", store.release(&outside).await), Ok(()));
+    let other = t.note("other buyer while pending", sell("b2", &a, 5_100, Some(0)).await).expect("other buyer");
+    assert_eq!(t.note("release other buyer", store.release(&other).await), Ok(()));
+    let unchecked = t.note("no window is not checked", sell("b1", &a, 5_100, None).await).expect("no window");
+    assert_eq!(t.note("release no window", store.release(&unchecked).await), Ok(()));
+    assert_eq!(t.note("commit s1", store.commit(&s1, 90, &pickup("c5", 4, 90)).await), Ok(4));
+    assert_eq!(t.note("bought since 5000", store.bought_since("b1", &a, 5_000).await), Ok(true));
+    assert_eq!(t.note("bought since 5001", store.bought_since("b1", &a, 5_001).await), Ok(false));
+    assert_eq!(t.note("released sales record nothing", store.bought_since("b2", &a, 0).await), Ok(false));
     assert_eq!(
-        t.note("same consumer by phone after commit", sell("b1", &a_phone, 6_000, Some(0))),
+        t.note("same consumer by phone after commit", sell("b1", &a_phone, 6_000, Some(0)).await),
         Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: false })
     );
-    let older = t.note("older purchase, no window", sell("b1", &a, 4_000, None)).expect("older");
-    assert_eq!(t.note("commit older", store.commit(&older, 100, &pickup("c5", 5, 100))), Ok(5));
-    assert_eq!(t.note("still bought since 5000", store.bought_since("b1", &a, 5_000)), Ok(true));
+    let older = t.note("older purchase, no window", sell("b1", &a, 4_000, None).await).expect("older");
+    assert_eq!(t.note("commit older", store.commit(&older, 100, &pickup("c5", 5, 100)).await), Ok(5));
+    assert_eq!(t.note("still bought since 5000", store.bought_since("b1", &a, 5_000).await), Ok(true));
     assert_eq!(
-        t.note("latest purchase is named", sell("b1", &a, 6_000, Some(0))),
+        t.note("latest purchase is named", sell("b1", &a, 6_000, Some(0)).await),
         Err(ReserveError::Suppressed { at_unix_ms: 5_000, pending: false })
     );
-    assert_eq!(t.note("bought by same email", store.bought_since("b1", &a_email, 0)), Ok(true));
-    assert_eq!(t.note("other buyer", store.bought_since("b2", &a, 0)), Ok(false));
+    assert_eq!(t.note("bought by same email", store.bought_since("b1", &a_email, 0).await), Ok(true));
+    assert_eq!(t.note("other buyer", store.bought_since("b2", &a, 0).await), Ok(false));
     assert_eq!(
-        t.note("refusals count nothing", store.usage("c5", &h9)),
+        t.note("refusals count nothing", store.usage("c5", &h9).await),
         Ok(Usage { leads_hour: 2, leads_day: 2, leads_month: 2, spend_day_cents: 190, spend_month_cents: 190 })
     );
-    assert_eq!(t.note("refused by suppression, not cap", store.usage("c6", &h9)), Ok(Usage::default()));
+    assert_eq!(t.note("refused by suppression, not cap", store.usage("c6", &h9).await), Ok(Usage::default()));
 
     // Two-step pings: saved once, claimed once, expired at their expiry.
     let ping_a = ping_record("ping-a", 1, 1_000, 10_000);
-    assert_eq!(t.note("save a", store.save_ping(ping_a.clone())), Ok(()));
+    assert_eq!(t.note("save a", store.save_ping(ping_a.clone()).await), Ok(()));
     assert_eq!(
-        t.note("save a twice", store.save_ping(ping_a.clone())),
+        t.note("save a twice", store.save_ping(ping_a.clone()).await),
         Err(StoreError::DuplicatePingId("ping-a".into()))
     );
-    assert_eq!(t.note("claim unknown", store.claim_ping("ping-z", 2_000)), Ok(PingClaim::Unknown));
+    assert_eq!(t.note("claim unknown", store.claim_ping("ping-z", 2_000).await), Ok(PingClaim::Unknown));
     assert_eq!(
-        t.note("claim a just before expiry", store.claim_ping("ping-a", 9_999)),
+        t.note("claim a just before expiry", store.claim_ping("ping-a", 9_999).await),
         Ok(PingClaim::Claimed(Box::new(ping_a.clone())))
     );
-    assert_eq!(t.note("claim a again", store.claim_ping("ping-a", 9_999)), Ok(PingClaim::AlreadyPosted));
-    assert_eq!(t.note("save a after post", store.save_ping(ping_a)), Err(StoreError::DuplicatePingId("ping-a".into())));
-    let ping_b = ping_record("ping-b", 2, 1_000, 10_000);
-    assert_eq!(t.note("save b", store.save_ping(ping_b.clone())), Ok(()));
-    let expired = Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 });
-    assert_eq!(t.note("claim b at expiry", store.claim_ping("ping-b", 10_000)), expired);
-    assert_eq!(t.note("claim b before expiry after expiring", store.claim_ping("ping-b", 5_000)), expired);
+    assert_eq!(t.note("claim a again", store.claim_ping("ping-a", 9_999).await), Ok(PingClaim::AlreadyPosted));
     assert_eq!(
-        t.note("save b after expiry", store.save_ping(ping_b)),
+        t.note("save a after post", store.save_ping(ping_a).await),
+        Err(StoreError::DuplicatePingId("ping-a".into()))
+    );
+    let ping_b = ping_record("ping-b", 2, 1_000, 10_000);
+    assert_eq!(t.note("save b", store.save_ping(ping_b.clone()).await), Ok(()));
+    let expired = Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 });
+    assert_eq!(t.note("claim b at expiry", store.claim_ping("ping-b", 10_000).await), expired);
+    assert_eq!(t.note("claim b before expiry after expiring", store.claim_ping("ping-b", 5_000).await), expired);
+    assert_eq!(
+        t.note("save b after expiry", store.save_ping(ping_b).await),
         Err(StoreError::DuplicatePingId("ping-b".into()))
     );
 
     // Sales per campaign, in sale order, each with its lead and delivery; only committed reservations are sales.
-    assert_eq!(t.note("no sales", store.sales_of_campaign("c3")), Ok(vec![]));
+    assert_eq!(t.note("no sales", store.sales_of_campaign("c3").await), Ok(vec![]));
     assert_eq!(
-        t.note("sales of c1", store.sales_of_campaign("c1")),
+        t.note("sales of c1", store.sales_of_campaign("c1").await),
         Ok(vec![StoredSale::new(1, &r1_sale, 350), StoredSale::new(2, &r3_sale, 650)])
     );
-    assert_eq!(t.note("sales of c2", store.sales_of_campaign("c2")), Ok(vec![StoredSale::new(3, &c2_sale, 0)]));
+    assert_eq!(t.note("sales of c2", store.sales_of_campaign("c2").await), Ok(vec![StoredSale::new(3, &c2_sale, 0)]));
     assert_eq!(
-        t.note("sales of c5", store.sales_of_campaign("c5").map(|s| s.iter().map(|s| s.sale_id).collect::<Vec<_>>())),
+        t.note(
+            "sales of c5",
+            store.sales_of_campaign("c5").await.map(|s| s.iter().map(|s| s.sale_id).collect::<Vec<_>>())
+        ),
         Ok(vec![4, 5])
     );
     t.0
 }
 
-#[test]
-fn sqlite_store_answers_every_call_exactly_like_the_memory_store() {
+#[tokio::test]
+async fn sqlite_store_answers_every_call_exactly_like_the_memory_store() {
     let (_dir, path) = temp_db();
     let sqlite = SqliteStore::open(&path).expect("opens");
-    assert_eq!(scenario(&sqlite), scenario(&MemoryStore::new()));
+    assert_eq!(scenario(&sqlite).await, scenario(&MemoryStore::new()).await);
 }
 
-/// `threads` threads each try `per_thread` reservations on a campaign capped at `cap` leads a day, through the store
+/// `threads` tasks each try `per_thread` reservations on a campaign capped at `cap` leads a day, through the store
 /// `store_for(thread)` gives them; returns how many succeeded and the campaign's usage afterwards.
-fn race_reservations(
+async fn race_reservations(
     threads: usize,
     per_thread: usize,
     cap: u32,
@@ -336,49 +348,52 @@ fn race_reservations(
     let handles: Vec<_> = (0..threads)
         .map(|thread| {
             let (store, caps, window, start) = (store_for(thread), caps, window.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                (0..per_thread)
-                    .map(|_| match store.reserve("capped", &caps, &window, 150, None) {
-                        Ok(_) => (1, 0),
-                        Err(ReserveError::CapReached(CapKind::LeadsPerDay)) => (0, 1),
+            tokio::spawn(async move {
+                start.wait().await;
+                let (mut ok, mut full) = (0, 0);
+                for _ in 0..per_thread {
+                    match store.reserve("capped", &caps, &window, 150, None).await {
+                        Ok(_) => ok += 1,
+                        Err(ReserveError::CapReached(CapKind::LeadsPerDay)) => full += 1,
                         Err(other) => panic!("reservation failed: {other}"),
-                    })
-                    .fold((0, 0), |(ok, full), (o, f)| (ok + o, full + f))
+                    }
+                }
+                (ok, full)
             })
         })
         .collect();
-    let (ok, full) = handles
-        .into_iter()
-        .map(|h| h.join().expect("a reserving thread"))
-        .fold((0, 0), |(ok, full), (o, f)| (ok + o, full + f));
-    let usage = store_for(0).usage("capped", &window).expect("usage");
+    let (mut ok, mut full) = (0, 0);
+    for handle in handles {
+        let (o, f) = handle.await.expect("a reserving task");
+        (ok, full) = (ok + o, full + f);
+    }
+    let usage = store_for(0).usage("capped", &window).await.expect("usage");
     (ok, full, usage)
 }
 
-#[test]
-fn concurrent_reservations_on_one_store_never_exceed_the_daily_cap() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_on_one_store_never_exceed_the_daily_cap() {
     let (_dir, path) = temp_db();
     let store: Arc<dyn AuctionStore> = Arc::new(SqliteStore::open(&path).expect("opens"));
-    let (ok, full, usage) = race_reservations(8, 50, 25, |_| store.clone());
+    let (ok, full, usage) = race_reservations(8, 50, 25, |_| store.clone()).await;
     assert_eq!((ok, full), (25, 375));
     assert_eq!((usage.leads_day, usage.spend_day_cents), (25, 25 * 150));
 }
 
-#[test]
-fn concurrent_reservations_over_separate_connections_to_one_file_never_exceed_the_daily_cap() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_over_separate_connections_to_one_file_never_exceed_the_daily_cap() {
     let (_dir, path) = temp_db();
     let stores: Vec<Arc<dyn AuctionStore>> =
         (0..8).map(|_| Arc::new(SqliteStore::open(&path).expect("opens")) as Arc<dyn AuctionStore>).collect();
-    let (ok, full, usage) = race_reservations(8, 50, 25, |thread| stores[thread].clone());
+    let (ok, full, usage) = race_reservations(8, 50, 25, |thread| stores[thread].clone()).await;
     assert_eq!((ok, full), (25, 375));
     assert_eq!((usage.leads_day, usage.spend_day_cents), (25, 25 * 150));
 }
 
-/// `threads` threads, each through the store `store_for(thread)` gives it, race to reserve the same consumer for buyer
+/// `threads` tasks, each through the store `store_for(thread)` gives it, race to reserve the same consumer for buyer
 /// `b1` (half of them with another email: the same consumer by phone) under a 30-day suppression window, each trying
 /// `per_thread` times without releasing; returns the reservations made and the refusals.
-fn race_suppressed_reservations(
+async fn race_suppressed_reservations(
     threads: usize,
     per_thread: usize,
     store_for: impl Fn(usize) -> Arc<dyn AuctionStore>,
@@ -394,22 +409,25 @@ fn race_suppressed_reservations(
             } else {
                 ConsumerKeys { email_sha256: keys_of(&lead(1_000 + thread as u32)).email_sha256, ..consumer.clone() }
             };
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 let sale = purchase("b1", &keys, 10_000 + thread as i64, Some(10_000 - 30 * 86_400_000));
-                start.wait();
-                (0..per_thread)
-                    .map(|_| {
-                        store.reserve(&format!("campaign-{}", thread % 3), &Caps::default(), &window, 900, Some(&sale))
-                    })
-                    .collect::<Vec<_>>()
+                let campaign = format!("campaign-{}", thread % 3);
+                start.wait().await;
+                let mut results = Vec::new();
+                for _ in 0..per_thread {
+                    results.push(store.reserve(&campaign, &Caps::default(), &window, 900, Some(&sale)).await);
+                }
+                results
             })
         })
         .collect();
     let (mut won, mut refused) = (Vec::new(), Vec::new());
-    for result in handles.into_iter().flat_map(|h| h.join().expect("a reserving thread")) {
-        match result {
-            Ok(reservation) => won.push(reservation),
-            Err(refusal) => refused.push(refusal),
+    for handle in handles {
+        for result in handle.await.expect("a reserving task") {
+            match result {
+                Ok(reservation) => won.push(reservation),
+                Err(refusal) => refused.push(refusal),
+            }
         }
     }
     (won, refused)
@@ -417,7 +435,7 @@ fn race_suppressed_reservations(
 
 /// Exactly one of the racing reservations won, every other one was refused for its pending sale, and once the winner
 /// is committed the consumer is bought and a new reservation is refused for that purchase.
-fn assert_one_sale_to_the_buyer(
+async fn assert_one_sale_to_the_buyer(
     store: &dyn AuctionStore,
     won: Vec<Reservation>,
     refused: Vec<ReserveError>,
@@ -427,43 +445,45 @@ fn assert_one_sale_to_the_buyer(
     assert_eq!(refused.len(), tries - 1);
     let at = won[0].purchase.as_ref().map(|p| p.at_unix_ms).expect("the reservation names its purchase");
     assert!(refused.iter().all(|r| *r == ReserveError::Suppressed { at_unix_ms: at, pending: true }), "{refused:?}");
-    store.commit(&won[0], 900, &pickup("campaign-0", 42, 900)).expect("commits");
+    store.commit(&won[0], 900, &pickup("campaign-0", 42, 900)).await.expect("commits");
     let consumer = keys_of(&lead(42));
-    assert_eq!(store.bought_since("b1", &consumer, 0), Ok(true));
+    assert_eq!(store.bought_since("b1", &consumer, 0).await, Ok(true));
     assert_eq!(
-        store.reserve(
-            "campaign-0",
-            &Caps::default(),
-            &windows("2026-03-14T09"),
-            900,
-            Some(&purchase("b1", &consumer, 20_000, Some(0)))
-        ),
+        store
+            .reserve(
+                "campaign-0",
+                &Caps::default(),
+                &windows("2026-03-14T09"),
+                900,
+                Some(&purchase("b1", &consumer, 20_000, Some(0)))
+            )
+            .await,
         Err(ReserveError::Suppressed { at_unix_ms: at, pending: false })
     );
 }
 
-#[test]
-fn concurrent_reservations_of_one_consumer_over_separate_connections_let_one_buyer_have_it_once() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_of_one_consumer_over_separate_connections_let_one_buyer_have_it_once() {
     let (_dir, path) = temp_db();
     let stores: Vec<Arc<dyn AuctionStore>> =
         (0..8).map(|_| Arc::new(SqliteStore::open(&path).expect("opens")) as Arc<dyn AuctionStore>).collect();
-    let (won, refused) = race_suppressed_reservations(8, 5, |thread| stores[thread].clone());
-    assert_one_sale_to_the_buyer(stores[0].as_ref(), won, refused, 40);
+    let (won, refused) = race_suppressed_reservations(8, 5, |thread| stores[thread].clone()).await;
+    assert_one_sale_to_the_buyer(stores[0].as_ref(), won, refused, 40).await;
 }
 
-#[test]
-fn concurrent_reservations_of_one_consumer_on_one_store_let_one_buyer_have_it_once() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_of_one_consumer_on_one_store_let_one_buyer_have_it_once() {
     let (_dir, path) = temp_db();
     let sqlite: Arc<dyn AuctionStore> = Arc::new(SqliteStore::open(&path).expect("opens"));
-    let (won, refused) = race_suppressed_reservations(8, 5, |_| sqlite.clone());
-    assert_one_sale_to_the_buyer(sqlite.as_ref(), won, refused, 40);
+    let (won, refused) = race_suppressed_reservations(8, 5, |_| sqlite.clone()).await;
+    assert_one_sale_to_the_buyer(sqlite.as_ref(), won, refused, 40).await;
     let memory: Arc<dyn AuctionStore> = Arc::new(MemoryStore::new());
-    let (won, refused) = race_suppressed_reservations(8, 5, |_| memory.clone());
-    assert_one_sale_to_the_buyer(memory.as_ref(), won, refused, 40);
+    let (won, refused) = race_suppressed_reservations(8, 5, |_| memory.clone()).await;
+    assert_one_sale_to_the_buyer(memory.as_ref(), won, refused, 40).await;
 }
 
-#[test]
-fn a_reservation_pending_in_a_version_1_database_still_commits_after_the_upgrade() {
+#[tokio::test]
+async fn a_reservation_pending_in_a_version_1_database_still_commits_after_the_upgrade() {
     let (_dir, path) = temp_db();
     let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
     assert_eq!(migrations::apply(&mut conn, &MIGRATIONS[..1]).expect("migrates to 1"), vec![1]);
@@ -483,111 +503,119 @@ fn a_reservation_pending_in_a_version_1_database_still_commits_after_the_upgrade
         price_cents: 500,
         purchase: None,
     };
-    assert_eq!(store.commit(&old, 450, &pickup("c1", 1, 450)), Ok(1));
+    assert_eq!(store.commit(&old, 450, &pickup("c1", 1, 450)).await, Ok(1));
     assert_eq!(store.pending_reservations(), Ok(0));
 }
 
-#[test]
-fn everything_recorded_survives_closing_and_reopening_the_file() {
+#[tokio::test]
+async fn everything_recorded_survives_closing_and_reopening_the_file() {
     let (_dir, path) = temp_db();
     let caps = Caps { leads_per_day: Some(2), ..Caps::default() };
     let h9 = windows("2026-03-14T09");
     let keys = keys_of(&lead(1));
     let pending = {
         let store = SqliteStore::open(&path).expect("opens");
-        let sold = store.reserve("c1", &caps, &h9, 500, None).expect("reserves");
-        store.commit(&sold, 450, &pickup("c1", 1, 450)).expect("commits");
-        let pending = store.reserve("c1", &caps, &h9, 500, None).expect("reserves");
-        assert_eq!(store.check_and_record_lead("p1", &keys, 0, 1_000), Ok(None));
-        let bought = store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b1", &keys, 1_000, Some(0))));
-        store.commit(&bought.expect("reserves"), 100, &sale("c9", 2, 100, SaleDelivery::Posted)).expect("commits");
+        let sold = store.reserve("c1", &caps, &h9, 500, None).await.expect("reserves");
+        store.commit(&sold, 450, &pickup("c1", 1, 450)).await.expect("commits");
+        let pending = store.reserve("c1", &caps, &h9, 500, None).await.expect("reserves");
+        assert_eq!(store.check_and_record_lead("p1", &keys, 0, 1_000).await, Ok(None));
+        let bought =
+            store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b1", &keys, 1_000, Some(0)))).await;
+        store
+            .commit(&bought.expect("reserves"), 100, &sale("c9", 2, 100, SaleDelivery::Posted))
+            .await
+            .expect("commits");
         store
             .reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 1_500, Some(0))))
+            .await
             .expect("reserves");
-        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
+        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).await.expect("saves");
         pending
     };
 
     let store = SqliteStore::open(&path).expect("reopens");
-    let usage = store.usage("c1", &h9).expect("usage");
+    let usage = store.usage("c1", &h9).await.expect("usage");
     assert_eq!((usage.leads_day, usage.spend_day_cents), (2, 950));
     assert_eq!(store.pending_reservations(), Ok(2), "c1's and b2's pending sales");
-    assert_eq!(store.reserve("c1", &caps, &h9, 500, None), Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
-    assert_eq!(store.release(&pending), Ok(()));
-    assert_eq!(store.usage("c1", &h9).map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 450)));
-    assert_eq!(store.check_and_record_lead("p1", &keys, 0, 2_000), Ok(Some(1_000)));
-    assert_eq!(store.bought_since("b1", &keys, 1_000), Ok(true));
+    assert_eq!(store.reserve("c1", &caps, &h9, 500, None).await, Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
+    assert_eq!(store.release(&pending).await, Ok(()));
+    assert_eq!(store.usage("c1", &h9).await.map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 450)));
+    assert_eq!(store.check_and_record_lead("p1", &keys, 0, 2_000).await, Ok(Some(1_000)));
+    assert_eq!(store.bought_since("b1", &keys, 1_000).await, Ok(true));
     assert_eq!(
-        store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 2_000, Some(0)))),
+        store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 2_000, Some(0)))).await,
         Err(ReserveError::Suppressed { at_unix_ms: 1_500, pending: true }),
         "a pending sale still suppresses after a restart"
     );
     assert_eq!(
-        store.claim_ping("ping-a", 2_000),
+        store.claim_ping("ping-a", 2_000).await,
         Ok(PingClaim::Claimed(Box::new(ping_record("ping-a", 1, 1_000, 10_000))))
     );
-    assert_eq!(store.sales_of_campaign("c1"), Ok(vec![StoredSale::new(1, &pickup("c1", 1, 450), 450)]));
-    assert_eq!(store.sales_of_campaign("c9").map(|s| s.len()), Ok(1));
+    assert_eq!(store.sales_of_campaign("c1").await, Ok(vec![StoredSale::new(1, &pickup("c1", 1, 450), 450)]));
+    assert_eq!(store.sales_of_campaign("c9").await.map(|s| s.len()), Ok(1));
 }
 
-#[test]
-fn reservation_ids_are_not_reused_after_reopen() {
+#[tokio::test]
+async fn reservation_ids_are_not_reused_after_reopen() {
     let (_dir, path) = temp_db();
     let h9 = windows("2026-03-14T09");
     let first = {
         let store = SqliteStore::open(&path).expect("opens");
-        let first = store.reserve("c1", &Caps::default(), &h9, 100, None).expect("reserves");
-        store.release(&first).expect("releases");
+        let first = store.reserve("c1", &Caps::default(), &h9, 100, None).await.expect("reserves");
+        store.release(&first).await.expect("releases");
         first
     };
     let store = SqliteStore::open(&path).expect("reopens");
-    let second = store.reserve("c1", &Caps::default(), &h9, 100, None).expect("reserves");
+    let second = store.reserve("c1", &Caps::default(), &h9, 100, None).await.expect("reserves");
     assert_ne!(second.id, first.id);
-    assert_eq!(store.release(&first), Err(StoreError::UnknownReservation(first.id)));
+    assert_eq!(store.release(&first).await, Err(StoreError::UnknownReservation(first.id)));
 }
 
-#[test]
-fn a_claimed_ping_cannot_be_claimed_again_even_after_reopen() {
+#[tokio::test]
+async fn a_claimed_ping_cannot_be_claimed_again_even_after_reopen() {
     let (_dir, path) = temp_db();
     {
         let store = SqliteStore::open(&path).expect("opens");
-        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
-        assert!(matches!(store.claim_ping("ping-a", 2_000), Ok(PingClaim::Claimed(_))));
+        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).await.expect("saves");
+        assert!(matches!(store.claim_ping("ping-a", 2_000).await, Ok(PingClaim::Claimed(_))));
     }
     let store = SqliteStore::open(&path).expect("reopens");
-    assert_eq!(store.claim_ping("ping-a", 2_000), Ok(PingClaim::AlreadyPosted));
+    assert_eq!(store.claim_ping("ping-a", 2_000).await, Ok(PingClaim::AlreadyPosted));
 }
 
-#[test]
-fn only_one_of_many_concurrent_claims_of_a_ping_wins() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_one_of_many_concurrent_claims_of_a_ping_wins() {
     let (_dir, path) = temp_db();
-    SqliteStore::open(&path).expect("opens").save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
+    SqliteStore::open(&path).expect("opens").save_ping(ping_record("ping-a", 1, 1_000, 10_000)).await.expect("saves");
     let start = Arc::new(Barrier::new(4));
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let (path, start) = (path.clone(), start.clone());
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 let store = SqliteStore::open(&path).expect("opens");
-                start.wait();
-                store.claim_ping("ping-a", 2_000).expect("claims")
+                start.wait().await;
+                store.claim_ping("ping-a", 2_000).await.expect("claims")
             })
         })
         .collect();
-    let claims: Vec<PingClaim> = handles.into_iter().map(|h| h.join().expect("a claiming thread")).collect();
+    let mut claims: Vec<PingClaim> = Vec::new();
+    for handle in handles {
+        claims.push(handle.await.expect("a claiming task"));
+    }
     assert_eq!(claims.iter().filter(|c| matches!(c, PingClaim::Claimed(_))).count(), 1);
     assert_eq!(claims.iter().filter(|c| **c == PingClaim::AlreadyPosted).count(), 3);
 }
 
-#[test]
-fn an_expired_ping_reports_expired_even_after_reopen() {
+#[tokio::test]
+async fn an_expired_ping_reports_expired_even_after_reopen() {
     let (_dir, path) = temp_db();
     {
         let store = SqliteStore::open(&path).expect("opens");
-        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
-        assert_eq!(store.claim_ping("ping-a", 10_001), Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 }));
+        store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).await.expect("saves");
+        assert_eq!(store.claim_ping("ping-a", 10_001).await, Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 }));
     }
     let store = SqliteStore::open(&path).expect("reopens");
-    assert_eq!(store.claim_ping("ping-a", 3_000), Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 }));
+    assert_eq!(store.claim_ping("ping-a", 3_000).await, Ok(PingClaim::Expired { expired_at_unix_ms: 10_000 }));
 }
 
 /// Every byte SQLite has written for the database at `path` (main file and write-ahead log).
@@ -604,24 +632,31 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-#[test]
-fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
+#[tokio::test]
+async fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
     let (_dir, path) = temp_db();
     let consumer = lead(7);
     let store = SqliteStore::open(&path).expect("opens");
-    store.check_and_record_lead("p1", &keys_of(&consumer), 0, 1_000).expect("records");
+    store.check_and_record_lead("p1", &keys_of(&consumer), 0, 1_000).await.expect("records");
     let bought = Some(purchase("b1", &keys_of(&consumer), 1_000, Some(0)));
     // The sale row holds its own lead (PII until the retention purge); here another consumer's, so that only the
     // look-up records of this one are in the file.
     store
         .commit(
-            &store.reserve("c1", &Caps::default(), &windows("2026-03-14T09"), 100, bought.as_ref()).expect("reserves"),
+            &store
+                .reserve("c1", &Caps::default(), &windows("2026-03-14T09"), 100, bought.as_ref())
+                .await
+                .expect("reserves"),
             100,
             &pickup("c1", 8, 100),
         )
+        .await
         .expect("commits");
     let pending = Some(purchase("b2", &keys_of(&consumer), 1_000, Some(0)));
-    store.reserve("c2", &Caps::default(), &windows("2026-03-14T09"), 100, pending.as_ref()).expect("stays pending");
+    store
+        .reserve("c2", &Caps::default(), &windows("2026-03-14T09"), 100, pending.as_ref())
+        .await
+        .expect("stays pending");
     drop(store);
     let bytes = database_bytes(&path);
     assert!(contains(&bytes, &keys_of(&consumer).phone_sha256), "the hash is stored");
@@ -629,15 +664,15 @@ fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
     assert!(!contains(&bytes, &consumer.consumer.email), "the email is not");
 }
 
-#[test]
-fn a_ping_drops_its_lead_once_posted_or_expired() {
+#[tokio::test]
+async fn a_ping_drops_its_lead_once_posted_or_expired() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("opens");
-    store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).expect("saves");
-    store.save_ping(ping_record("ping-b", 2, 1_000, 10_000)).expect("saves");
-    store.save_ping(ping_record("ping-c", 3, 1_000, 10_000)).expect("saves");
-    store.claim_ping("ping-a", 2_000).expect("claims");
-    store.claim_ping("ping-b", 10_000).expect("expires");
+    store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).await.expect("saves");
+    store.save_ping(ping_record("ping-b", 2, 1_000, 10_000)).await.expect("saves");
+    store.save_ping(ping_record("ping-c", 3, 1_000, 10_000)).await.expect("saves");
+    store.claim_ping("ping-a", 2_000).await.expect("claims");
+    store.claim_ping("ping-b", 10_000).await.expect("expires");
     let conn = rusqlite::Connection::open(&path).expect("a raw connection");
     let held: Vec<(String, bool)> = conn
         .prepare("SELECT ping_id, record_json IS NOT NULL FROM ping ORDER BY ping_id")
@@ -728,11 +763,11 @@ fn a_path_that_cannot_hold_a_database_is_an_error_not_a_panic() {
 }
 
 /// Commits a sale of lead `n` to `campaign_id` (bought by `buyer-of-{campaign_id}`) at `sold_at_unix_ms`.
-fn sell(store: &SqliteStore, campaign_id: &str, n: u32, sold_at_unix_ms: i64, delivery: SaleDelivery) -> u64 {
+async fn sell(store: &SqliteStore, campaign_id: &str, n: u32, sold_at_unix_ms: i64, delivery: SaleDelivery) -> u64 {
     let reservation =
-        store.reserve(campaign_id, &Caps::default(), &windows("2026-03-14T09"), 1_000, None).expect("reserves");
+        store.reserve(campaign_id, &Caps::default(), &windows("2026-03-14T09"), 1_000, None).await.expect("reserves");
     let record = SaleRecord { sold_at_unix_ms, ..sale(campaign_id, n, 1_000, delivery) };
-    store.commit(&reservation, 1_000, &record).expect("commits")
+    store.commit(&reservation, 1_000, &record).await.expect("commits")
 }
 
 /// The lead ids of `sales`.
@@ -740,8 +775,8 @@ fn lead_ids(sales: &[StoredSale]) -> Vec<&str> {
     sales.iter().map(|s| s.lead_id.as_str()).collect()
 }
 
-#[test]
-fn pick_ups_of_a_version_3_database_become_pickup_sales_after_the_upgrade() {
+#[tokio::test]
+async fn pick_ups_of_a_version_3_database_become_pickup_sales_after_the_upgrade() {
     let (_dir, path) = temp_db();
     let mut conn = rusqlite::Connection::open(&path).expect("a raw connection");
     assert_eq!(migrations::apply(&mut conn, &MIGRATIONS[..3]).expect("migrates to 3"), vec![1, 2, 3]);
@@ -762,7 +797,7 @@ fn pick_ups_of_a_version_3_database_become_pickup_sales_after_the_upgrade() {
     }
     drop(conn);
     let store = SqliteStore::open(&path).expect("upgrades");
-    let sales = store.sales_of_campaign("c1").expect("sales");
+    let sales = store.sales_of_campaign("c1").await.expect("sales");
     assert_eq!(lead_ids(&sales), ["ping-1", "ping-one-shot"]);
     assert_eq!(
         sales.iter().map(|s| (s.publisher_id.as_str(), &s.delivery, s.price_cents)).collect::<Vec<_>>(),
@@ -771,12 +806,14 @@ fn pick_ups_of_a_version_3_database_become_pickup_sales_after_the_upgrade() {
     assert_eq!(sales[0].lead, Some(lead(1)));
 }
 
-#[test]
-fn a_buyer_reads_only_its_own_sales_with_the_lead_and_a_publisher_reads_them_without() {
+#[tokio::test]
+async fn a_buyer_reads_only_its_own_sales_with_the_lead_and_a_publisher_reads_them_without() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("opens");
-    let ids: Vec<u64> =
-        (1..=5).map(|n| sell(&store, if n == 3 { "c2" } else { "c1" }, n, 1_000, SaleDelivery::Pickup)).collect();
+    let mut ids: Vec<u64> = Vec::new();
+    for n in 1..=5 {
+        ids.push(sell(&store, if n == 3 { "c2" } else { "c1" }, n, 1_000, SaleDelivery::Pickup).await);
+    }
     let first_page = store.sales_for_buyer("buyer-of-c1", None, 2).expect("page 1");
     assert_eq!(lead_ids(&first_page), ["ping-1", "ping-2"]);
     assert_eq!(first_page[0].lead, Some(lead(1)), "a buyer reads the full lead it bought");
@@ -791,14 +828,14 @@ fn a_buyer_reads_only_its_own_sales_with_the_lead_and_a_publisher_reads_them_wit
     assert_eq!(store.sales_for_publisher("pub-other", None, 100), Ok(vec![]));
 }
 
-#[test]
-fn a_buyer_returns_its_lead_within_the_window_once_and_never_after_it_or_someone_elses() {
+#[tokio::test]
+async fn a_buyer_returns_its_lead_within_the_window_once_and_never_after_it_or_someone_elses() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("opens");
     const WINDOW: i64 = 72 * 3_600_000;
-    let mine = sell(&store, "c1", 1, 10_000, SaleDelivery::Pickup);
-    sell(&store, "c1", 2, 10_000, SaleDelivery::Pickup);
-    sell(&store, "c2", 3, 10_000, SaleDelivery::Pickup);
+    let mine = sell(&store, "c1", 1, 10_000, SaleDelivery::Pickup).await;
+    sell(&store, "c1", 2, 10_000, SaleDelivery::Pickup).await;
+    sell(&store, "c2", 3, 10_000, SaleDelivery::Pickup).await;
 
     let returned = store.return_sale("buyer-of-c1", SaleRef::Id(mine), "wrong number", 10_000 + WINDOW, WINDOW);
     let returned = returned.expect("within the window (its last millisecond)");
@@ -828,12 +865,12 @@ fn a_buyer_returns_its_lead_within_the_window_once_and_never_after_it_or_someone
     assert_eq!(store.sale_for_buyer("buyer-of-c1", "ping-2").expect("reads").and_then(|s| s.returned), None);
 }
 
-#[test]
-fn every_hand_over_of_pii_is_audited_post_on_commit_and_api_reads_when_recorded() {
+#[tokio::test]
+async fn every_hand_over_of_pii_is_audited_post_on_commit_and_api_reads_when_recorded() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("opens");
-    sell(&store, "http-1", 1, 5_000, SaleDelivery::Posted);
-    sell(&store, "wasm-1", 2, 5_000, SaleDelivery::Pickup);
+    sell(&store, "http-1", 1, 5_000, SaleDelivery::Posted).await;
+    sell(&store, "wasm-1", 2, 5_000, SaleDelivery::Pickup).await;
     store.record_pii_access("buyer-of-wasm-1", "ping-2", Some("wasm-1"), PiiAccess::Api, 6_000).expect("audits");
     assert_eq!(
         store.pii_audit("ping-1"),
@@ -854,25 +891,25 @@ fn every_hand_over_of_pii_is_audited_post_on_commit_and_api_reads_when_recorded(
     assert_eq!(store.pii_audit("ping-404"), Ok(vec![]));
 }
 
-#[test]
-fn the_retention_purge_clears_old_leads_and_pings_but_keeps_the_sales() {
+#[tokio::test]
+async fn the_retention_purge_clears_old_leads_and_pings_but_keeps_the_sales() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("opens");
-    let old = sell(&store, "c1", 1, 1_000, SaleDelivery::Pickup);
-    let queued = sell(&store, "c1", 2, 1_500, SaleDelivery::Webhook { url: "http://127.0.0.1:9/hook".into() });
-    sell(&store, "c1", 3, 9_000, SaleDelivery::Pickup);
-    store.save_ping(ping_record("ping-old", 4, 1_000, 1_500)).expect("saves");
-    store.save_ping(ping_record("ping-new", 5, 9_000, 9_500)).expect("saves");
+    let old = sell(&store, "c1", 1, 1_000, SaleDelivery::Pickup).await;
+    let queued = sell(&store, "c1", 2, 1_500, SaleDelivery::Webhook { url: "http://127.0.0.1:9/hook".into() }).await;
+    sell(&store, "c1", 3, 9_000, SaleDelivery::Pickup).await;
+    store.save_ping(ping_record("ping-old", 4, 1_000, 1_500)).await.expect("saves");
+    store.save_ping(ping_record("ping-new", 5, 9_000, 9_500)).await.expect("saves");
 
     let counts = store.purge_pii(5_000).expect("purges");
     assert_eq!(counts, PurgeCounts { sales: 2, pings: 1, deliveries_abandoned: 1 });
-    let sales = store.sales_of_campaign("c1").expect("sales");
+    let sales = store.sales_of_campaign("c1").await.expect("sales");
     assert_eq!(
         sales.iter().map(|s| (s.sale_id, s.price_cents, s.lead.is_some())).collect::<Vec<_>>(),
         [(old, 1_000, false), (queued, 1_000, false), (sales[2].sale_id, 1_000, true)]
     );
-    assert_eq!(store.claim_ping("ping-old", 1_200), Ok(PingClaim::Expired { expired_at_unix_ms: 1_500 }));
-    assert!(matches!(store.claim_ping("ping-new", 9_100), Ok(PingClaim::Claimed(_))));
+    assert_eq!(store.claim_ping("ping-old", 1_200).await, Ok(PingClaim::Expired { expired_at_unix_ms: 1_500 }));
+    assert!(matches!(store.claim_ping("ping-new", 9_100).await, Ok(PingClaim::Claimed(_))));
     let failed = store.deliveries(Some(DeliveryStatus::Failed)).expect("deliveries");
     assert_eq!(failed.iter().map(|d| d.sale_id).collect::<Vec<_>>(), [queued], "nothing is left to deliver");
     assert_eq!(store.purge_pii(5_000), Ok(PurgeCounts::default()), "a second purge finds nothing");
@@ -885,23 +922,23 @@ fn the_retention_purge_clears_old_leads_and_pings_but_keeps_the_sales() {
     assert!(contains(&bytes, &lead(3).consumer.email), "a recent lead is kept");
 }
 
-#[test]
-fn stale_reservations_left_by_a_crash_are_released_at_start_and_recent_ones_are_not() {
+#[tokio::test]
+async fn stale_reservations_left_by_a_crash_are_released_at_start_and_recent_ones_are_not() {
     let (_dir, path) = temp_db();
     let caps = Caps { leads_per_day: Some(2), ..Caps::default() };
     let h9 = windows("2026-03-14T09");
     let keys = keys_of(&lead(1));
     {
         let store = SqliteStore::open(&path).expect("opens");
-        store.reserve("c1", &caps, &h9, 500, Some(&purchase("b1", &keys, 1_000, Some(0)))).expect("crashed sale");
-        store.reserve("c1", &caps, &h9, 300, Some(&purchase("b2", &keys, 9_000, Some(0)))).expect("recent");
+        store.reserve("c1", &caps, &h9, 500, Some(&purchase("b1", &keys, 1_000, Some(0)))).await.expect("crashed sale");
+        store.reserve("c1", &caps, &h9, 300, Some(&purchase("b2", &keys, 9_000, Some(0)))).await.expect("recent");
     }
     let store = SqliteStore::open(&path).expect("reopens after the crash");
     assert_eq!(store.release_stale_reservations(5_000), Ok(1));
     assert_eq!(store.pending_reservations(), Ok(1));
-    assert_eq!(store.usage("c1", &h9).map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 300)));
+    assert_eq!(store.usage("c1", &h9).await.map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 300)));
     assert!(
-        store.reserve("c2", &Caps::default(), &h9, 1, Some(&purchase("b1", &keys, 9_500, Some(0)))).is_ok(),
+        store.reserve("c2", &Caps::default(), &h9, 1, Some(&purchase("b1", &keys, 9_500, Some(0)))).await.is_ok(),
         "the crashed sale no longer suppresses its consumer"
     );
     assert_eq!(store.release_stale_reservations(5_000), Ok(0));
@@ -918,8 +955,8 @@ fn an_auction_is_recorded_replaced_by_its_post_and_shown_only_to_its_publisher()
         received_at_unix_ms: at,
         outcome_json: json.into(),
     };
-    store.record_auctions(&[record("unsold", 1_000, r#"{"step":"ping"}"#)]).expect("records");
-    store.record_auctions(&[record("sold", 2_000, r#"{"step":"post"}"#)]).expect("replaces");
+    store.record_auctions(vec![record("unsold", 1_000, r#"{"step":"ping"}"#)]).expect("records");
+    store.record_auctions(vec![record("sold", 2_000, r#"{"step":"post"}"#)]).expect("replaces");
     let record = store.auction("ping-1").expect("reads").expect("recorded");
     assert_eq!(
         (record.status.as_str(), record.received_at_unix_ms, record.outcome_json.as_str()),

@@ -422,7 +422,7 @@ impl Exchange {
                     created_at_unix_ms: trace.started_at_unix_ms,
                     expires_at_unix_ms: best.expires_at_unix_ms,
                 };
-                match self.store.save_ping(record) {
+                match self.store.save_ping(record).await {
                     Ok(()) => {
                         outcome.status = PingStatus::Bid;
                         outcome.best_bid_cents = Some(best.price_cents);
@@ -445,7 +445,7 @@ impl Exchange {
     pub async fn post(&self, ping_id: &str) -> Result<Outcome, PostError> {
         let started = Instant::now();
         let now = self.clock.now_unix_ms();
-        let record = match self.store.claim_ping(ping_id, now)? {
+        let record = match self.store.claim_ping(ping_id, now).await? {
             PingClaim::Claimed(record) => *record,
             PingClaim::Unknown => return Err(PostError::UnknownPingId(ping_id.to_owned())),
             PingClaim::Expired { expired_at_unix_ms } => {
@@ -554,7 +554,7 @@ impl Exchange {
         // exchange's own reasons (redactor failure, PII guard) can be sent again.
         if publisher_config.dedupe_window_days > 0 {
             let since = now - i64::from(publisher_config.dedupe_window_days) * DAY_MS;
-            match self.store.check_and_record_lead(&publisher_config.id, &valid.keys, since, now) {
+            match self.store.check_and_record_lead(&publisher_config.id, &valid.keys, since, now).await {
                 Ok(None) => trace.step("dedupe", started.elapsed(), ""),
                 Ok(Some(seen_at)) => {
                     trace.step("dedupe", started.elapsed(), "duplicate");
@@ -589,7 +589,7 @@ impl Exchange {
                 plugin_fuel: None,
                 logs: vec![],
             });
-            match self.eligibility(entry, mode, now, &valid) {
+            match self.eligibility(entry, mode, now, &valid).await {
                 Ok(caps_left) => jobs.push(PingJob { trace_index, entry: entry.clone(), caps_left }),
                 Err(reason) => trace.campaigns[trace_index].ineligible = Some(reason),
             }
@@ -652,7 +652,7 @@ impl Exchange {
     }
 
     /// Whether a campaign may be pinged for this lead now.
-    fn eligibility(
+    async fn eligibility(
         &self,
         entry: &CampaignEntry,
         mode: super::config::SelectionMode,
@@ -664,12 +664,13 @@ impl Exchange {
         let usage = if campaign.caps.is_unlimited() {
             Default::default()
         } else {
-            self.store.usage(&campaign.id, &cap_windows(entry.time_zone, now)).map_err(unavailable)?
+            self.store.usage(&campaign.id, &cap_windows(entry.time_zone, now)).await.map_err(unavailable)?
         };
         let suppressed = campaign.suppression_days > 0
             && self
                 .store
                 .bought_since(&campaign.buyer_id, &valid.keys, now - i64::from(campaign.suppression_days) * DAY_MS)
+                .await
                 .map_err(unavailable)?;
         eligibility::check(
             campaign,

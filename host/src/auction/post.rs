@@ -103,13 +103,11 @@ impl Exchange {
             suppress_since_unix_ms: (days > 0).then(|| now - i64::from(days) * super::engine::DAY_MS),
         };
         let caps = &entry.config.caps;
-        let reservation = match self.store.reserve(
-            &entry.config.id,
-            caps,
-            &windows,
-            candidate.price_cents,
-            Some(&purchase),
-        ) {
+        let reservation = match self
+            .store
+            .reserve(&entry.config.id, caps, &windows, candidate.price_cents, Some(&purchase))
+            .await
+        {
             Ok(reservation) => reservation,
             Err(ReserveError::Suppressed { at_unix_ms, pending }) => {
                 let at = chrono::DateTime::from_timestamp_millis(at_unix_ms)
@@ -139,7 +137,7 @@ impl Exchange {
             }
         };
         let Some(price) = result.sold_price() else {
-            self.release(&entry, &reservation);
+            self.release(&entry, &reservation).await;
             return (result, None);
         };
         let record = SaleRecord {
@@ -158,7 +156,7 @@ impl Exchange {
             _ => None,
         };
         let sale = Sale::new(&entry.config.id, &entry.config.buyer_id, price, job.publisher.margin_bps, buyer_lead_id);
-        match self.store.commit(&reservation, price, &record) {
+        match self.store.commit(&reservation, price, &record).await {
             Ok(_) => (result, Some(sale)),
             // An HTTP buyer that accepted already holds the lead: it is sold whatever the store says.
             Err(error) if record.delivery == SaleDelivery::Posted => {
@@ -167,15 +165,15 @@ impl Exchange {
             }
             // Nothing has left the exchange: without a recorded sale there is no sale.
             Err(error) => {
-                self.release(&entry, &reservation);
+                self.release(&entry, &reservation).await;
                 (PostResult::Failed { error: format!("recording the sale: {error}") }, None)
             }
         }
     }
 
     /// Gives a reservation back, logging a failure (the auction goes on either way).
-    fn release(&self, entry: &CampaignEntry, reservation: &Reservation) {
-        if let Err(error) = self.store.release(reservation) {
+    async fn release(&self, entry: &CampaignEntry, reservation: &Reservation) {
+        if let Err(error) = self.store.release(reservation).await {
             tracing::error!(campaign = %entry.config.id, %error, "could not release a cap reservation");
         }
     }

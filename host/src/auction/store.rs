@@ -255,12 +255,16 @@ impl StoredSale {
 }
 
 /// What the engine needs from storage. Every method is one atomic step.
+///
+/// The methods are async so that a store can make the auction wait for its write without holding a thread (the
+/// SQLite store's group commit batches the writes of many auctions waiting at once).
+#[async_trait::async_trait]
 pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     /// Counts one sale at `price_cents` against every window of `campaign_id`'s caps, or refuses: first with
     /// [`ReserveError::Suppressed`] when `purchase` has a suppression window its buyer already bought (or holds a
     /// pending reservation for) this consumer in, then with the first cap it would exceed. Reserved sales count
     /// against caps and suppression until released.
-    fn reserve(
+    async fn reserve(
         &self,
         campaign_id: &str,
         caps: &Caps,
@@ -271,14 +275,19 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it), records its purchase and
     /// the sale (at `final_price_cents`; a webhook sale also queues its delivery), all in one atomic step; returns
     /// the sale's id.
-    fn commit(&self, reservation: &Reservation, final_price_cents: u32, sale: &SaleRecord) -> Result<u64, StoreError>;
+    async fn commit(
+        &self,
+        reservation: &Reservation,
+        final_price_cents: u32,
+        sale: &SaleRecord,
+    ) -> Result<u64, StoreError>;
     /// Gives a reservation back.
-    fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
     /// What `campaign_id` has bought and reserved in `windows`.
-    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
+    async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
     /// If this consumer was seen from `publisher_id` at or after `since_unix_ms`, when; otherwise records it as seen
     /// at `now_unix_ms` and returns `None`.
-    fn check_and_record_lead(
+    async fn check_and_record_lead(
         &self,
         publisher_id: &str,
         keys: &ConsumerKeys,
@@ -287,13 +296,13 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<i64>, StoreError>;
     /// Whether `buyer_id` bought (committed a purchase of) this consumer at or after `since_unix_ms`: the engine's
     /// cheap eligibility filter; [`AuctionStore::reserve`] makes the binding check.
-    fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError>;
+    async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError>;
     /// Stores a two-step ping until its post.
-    fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
+    async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
     /// Claims a ping for its post, once.
-    fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError>;
+    async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError>;
     /// The sales of `campaign_id`, in sale order.
-    fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError>;
+    async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError>;
 }
 
 /// Counters of one campaign in one window.
@@ -410,8 +419,9 @@ impl MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl AuctionStore for MemoryStore {
-    fn reserve(
+    async fn reserve(
         &self,
         campaign_id: &str,
         caps: &Caps,
@@ -439,7 +449,12 @@ impl AuctionStore for MemoryStore {
         Ok(reservation)
     }
 
-    fn commit(&self, reservation: &Reservation, final_price_cents: u32, sale: &SaleRecord) -> Result<u64, StoreError> {
+    async fn commit(
+        &self,
+        reservation: &Reservation,
+        final_price_cents: u32,
+        sale: &SaleRecord,
+    ) -> Result<u64, StoreError> {
         let mut inner = self.lock()?;
         let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
         let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
@@ -455,18 +470,18 @@ impl AuctionStore for MemoryStore {
         Ok(sale_id)
     }
 
-    fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
         inner.apply(&pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents));
         Ok(())
     }
 
-    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
+    async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
         Ok(self.lock()?.usage(campaign_id, windows))
     }
 
-    fn check_and_record_lead(
+    async fn check_and_record_lead(
         &self,
         publisher_id: &str,
         keys: &ConsumerKeys,
@@ -488,11 +503,11 @@ impl AuctionStore for MemoryStore {
         Ok(seen)
     }
 
-    fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
+    async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
         Ok(self.lock()?.bought_at(buyer_id, keys, since_unix_ms).is_some())
     }
 
-    fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
+    async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         if inner.pings.contains_key(&record.ping_id) || inner.closed.contains_key(&record.ping_id) {
             return Err(StoreError::DuplicatePingId(record.ping_id));
@@ -501,7 +516,7 @@ impl AuctionStore for MemoryStore {
         Ok(())
     }
 
-    fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
+    async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
         let mut inner = self.lock()?;
         match inner.closed.get(ping_id) {
             Some(None) => return Ok(PingClaim::AlreadyPosted),
@@ -525,7 +540,7 @@ impl AuctionStore for MemoryStore {
         Ok(PingClaim::Claimed(Box::new(record)))
     }
 
-    fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
+    async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
         Ok(self.lock()?.sales.iter().filter(|s| s.campaign_id == campaign_id).cloned().collect())
     }
 }

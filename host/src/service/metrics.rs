@@ -20,6 +20,7 @@ use crate::auction::config::Caps;
 use crate::auction::engine::{PingOutcome, PingStatus};
 use crate::auction::store::{CapKind, Usage};
 use crate::auction::trace::{Answer, CampaignTrace, Outcome, OutcomeStatus, TargetKind, Trace};
+use crate::storage::WriterStats;
 
 /// The content type of [`Metrics::render`]'s text (OpenMetrics, which Prometheus scrapes natively).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -334,6 +335,9 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     request_duration: Latency<RouteLabels>,
     deliveries: Family<DeliveryLabels, Counter>,
+    store_write_batches: Gauge,
+    store_writes: Gauge,
+    store_largest_write_batch: Gauge,
 }
 
 impl Default for Metrics {
@@ -357,6 +361,9 @@ impl Metrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             deliveries: Family::default(),
+            store_write_batches: Gauge::default(),
+            store_writes: Gauge::default(),
+            store_largest_write_batch: Gauge::default(),
         };
         let statuses = [
             OutcomeStatus::Sold,
@@ -416,7 +423,26 @@ impl Metrics {
             self.request_duration.clone(),
         );
         r.register("outbox_deliveries", "Webhook delivery attempts by result", self.deliveries.clone());
+        r.register(
+            "store_write_batches",
+            "Transactions the store's writer committed (or tried to) since start: group commits",
+            self.store_write_batches.clone(),
+        );
+        r.register("store_writes", "Writes the store's writer ran since start", self.store_writes.clone());
+        r.register(
+            "store_largest_write_batch",
+            "The most writes one of the store's transactions held since start",
+            self.store_largest_write_batch.clone(),
+        );
         self
+    }
+
+    /// Takes the store writer's counters, read at scrape time (writes / batches is the mean group-commit size).
+    pub fn observe_writer(&self, stats: WriterStats) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.store_write_batches.set(gauge(stats.batches));
+        self.store_writes.set(gauge(stats.jobs));
+        self.store_largest_write_batch.set(gauge(stats.largest_batch));
     }
 
     /// Counts a finished auction of a one-shot lead ([`Endpoint::Leads`]) or a two-step post ([`Endpoint::Post`]):

@@ -1,7 +1,8 @@
 //! The auction recorder: writes each auction's record (status, outcome and trace JSON) off the request path, many
-//! per transaction. A lead's answer does not wait for its trace to be written; what must be durable before the
-//! answer — the duplicate record, the cap reservation, the sale and its delivery — is written by the engine inside
-//! the auction. A crash can lose at most the traces still queued (milliseconds of them), never a sale.
+//! per write (one job of the store's writer, committed in the same group commit as the auctions' own writes). A
+//! lead's answer does not wait for its trace to be written; what must be durable before the answer — the duplicate
+//! record, the cap reservation, the sale and its delivery — is written by the engine inside the auction. A crash can
+//! lose at most the traces still queued (milliseconds of them), never a sale.
 //!
 //! Readers that need what was just recorded (a lead's result, its trace) call [`Recorder::flush`] first.
 
@@ -58,10 +59,10 @@ impl Recorder {
                         }
                     }
                     if !batch.is_empty() {
-                        if let Err(error) = store.record_auctions(&batch) {
-                            tracing::error!(%error, records = batch.len(), "could not record auctions");
+                        let records = batch.len();
+                        if let Err(error) = store.record_auctions(std::mem::take(&mut batch)) {
+                            tracing::error!(%error, records, "could not record auctions");
                         }
-                        batch.clear();
                     }
                     for done in waiting.drain(..) {
                         let _ = done.send(());

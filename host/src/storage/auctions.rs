@@ -20,11 +20,11 @@ pub struct AuctionRecord {
 }
 
 impl SqliteStore {
-    /// Records many auctions in one transaction (the service's recorder batches them), in order: a later record of
+    /// Records many auctions in one atomic step (the service's recorder batches them), in order: a later record of
     /// the same lead replaces an earlier one.
-    pub fn record_auctions(&self, records: &[AuctionRecord]) -> Result<(), StoreError> {
-        self.write("recording auctions", |tx| {
-            for record in records {
+    pub fn record_auctions(&self, records: Vec<AuctionRecord>) -> Result<(), StoreError> {
+        self.write("recording auctions", move |tx| {
+            for record in &records {
                 insert(tx, record)?;
             }
             Ok(())

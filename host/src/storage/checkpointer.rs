@@ -60,13 +60,18 @@ mod tests {
         let path = dir.path().join("c.db");
         let store = SqliteStore::open(&path).expect("opens");
         let before = std::fs::metadata(&path).expect("the file").len();
-        let conn = store.lock().expect("the connection");
-        conn.execute_batch("CREATE TABLE filler (x BLOB)").expect("creates");
-        for _ in 0..64 {
-            conn.execute("INSERT INTO filler VALUES (zeroblob(16384))", []).expect("inserts");
-        }
-        drop(conn);
-        // The store's own connection never checkpoints (wal_autocheckpoint=0): only the checkpointer moves the
+        store
+            .write("filling", |tx| {
+                tx.execute_batch("CREATE TABLE filler (x BLOB)")
+                    .map_err(crate::storage::sqlite::backend("creating"))?;
+                for _ in 0..64 {
+                    tx.execute("INSERT INTO filler VALUES (zeroblob(16384))", [])
+                        .map_err(crate::storage::sqlite::backend("inserting"))?;
+                }
+                Ok::<_, crate::auction::StoreError>(())
+            })
+            .expect("writes");
+        // The store's write connection never checkpoints (wal_autocheckpoint=0): only the checkpointer moves the
         // 1 MiB written to the WAL into the file. Wait for it, generously (a loaded CI machine).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::fs::metadata(&path).expect("the file").len() < before + (1 << 20) {

@@ -1,5 +1,6 @@
 //! Durable storage for the exchange: one embedded SQLite database file (nothing to install). [`SqliteStore`]
-//! implements the engine's [`AuctionStore`](crate::auction::AuctionStore); [`migrations`] keeps the schema current.
+//! implements the engine's [`AuctionStore`](crate::auction::AuctionStore); [`migrations`] keeps the schema current;
+//! [`writer`] runs every write of the process with group commit and [`readers`] serve reads alongside it.
 //! The service's own queries are `impl SqliteStore` blocks beside it, one file per job: [`sales`] (bought leads,
 //! returns, PII audit, retention purge), [`outbox`] (webhook deliveries), [`auctions`] (outcome and trace per lead).
 //!
@@ -11,12 +12,15 @@ pub mod auctions;
 pub mod checkpointer;
 pub mod migrations;
 pub mod outbox;
+pub mod readers;
 pub mod registry;
 pub mod sales;
 pub mod sqlite;
+pub mod writer;
 
 pub use auctions::AuctionRecord;
 pub use migrations::{MIGRATIONS, Migration, MigrationError, SCHEMA_VERSION};
 pub use outbox::{DeliveryStatus, MarkError, NextAttempt, OutboxDelivery};
 pub use sales::{PiiAccess, PiiAuditEntry, PurgeCounts, ReturnError, SaleRef};
 pub use sqlite::{BUSY_TIMEOUT, OpenError, SqliteStore};
+pub use writer::WriterStats;

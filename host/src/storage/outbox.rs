@@ -167,7 +167,7 @@ impl SqliteStore {
     /// of the lead's PII by webhook.
     pub fn mark_delivered(&self, id: u64, now_unix_ms: i64) -> Result<(), MarkError> {
         let what = "marking a delivery delivered";
-        self.write(what, |tx| {
+        self.write(what, move |tx| {
             let sale: Option<(String, String, String)> = tx
                 .prepare_cached(
                     "UPDATE delivery SET status = 'delivered', attempts = attempts + 1, delivered_at_unix_ms = ?2,
@@ -194,7 +194,8 @@ impl SqliteStore {
             NextAttempt::At(at) => (DeliveryStatus::Pending, Some(at)),
             NextAttempt::GiveUp => (DeliveryStatus::Failed, None),
         };
-        self.write(what, |tx| {
+        let error = error.to_owned();
+        self.write(what, move |tx| {
             let changed = tx
                 .prepare_cached(
                     "UPDATE delivery SET status = ?2, attempts = attempts + 1, last_error = ?3,

@@ -129,7 +129,8 @@ impl SqliteStore {
         key_sha256: &str,
         now_unix_ms: i64,
     ) -> Result<(), StoreError> {
-        self.write("adding an API key", |tx| {
+        let (principal, key_sha256) = (principal.clone(), key_sha256.to_owned());
+        self.write("adding an API key", move |tx| {
             tx.prepare_cached(
                 "INSERT INTO principal (id, role, owner_id, key_sha256, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
@@ -178,7 +179,8 @@ impl SqliteStore {
     /// Revokes a key holder's key; false when there is no such (unrevoked) holder.
     pub fn revoke_principal(&self, id: &str, now_unix_ms: i64) -> Result<bool, StoreError> {
         let what = "revoking an API key";
-        self.write(what, |tx| {
+        let id = id.to_owned();
+        self.write(what, move |tx| {
             let changed = tx
                 .prepare_cached(
                     "UPDATE principal SET revoked_at_unix_ms = ?2 WHERE id = ?1 AND revoked_at_unix_ms IS NULL",
@@ -212,17 +214,17 @@ impl SqliteStore {
     /// the service checked by building an exchange from it first). Existing entities keep their position.
     pub fn save_registry_config(&self, config: &ExchangeConfig, now_unix_ms: i64) -> Result<(), StoreError> {
         let what = "saving the registry";
-        self.write(what, |tx| {
-            let mut entries: Vec<(EntityKind, &str, String)> = Vec::new();
-            for p in &config.publishers {
-                entries.push((EntityKind::Publisher, &p.id, serde_json::to_string(p).map_err(json_error(what))?));
-            }
-            for b in &config.buyers {
-                entries.push((EntityKind::Buyer, &b.id, serde_json::to_string(b).map_err(json_error(what))?));
-            }
-            for c in &config.campaigns {
-                entries.push((EntityKind::Campaign, &c.id, serde_json::to_string(c).map_err(json_error(what))?));
-            }
+        let mut entries: Vec<(EntityKind, String, String)> = Vec::new();
+        for p in &config.publishers {
+            entries.push((EntityKind::Publisher, p.id.clone(), serde_json::to_string(p).map_err(json_error(what))?));
+        }
+        for b in &config.buyers {
+            entries.push((EntityKind::Buyer, b.id.clone(), serde_json::to_string(b).map_err(json_error(what))?));
+        }
+        for c in &config.campaigns {
+            entries.push((EntityKind::Campaign, c.id.clone(), serde_json::to_string(c).map_err(json_error(what))?));
+        }
+        self.write(what, move |tx| {
             tx.execute("CREATE TEMP TABLE IF NOT EXISTS keep_entity (kind TEXT, id TEXT)", []).map_err(backend(what))?;
             tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
             for (kind, id, json) in &entries {
@@ -280,7 +282,10 @@ impl SqliteStore {
         now_unix_ms: i64,
     ) -> Result<Result<u32, PluginConflict>, StoreError> {
         let what = "storing a plugin version";
-        self.write(what, |tx| {
+        let (name, owner_id, sha256) = (name.to_owned(), owner_id.map(str::to_owned), sha256.to_owned());
+        let (wasm, uploaded_by) = (wasm.to_vec(), uploaded_by.to_owned());
+        self.write(what, move |tx| {
+            let (name, owner_id, sha256) = (name.as_str(), owner_id.as_deref(), sha256.as_str());
             match plugin_head(tx, name)? {
                 None => {
                     tx.prepare_cached(
@@ -368,7 +373,8 @@ impl SqliteStore {
     /// Makes `version` the live version of `name` and records the activation (for rollback).
     pub fn activate_plugin(&self, name: &str, version: u32, by: &str, now_unix_ms: i64) -> Result<(), StoreError> {
         let what = "activating a plugin version";
-        self.write(what, |tx| {
+        let (name, by) = (name.to_owned(), by.to_owned());
+        self.write(what, move |tx| {
             tx.prepare_cached("UPDATE plugin SET active_version = ?2 WHERE name = ?1")
                 .map_err(backend(what))?
                 .execute(params![name, version])
@@ -405,7 +411,8 @@ impl SqliteStore {
     /// Disables or enables a plugin.
     pub fn set_plugin_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
         let what = "disabling a plugin";
-        self.write(what, |tx| {
+        let name = name.to_owned();
+        self.write(what, move |tx| {
             tx.prepare_cached("UPDATE plugin SET disabled = ?2 WHERE name = ?1")
                 .map_err(backend(what))?
                 .execute(params![name, disabled])
@@ -423,7 +430,8 @@ impl SqliteStore {
         now_unix_ms: i64,
     ) -> Result<Idempotency, StoreError> {
         let what = "checking an idempotency key";
-        self.write(what, |tx| {
+        let (principal_id, key, request_sha256) = (principal_id.to_owned(), key.to_owned(), request_sha256.to_owned());
+        self.write(what, move |tx| {
             let stored: Option<(String, Option<u16>, Option<String>)> = tx
                 .prepare_cached(
                     "SELECT request_sha256, status, body FROM idempotency WHERE principal_id = ?1 AND key = ?2",
@@ -452,7 +460,8 @@ impl SqliteStore {
     /// Stores the answer of a request begun with [`SqliteStore::idempotency_begin`].
     pub fn idempotency_finish(&self, principal_id: &str, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
         let what = "storing an idempotent answer";
-        self.write(what, |tx| {
+        let (principal_id, key, body) = (principal_id.to_owned(), key.to_owned(), body.to_owned());
+        self.write(what, move |tx| {
             tx.prepare_cached("UPDATE idempotency SET status = ?3, body = ?4 WHERE principal_id = ?1 AND key = ?2")
                 .map_err(backend(what))?
                 .execute(params![principal_id, key, status, body])
@@ -465,7 +474,8 @@ impl SqliteStore {
     /// keeping, so a retry runs it again.
     pub fn idempotency_abandon(&self, principal_id: &str, key: &str) -> Result<(), StoreError> {
         let what = "abandoning an idempotency key";
-        self.write(what, |tx| {
+        let (principal_id, key) = (principal_id.to_owned(), key.to_owned());
+        self.write(what, move |tx| {
             tx.prepare_cached("DELETE FROM idempotency WHERE principal_id = ?1 AND key = ?2 AND status IS NULL")
                 .map_err(backend(what))?
                 .execute(params![principal_id, key])

@@ -64,6 +64,12 @@ pub enum SaleRef<'a> {
     Lead(&'a str),
 }
 
+/// A [`SaleRef`] the writer thread can take.
+enum OwnedSaleRef {
+    Id(u64),
+    Lead(String),
+}
+
 /// Why a return was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnError {
@@ -311,14 +317,19 @@ impl SqliteStore {
             return Err(ReturnError::MissingReason);
         }
         let what = "returning a sale";
-        self.write(what, |tx| {
+        let (buyer_id, reason) = (buyer_id.to_owned(), reason.to_owned());
+        let sale = match sale {
+            SaleRef::Id(id) => OwnedSaleRef::Id(id),
+            SaleRef::Lead(lead_id) => OwnedSaleRef::Lead(lead_id.to_owned()),
+        };
+        self.write(what, move |tx| {
             let found = match sale {
-                SaleRef::Id(id) => {
+                OwnedSaleRef::Id(id) => {
                     let id = i64::try_from(id).map_err(|_| ReturnError::UnknownSale)?;
                     sales_where(tx, what, "id = ?1", params![id], false)?
                 }
                 // The returning buyer's own sale of the lead first, so a shared lead finds the right one.
-                SaleRef::Lead(lead_id) => sales_where(
+                OwnedSaleRef::Lead(lead_id) => sales_where(
                     tx,
                     what,
                     "lead_id = ?1 ORDER BY buyer_id = ?2 DESC, id LIMIT 1",
@@ -345,7 +356,7 @@ impl SqliteStore {
             .map_err(backend(what))?
             .execute(params![id, now_unix_ms, reason])
             .map_err(backend(what))?;
-            found.returned = Some(SaleReturn { reason: reason.to_owned(), returned_at_unix_ms: now_unix_ms });
+            found.returned = Some(SaleReturn { reason, returned_at_unix_ms: now_unix_ms });
             Ok(found)
         })
     }
@@ -359,7 +370,11 @@ impl SqliteStore {
         how: PiiAccess,
         now_unix_ms: i64,
     ) -> Result<(), StoreError> {
-        self.write("auditing a PII hand-over", |tx| audit(tx, principal_id, lead_id, campaign_id, how, now_unix_ms))
+        let (principal_id, lead_id) = (principal_id.to_owned(), lead_id.to_owned());
+        let campaign_id = campaign_id.map(str::to_owned);
+        self.write("auditing a PII hand-over", move |tx| {
+            audit(tx, &principal_id, &lead_id, campaign_id.as_deref(), how, now_unix_ms)
+        })
     }
 
     /// Every recorded hand-over of `lead_id`'s PII, oldest first.
@@ -396,14 +411,16 @@ impl SqliteStore {
         let counts = self.purge_pii_rows(older_than_unix_ms)?;
         if counts != PurgeCounts::default() {
             // Best effort: a reader holding an old snapshot can keep part of the log until the next purge.
-            self.lock()?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(backend(what))?;
+            self.with_reader(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(backend(what))
+            })?;
         }
         Ok(counts)
     }
 
     fn purge_pii_rows(&self, older_than_unix_ms: i64) -> Result<PurgeCounts, StoreError> {
         let what = "purging PII past retention";
-        self.write(what, |tx| {
+        self.write(what, move |tx| {
             let deliveries_abandoned = tx
                 .prepare_cached(
                     "UPDATE delivery SET status = 'failed',

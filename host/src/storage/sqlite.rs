@@ -2,13 +2,14 @@
 //! records, two-step pings and sales survive a restart. It behaves exactly like
 //! [`MemoryStore`](crate::auction::MemoryStore) on the same calls (the storage tests run one scenario on both).
 //!
-//! Every method is one transaction; those that write begin with `BEGIN IMMEDIATE`, which takes the database's write
-//! lock up front, so check-and-reserve and check-and-record cannot interleave even across processes sharing the file
-//! (a waiting writer retries for up to [`BUSY_TIMEOUT`]). Within a process one connection behind a mutex serialises
-//! the calls.
+//! Every method is one atomic step. Writes go to the store's [`Writer`]: one thread owning the write connection,
+//! which runs every write queued in the process in one `BEGIN IMMEDIATE` transaction, each in its own savepoint, in
+//! queue order, and answers after the commit (group commit). `BEGIN IMMEDIATE` takes the database's write lock up
+//! front, so check-and-reserve and check-and-record cannot interleave even across processes sharing the file (a
+//! waiting writer retries for up to [`BUSY_TIMEOUT`]). Reads run on their own connections ([`Readers`]) alongside.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -16,7 +17,9 @@ use tokio::sync::Notify;
 
 use super::checkpointer::Checkpointer;
 use super::migrations::{self, MigrationError};
+use super::readers::Readers;
 use super::sales::{insert_sale, sales_where};
+use super::writer::{Writer, WriterStats};
 use crate::auction::config::Caps;
 use crate::auction::identity::ConsumerKeys;
 use crate::auction::store::{
@@ -27,8 +30,11 @@ use crate::auction::store::{
 /// How long a write waits for another connection's write lock before it fails.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The write connection's page cache, as SQLite's `cache_size` takes it (negative: KiB): 16 MiB.
+const WRITER_CACHE_KIB: i64 = -16_384;
+
 /// Prepared statements kept per connection (every statement of the store fits).
-const STATEMENT_CACHE: usize = 64;
+pub(crate) const STATEMENT_CACHE: usize = 64;
 
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +58,18 @@ pub enum OpenError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("opening the read connections of {path}: {source}")]
+    Readers {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("starting the writer thread of {path}: {source}")]
+    Writer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("starting the WAL checkpointer of {path}: {source}")]
     Checkpointer {
         path: PathBuf,
@@ -71,7 +89,10 @@ pub enum OpenError {
 /// The engine's store in a SQLite file (WAL, `synchronous=NORMAL`, foreign keys on, schema migrated on open).
 pub struct SqliteStore {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// Owns the write connection; every write goes through it (declared first: dropped first, so what is queued is
+    /// written before the checkpointer's last checkpoint).
+    writer: Writer,
+    readers: Readers,
     /// Signalled after a webhook sale queues a delivery, so the outbox worker wakes at once.
     outbox: Arc<Notify>,
     /// Checkpoints the WAL on its own connection, so no request's commit pays for it.
@@ -112,9 +133,16 @@ impl SqliteStore {
         migrations::migrate(&mut conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
         // Checkpoints run on the checkpointer's connection instead of inside a request's commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(configure("wal_autocheckpoint"))?;
+        // A batch of the writer changes many pages before its commit: keep them all in the cache (else SQLite spills
+        // them to the WAL mid-batch and reads them back), and keep each write's savepoint journal in memory (else a
+        // large one spills to a temp file).
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(configure("cache_size"))?;
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(configure("temp_store"))?;
+        let readers = Readers::open(&path).map_err(|source| OpenError::Readers { path: path.clone(), source })?;
         let checkpointer =
             Checkpointer::start(&path).map_err(|source| OpenError::Checkpointer { path: path.clone(), source })?;
-        Ok(SqliteStore { path, conn: Mutex::new(conn), outbox: Arc::new(Notify::new()), _checkpointer: checkpointer })
+        let writer = Writer::start(conn).map_err(|source| OpenError::Writer { path: path.clone(), source })?;
+        Ok(SqliteStore { path, writer, readers, outbox: Arc::new(Notify::new()), _checkpointer: checkpointer })
     }
 
     /// The database file.
@@ -124,16 +152,16 @@ impl SqliteStore {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        migrations::user_version(&*self.lock()?).map_err(backend("reading the schema version"))
+        migrations::user_version(&*self.readers.get()?).map_err(backend("reading the schema version"))
     }
 
     /// Reservations neither committed nor released. Unlike [`MemoryStore`](crate::auction::MemoryStore)'s, they
     /// survive a crash: after a restart they still count against caps until released.
     pub fn pending_reservations(&self) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        let count: i64 = conn
-            .query_row("SELECT COUNT(*) FROM reservation", [], |row| row.get(0))
-            .map_err(backend("counting reservations"))?;
+        let what = "counting reservations";
+        let count: i64 = self.read(what, |tx| {
+            tx.query_row("SELECT COUNT(*) FROM reservation", [], |row| row.get(0)).map_err(backend(what))
+        })?;
         Ok(usize::try_from(count).unwrap_or(0))
     }
 
@@ -147,7 +175,7 @@ impl SqliteStore {
     /// before any auction, with a cut-off older than the longest post. Returns how many were released.
     pub fn release_stale_reservations(&self, older_than_unix_ms: i64) -> Result<usize, StoreError> {
         let what = "releasing stale reservations";
-        self.write(what, |tx| {
+        self.write(what, move |tx| {
             let ids: Vec<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM reservation WHERE reserved_at_unix_ms IS NULL OR reserved_at_unix_ms < ?1",
@@ -166,41 +194,52 @@ impl SqliteStore {
         })
     }
 
-    /// The connection, for the service's queries in sibling files.
-    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Backend("a thread panicked while holding the sqlite store".into()))
+    /// What the writer has done: batches and writes, so group commit can be seen working (tests, metrics).
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
     }
 
-    /// Runs `body` in one transaction begun with `behavior`, committed if it returns `Ok`, rolled back otherwise.
-    fn transaction<T, E: From<StoreError>>(
-        &self,
-        behavior: TransactionBehavior,
-        what: &'static str,
-        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(behavior).map_err(backend(what))?;
-        let value = body(&tx)?;
-        tx.commit().map_err(backend(what))?;
-        Ok(value)
+    /// A write from a synchronous caller (the service's queries in sibling files, run off the async workers): queued
+    /// to the writer, run in its own savepoint of the next batch, returned once that batch is committed.
+    pub(crate) fn write<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.write_blocking(what, body)
     }
 
-    /// A write: `BEGIN IMMEDIATE`, so the check and the write it guards hold the write lock together.
-    pub(crate) fn write<T, E: From<StoreError>>(
-        &self,
-        what: &'static str,
-        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        self.transaction(TransactionBehavior::Immediate, what, body)
+    /// A write from an async caller (the engine): as [`SqliteStore::write`], awaited without holding a thread.
+    pub(crate) async fn write_async<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.write(what, body).await
     }
 
-    /// A read: one consistent snapshot.
+    /// A read: one consistent snapshot of what is committed, on a read connection.
     pub(crate) fn read<T>(
         &self,
         what: &'static str,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.transaction(TransactionBehavior::Deferred, what, body)
+        let mut conn = self.readers.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(backend(what))?;
+        let value = body(&tx)?;
+        tx.commit().map_err(backend(what))?;
+        Ok(value)
+    }
+
+    /// A read connection outside any transaction (for a checkpoint).
+    pub(crate) fn with_reader<T>(
+        &self,
+        body: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.get()?;
+        body(&conn)
     }
 }
 
@@ -355,8 +394,127 @@ fn hashes(keys: &ConsumerKeys) -> [&str; 2] {
     [&keys.phone_sha256, &keys.email_sha256]
 }
 
+/// Reserves a sale inside the writer's transaction: the suppression and cap checks and the counting write see every
+/// write queued before it.
+fn reserve(
+    tx: &Transaction<'_>,
+    campaign_id: &str,
+    caps: &Caps,
+    windows: &CapWindows,
+    price_cents: u32,
+    purchase: Option<&Purchase>,
+) -> Result<Reservation, ReserveError> {
+    if let Some(purchase) = purchase
+        && let Some(refusal) = suppressed(tx, purchase)?
+    {
+        return Err(refusal);
+    }
+    if let Some(cap) = usage(tx, campaign_id, windows)?.exceeded_by(caps, price_cents) {
+        return Err(ReserveError::CapReached(cap));
+    }
+    apply(tx, campaign_id, windows, 1, i64::from(price_cents))?;
+    let what = "recording a reservation";
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO reservation (campaign_id, hour_window, day_window, month_window, price_cents,
+                buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        )
+        .map_err(backend(what))?
+        .query_row(
+            params![
+                campaign_id,
+                windows.hour,
+                windows.day,
+                windows.month,
+                price_cents,
+                purchase.map(|p| &p.buyer_id),
+                purchase.map(|p| &p.keys.phone_sha256),
+                purchase.map(|p| &p.keys.email_sha256),
+                purchase.map(|p| p.at_unix_ms),
+                purchase.and_then(|p| p.suppress_since_unix_ms),
+            ],
+            |row| row.get(0),
+        )
+        .map_err(backend(what))?;
+    let id = u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))?;
+    Ok(Reservation {
+        id,
+        campaign_id: campaign_id.to_owned(),
+        windows: windows.clone(),
+        price_cents,
+        purchase: purchase.cloned(),
+    })
+}
+
+/// Records the consumer as seen from `publisher_id` unless it was seen at or after `since_unix_ms`; returns when.
+fn check_and_record_lead(
+    tx: &Transaction<'_>,
+    publisher_id: &str,
+    keys: &ConsumerKeys,
+    since_unix_ms: i64,
+    now_unix_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    let what = "checking for a duplicate lead";
+    let seen: Option<i64> = tx
+        .prepare_cached(
+            "SELECT MAX(seen_at_unix_ms) FROM consumer_seen
+             WHERE publisher_id = ?1 AND key_sha256 IN (?2, ?3) AND seen_at_unix_ms >= ?4",
+        )
+        .map_err(backend(what))?
+        .query_row(params![publisher_id, keys.phone_sha256, keys.email_sha256, since_unix_ms], |row| row.get(0))
+        .map_err(backend(what))?;
+    if seen.is_none() {
+        let mut record = tx
+            .prepare_cached(
+                "INSERT INTO consumer_seen (publisher_id, key_sha256, seen_at_unix_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (publisher_id, key_sha256) DO UPDATE SET seen_at_unix_ms = excluded.seen_at_unix_ms",
+            )
+            .map_err(backend(what))?;
+        for hash in hashes(keys) {
+            record.execute(params![publisher_id, hash, now_unix_ms]).map_err(backend(what))?;
+        }
+    }
+    Ok(seen)
+}
+
+/// Claims a ping for its post: closes it (posted, or expired when past its expiry) and hands out its record once.
+fn claim_ping(tx: &Transaction<'_>, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
+    let what = "claiming a ping";
+    let row: Option<(String, i64, Option<String>)> = tx
+        .prepare_cached("SELECT state, expires_at_unix_ms, record_json FROM ping WHERE ping_id = ?1")
+        .map_err(backend(what))?
+        .query_row([ping_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()
+        .map_err(backend(what))?;
+    let Some((state, expires_at_unix_ms, json)) = row else {
+        return Ok(PingClaim::Unknown);
+    };
+    let close = |state: &str| {
+        // The lead is kept no longer than the post or the expiry.
+        tx.prepare_cached("UPDATE ping SET state = ?2, record_json = NULL WHERE ping_id = ?1")
+            .and_then(|mut stmt| stmt.execute(params![ping_id, state]))
+            .map_err(backend(what))
+    };
+    match (state.as_str(), json) {
+        ("posted", _) => Ok(PingClaim::AlreadyPosted),
+        ("expired", _) => Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms }),
+        ("open", Some(_)) if now_unix_ms >= expires_at_unix_ms => {
+            close("expired")?;
+            Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms })
+        }
+        ("open", Some(json)) => {
+            let record: PingRecord = serde_json::from_str(&json).map_err(json_error(what))?;
+            close("posted")?;
+            Ok(PingClaim::Claimed(Box::new(record)))
+        }
+        (state, _) => Err(StoreError::Backend(format!("{what}: ping {ping_id:?} is in bad state {state:?}"))),
+    }
+}
+
+#[async_trait::async_trait]
 impl AuctionStore for SqliteStore {
-    fn reserve(
+    async fn reserve(
         &self,
         campaign_id: &str,
         caps: &Caps,
@@ -364,112 +522,67 @@ impl AuctionStore for SqliteStore {
         price_cents: u32,
         purchase: Option<&Purchase>,
     ) -> Result<Reservation, ReserveError> {
-        self.write("reserving a sale", |tx| {
-            if let Some(purchase) = purchase
-                && let Some(refusal) = suppressed(tx, purchase)?
-            {
-                return Err(refusal);
-            }
-            if let Some(cap) = usage(tx, campaign_id, windows)?.exceeded_by(caps, price_cents) {
-                return Err(ReserveError::CapReached(cap));
-            }
-            apply(tx, campaign_id, windows, 1, i64::from(price_cents))?;
-            let what = "recording a reservation";
-            let id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO reservation (campaign_id, hour_window, day_window, month_window, price_cents,
-                        buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
-                )
-                .map_err(backend(what))?
-                .query_row(
-                    params![
-                        campaign_id,
-                        windows.hour,
-                        windows.day,
-                        windows.month,
-                        price_cents,
-                        purchase.map(|p| &p.buyer_id),
-                        purchase.map(|p| &p.keys.phone_sha256),
-                        purchase.map(|p| &p.keys.email_sha256),
-                        purchase.map(|p| p.at_unix_ms),
-                        purchase.and_then(|p| p.suppress_since_unix_ms),
-                    ],
-                    |row| row.get(0),
-                )
-                .map_err(backend(what))?;
-            let id = u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))?;
-            Ok(Reservation {
-                id,
-                campaign_id: campaign_id.to_owned(),
-                windows: windows.clone(),
-                price_cents,
-                purchase: purchase.cloned(),
-            })
+        let (campaign_id, caps, windows, purchase) =
+            (campaign_id.to_owned(), *caps, windows.clone(), purchase.cloned());
+        self.write_async("reserving a sale", move |tx| {
+            reserve(tx, &campaign_id, &caps, &windows, price_cents, purchase.as_ref())
         })
+        .await
     }
 
-    fn commit(&self, reservation: &Reservation, final_price_cents: u32, sale: &SaleRecord) -> Result<u64, StoreError> {
+    async fn commit(
+        &self,
+        reservation: &Reservation,
+        final_price_cents: u32,
+        sale: &SaleRecord,
+    ) -> Result<u64, StoreError> {
         let lead_json = serde_json::to_string(&sale.lead).map_err(json_error("recording a sale"))?;
-        let sale_id = self.write("committing a reservation", |tx| {
-            let pending = take_reservation(tx, reservation.id)?;
-            let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
-            apply(tx, &pending.campaign_id, &pending.windows, 0, correction)?;
-            if let Some(purchase) = &pending.purchase {
-                record_purchase(tx, purchase)?;
-            }
-            insert_sale(tx, sale, final_price_cents, &lead_json)
-        })?;
+        let (id, record) = (reservation.id, sale.clone());
+        let sale_id = self
+            .write_async("committing a reservation", move |tx| {
+                let pending = take_reservation(tx, id)?;
+                let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
+                apply(tx, &pending.campaign_id, &pending.windows, 0, correction)?;
+                if let Some(purchase) = &pending.purchase {
+                    record_purchase(tx, purchase)?;
+                }
+                insert_sale(tx, &record, final_price_cents, &lead_json)
+            })
+            .await?;
         if matches!(sale.delivery, crate::auction::SaleDelivery::Webhook { .. }) {
             self.outbox.notify_one();
         }
         Ok(sale_id)
     }
 
-    fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
-        self.write("releasing a reservation", |tx| {
-            let pending = take_reservation(tx, reservation.id)?;
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        let id = reservation.id;
+        self.write_async("releasing a reservation", move |tx| {
+            let pending = take_reservation(tx, id)?;
             apply(tx, &pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents))
         })
+        .await
     }
 
-    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
+    async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
         self.read("reading cap usage", |tx| usage(tx, campaign_id, windows))
     }
 
-    fn check_and_record_lead(
+    async fn check_and_record_lead(
         &self,
         publisher_id: &str,
         keys: &ConsumerKeys,
         since_unix_ms: i64,
         now_unix_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let what = "checking for a duplicate lead";
-        self.write(what, |tx| {
-            let seen: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT MAX(seen_at_unix_ms) FROM consumer_seen
-                     WHERE publisher_id = ?1 AND key_sha256 IN (?2, ?3) AND seen_at_unix_ms >= ?4",
-                )
-                .map_err(backend(what))?
-                .query_row(params![publisher_id, keys.phone_sha256, keys.email_sha256, since_unix_ms], |row| row.get(0))
-                .map_err(backend(what))?;
-            if seen.is_none() {
-                let mut record = tx
-                    .prepare_cached(
-                        "INSERT INTO consumer_seen (publisher_id, key_sha256, seen_at_unix_ms) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (publisher_id, key_sha256) DO UPDATE SET seen_at_unix_ms = excluded.seen_at_unix_ms",
-                    )
-                    .map_err(backend(what))?;
-                for hash in hashes(keys) {
-                    record.execute(params![publisher_id, hash, now_unix_ms]).map_err(backend(what))?;
-                }
-            }
-            Ok(seen)
+        let (publisher_id, keys) = (publisher_id.to_owned(), keys.clone());
+        self.write_async("checking for a duplicate lead", move |tx| {
+            check_and_record_lead(tx, &publisher_id, &keys, since_unix_ms, now_unix_ms)
         })
+        .await
     }
 
-    fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
+    async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
         let what = "checking suppression";
         self.read(what, |tx| {
             tx.prepare_cached(
@@ -482,10 +595,10 @@ impl AuctionStore for SqliteStore {
         })
     }
 
-    fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
+    async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
         let what = "saving a ping";
         let json = serde_json::to_string(&record).map_err(json_error(what))?;
-        self.write(what, |tx| {
+        self.write_async(what, move |tx| {
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO ping (ping_id, publisher_id, state, created_at_unix_ms, expires_at_unix_ms, record_json)
@@ -505,44 +618,15 @@ impl AuctionStore for SqliteStore {
             }
             Ok(())
         })
+        .await
     }
 
-    fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
-        let what = "claiming a ping";
-        self.write(what, |tx| {
-            let row: Option<(String, i64, Option<String>)> = tx
-                .prepare_cached("SELECT state, expires_at_unix_ms, record_json FROM ping WHERE ping_id = ?1")
-                .map_err(backend(what))?
-                .query_row([ping_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                .optional()
-                .map_err(backend(what))?;
-            let Some((state, expires_at_unix_ms, json)) = row else {
-                return Ok(PingClaim::Unknown);
-            };
-            let close = |state: &str| {
-                // The lead is kept no longer than the post or the expiry.
-                tx.prepare_cached("UPDATE ping SET state = ?2, record_json = NULL WHERE ping_id = ?1")
-                    .and_then(|mut stmt| stmt.execute(params![ping_id, state]))
-                    .map_err(backend(what))
-            };
-            match (state.as_str(), json) {
-                ("posted", _) => Ok(PingClaim::AlreadyPosted),
-                ("expired", _) => Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms }),
-                ("open", Some(_)) if now_unix_ms >= expires_at_unix_ms => {
-                    close("expired")?;
-                    Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms })
-                }
-                ("open", Some(json)) => {
-                    let record: PingRecord = serde_json::from_str(&json).map_err(json_error(what))?;
-                    close("posted")?;
-                    Ok(PingClaim::Claimed(Box::new(record)))
-                }
-                (state, _) => Err(StoreError::Backend(format!("{what}: ping {ping_id:?} is in bad state {state:?}"))),
-            }
-        })
+    async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
+        let ping_id = ping_id.to_owned();
+        self.write_async("claiming a ping", move |tx| claim_ping(tx, &ping_id, now_unix_ms)).await
     }
 
-    fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
+    async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
         self.read("listing a campaign's sales", |tx| {
             sales_where(tx, "listing a campaign's sales", "campaign_id = ?1 ORDER BY id", params![campaign_id], true)
         })

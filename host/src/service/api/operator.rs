@@ -560,18 +560,15 @@ async fn list_deliveries(
 /// `GET /metrics`: Prometheus metrics, with every capped campaign's usage in its current windows.
 async fn metrics(State(state): State<Shared>, principal: Principal) -> Result<Response, ApiError> {
     principal.operator()?;
-    let worker = state.clone();
-    let text = blocking(move || {
-        let exchange = worker.exchange();
-        let now = worker.now();
-        let mut caps = Vec::new();
-        for campaign in exchange.campaigns().filter(|c| !c.caps.is_unlimited()) {
-            let Some(buyer) = exchange.buyer(&campaign.buyer_id) else { continue };
-            let usage = worker.store.usage(&campaign.id, &cap_windows(buyer.time_zone, now))?;
-            caps.push((campaign.id.clone(), campaign.caps, usage));
-        }
-        Ok(worker.metrics.render(caps.iter().map(|(id, caps, usage)| (id.as_str(), *caps, *usage))))
-    })
-    .await?;
+    let exchange = state.exchange();
+    let now = state.now();
+    let mut caps = Vec::new();
+    for campaign in exchange.campaigns().filter(|c| !c.caps.is_unlimited()) {
+        let Some(buyer) = exchange.buyer(&campaign.buyer_id) else { continue };
+        let usage = state.store.usage(&campaign.id, &cap_windows(buyer.time_zone, now)).await?;
+        caps.push((campaign.id.clone(), campaign.caps, usage));
+    }
+    state.metrics.observe_writer(state.store.writer_stats());
+    let text = state.metrics.render(caps.iter().map(|(id, caps, usage)| (id.as_str(), *caps, *usage)));
     Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response())
 }

@@ -341,7 +341,7 @@ async fn record<S: Serialize, T: Serialize>(
         }
         Write::Now => {
             let store = state.store.clone();
-            blocking(move || Ok(store.record_auctions(std::slice::from_ref(&record))?)).await
+            blocking(move || Ok(store.record_auctions(vec![record])?)).await
         }
     }
 }
