@@ -329,3 +329,71 @@ async fn health_and_the_openapi_document_need_no_key_and_everything_else_does() 
     assert_eq!(metrics.status, 401);
     t.shutdown().await;
 }
+
+/// `pub-1` and one HTTP buyer whose post answer comes after `post_delay`, with requests timing out after 300 ms.
+fn slow_post_toml(buyer: &BuyerServer) -> String {
+    format!(
+        r#"
+[server]
+request_timeout_ms = 300
+
+{keys}
+
+{plugins}
+[[publishers]]
+id = "pub-1"
+ping_deadline_ms = 2000
+post_deadline_ms = 5000
+
+[[buyers]]
+id = "slow"
+time_zone = "America/New_York"
+
+[[campaigns]]
+id = "slow-http"
+buyer_id = "slow"
+[campaigns.target]
+kind = "http"
+ping_url = "{ping}"
+post_url = "{post}"
+timeout_ms = 1000
+"#,
+        keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
+        plugins = standard_plugins(),
+        ping = buyer.ping_url(),
+        post = buyer.post_url(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auction_cut_off_by_the_request_timeout_still_finishes_and_records_its_sale() {
+    let buyer = BuyerServer::scripted(
+        Reply::json(json!({"decision": "bid", "price_cents": 2500})),
+        Reply::json(json!({"result": "accepted", "price_cents": 2500})).delayed(Duration::from_millis(900)),
+    )
+    .await;
+    let t = TestService::start(&slow_post_toml(&buyer)).await;
+    let send = || t.send(PUBLISHER, t.client.post(t.url("/v1/leads")).header("Idempotency-Key", "k-1").json(&lead(9)));
+
+    // The buyer holds the post past the request timeout: the publisher gets 503, but the buyer has the lead.
+    let first = send().await;
+    assert_eq!((first.status, first.code()), (503, "timeout"), "{}", first.text);
+    eventually("the buyer to get the post", || buyer.posts().len() == 1).await;
+    let lead_id = buyer.posts()[0]["ping_id"].as_str().expect("the post names its ping id").to_owned();
+
+    // The auction finished on its own task: the sale is recorded, nothing stays reserved, and the publisher's retry
+    // gets the answer it missed instead of a second auction.
+    let mut read = t.get(PUBLISHER, &format!("/v1/leads/{lead_id}")).await;
+    for _ in 0..40 {
+        if read.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        read = t.get(PUBLISHER, &format!("/v1/leads/{lead_id}")).await;
+    }
+    assert_eq!((read.status, &read.body["outcome"]), (200, &json!("sold")), "{}", read.text);
+    let retry = send().await;
+    assert_eq!((retry.status, &retry.body["outcome"], &retry.body["lead_id"]), (200, &json!("sold"), &json!(lead_id)));
+    assert_eq!(buyer.posts().len(), 1, "one post, one sale");
+    t.shutdown().await;
+}

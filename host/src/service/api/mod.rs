@@ -46,8 +46,9 @@ pub fn router(state: Shared) -> Router {
         .merge(operator::upload_routes().layer(plugin_limit))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::from_fn(json_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        // Outside the timeout, so its bare 503 gets the JSON error body too.
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
 
@@ -204,6 +205,17 @@ where
             result.map(json_response)
         }
     }
+}
+
+/// Runs a request's `work` on its own task and waits for it, so it finishes even when the request is dropped (the
+/// client went away, or the request timeout answered 503 first): an auction cut off between its cap reservation and
+/// its sale would leave the reservation pending and, for an HTTP buyer already holding the post, a lead delivered
+/// with no sale recorded. The publisher's retry with the same `Idempotency-Key` then gets the answer it missed.
+pub async fn to_completion<F>(work: F) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    tokio::spawn(work).await.unwrap_or_else(|e| Err(ApiError::internal("the request's task", e)))
 }
 
 /// A JSON response from a status and a serialised body.
