@@ -66,7 +66,12 @@ struct Arrival {
 
 impl Arrival {
     fn now(arrivals: &AtomicU32) -> Self {
-        Arrival { order: arrivals.fetch_add(1, Ordering::SeqCst), at: Instant::now() }
+        Self::at(arrivals, Instant::now())
+    }
+
+    /// The next arrival, at an instant the caller already read.
+    fn at(arrivals: &AtomicU32, at: Instant) -> Self {
+        Arrival { order: arrivals.fetch_add(1, Ordering::SeqCst), at }
     }
 }
 
@@ -221,22 +226,31 @@ impl FanOut<'_> {
         }
         let mut answered: Vec<Option<PingResult>> = jobs.iter().map(|_| None).collect();
         let mut spent = Duration::ZERO;
+        // One clock read per inline call: nothing else runs on this task between calls (no await), so a call that
+        // answered ends at its start plus its reported wall time, which is where the next one starts.
+        let mut clock = Instant::now();
         for item in (0..queue.items.len()).rev() {
-            if !trusted[item] || spent >= budget || Instant::now() >= self.answer_by {
+            if !trusted[item] || spent >= budget || clock >= self.answer_by {
                 break;
             }
             if !queue.claim(item) {
                 continue;
             }
             let (index, buyer, caps_left) = &queue.items[item];
-            let call_started = std::time::Instant::now();
-            let call =
-                catch_unwind(AssertUnwindSafe(|| buyer.bid_prepared(&queue.ping, queue.now_unix_ms, *caps_left)));
-            spent += call_started.elapsed();
+            let call = catch_unwind(AssertUnwindSafe(|| {
+                buyer.bid_prepared_since(&queue.ping, queue.now_unix_ms, *caps_left, clock.into_std())
+            }));
+            let ended = match &call {
+                Ok(Ok(report)) => clock + report.wall,
+                _ => Instant::now(),
+            };
+            spent += ended - clock;
+            clock = ended;
             let trace_index = jobs[*index].1.trace_index;
+            let arrival = Arrival::at(arrivals, ended);
             answered[*index] = Some(match call {
-                Ok(call) => self.wasm_result(trace_index, call, started, Arrival::now(arrivals)),
-                Err(_) => result(trace_index, panicked(), None, Vec::new(), started, Arrival::now(arrivals)),
+                Ok(call) => self.wasm_result(trace_index, call, started, arrival),
+                Err(_) => result(trace_index, panicked(), None, Vec::new(), started, arrival),
             });
         }
         // Whatever the inline budget or the deadline left goes to the lanes.

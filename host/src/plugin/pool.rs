@@ -218,7 +218,19 @@ impl BuyerPlugin {
         now_unix_ms: i64,
         caps_left: CapsLeft,
     ) -> Result<CallReport<Decision>, CallError> {
-        let started = Instant::now();
+        self.bid_prepared_since(ping, now_unix_ms, caps_left, Instant::now())
+    }
+
+    /// [`BuyerPlugin::bid_prepared`] for a caller that already read the clock: the report's `wall` counts from
+    /// `started`, so a caller running buyers one after another starts the next at `started + wall` and pays one
+    /// clock read per call instead of three.
+    pub fn bid_prepared_since(
+        &self,
+        ping: &PreparedPing,
+        now_unix_ms: i64,
+        caps_left: CapsLeft,
+        started: Instant,
+    ) -> Result<CallReport<Decision>, CallError> {
         let context = types::BidContext { now_unix_ms, caps_left: (&caps_left).into() };
         let limit = self.pool.shared.config.limits.max_output_bytes;
         let (decision, stats, wall) = self.pool.invoke(
