@@ -12,6 +12,9 @@
 //! in every variant. Criterion reports the typical time; a second pass of timed single auctions prints the median
 //! and p99. `cargo bench -p pingpost --bench auction`; figures in BENCHMARKS.md ("Auction").
 
+#[path = "common/sdk_types.rs"]
+mod sdk_types;
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,9 +31,10 @@ use pingpost::auction::{
     PingStatus, SeededIds,
 };
 use pingpost::clock::ManualClock;
-use pingpost::model::{self, Gender, Lead};
+use pingpost::model::{self, Lead};
 use pingpost::plugin::{Runtime, RuntimeConfig};
 use pingpost_sdk::{Buyer as _, Redactor as _};
+use sdk_types::{model_reject_code, sdk_gender, sdk_ping};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -107,14 +111,6 @@ impl NativeBuyer {
     }
 }
 
-fn sdk_gender(g: Gender) -> pingpost_sdk::Gender {
-    match g {
-        Gender::Female => pingpost_sdk::Gender::Female,
-        Gender::Male => pingpost_sdk::Gender::Male,
-        Gender::NonBinary => pingpost_sdk::Gender::NonBinary,
-    }
-}
-
 fn sdk_lead(lead: &Lead) -> pingpost_sdk::Lead {
     let c = &lead.consumer;
     pingpost_sdk::Lead {
@@ -140,48 +136,16 @@ fn sdk_lead(lead: &Lead) -> pingpost_sdk::Lead {
     }
 }
 
-fn sdk_ping(ping: &model::Ping) -> pingpost_sdk::Ping {
-    pingpost_sdk::Ping {
-        vertical: ping.vertical.clone(),
-        // The bench's pings come from the standard redactor: always one of the 51 states and three digits.
-        state: pingpost_sdk::UsState::from_code(&ping.state).expect("a US state"),
-        zip3: ping.zip3.parse().expect("three digits"),
-        age: ping.age,
-        gender: ping.gender.map(sdk_gender),
-        consent: pingpost_sdk::ConsentFlags {
-            trusted_form: ping.consent.trusted_form,
-            jornaya: ping.consent.jornaya,
-            tcpa_text: ping.consent.tcpa_text,
-        },
-        publisher_id: ping.publisher_id.clone(),
-        source_id: ping.source_id.clone(),
-        extra: pingpost_sdk::Ping::encode_extra(&ping.extra),
-    }
-}
-
 fn model_decision(decision: pingpost_sdk::Decision) -> model::Decision {
-    use pingpost_sdk::RejectCode as S;
     match decision {
         pingpost_sdk::Decision::Bid(bid) => model::Decision::Bid(model::Bid {
             price_cents: bid.price_cents,
             buyer_ref: bid.buyer_ref,
             ttl_ms: bid.ttl_ms,
         }),
-        pingpost_sdk::Decision::Reject(r) => model::Decision::Reject(model::Rejection {
-            code: match r.code {
-                S::Geography => model::RejectCode::Geography,
-                S::Age => model::RejectCode::Age,
-                S::Vertical => model::RejectCode::Vertical,
-                S::Consent => model::RejectCode::Consent,
-                S::Schedule => model::RejectCode::Schedule,
-                S::Cap => model::RejectCode::Cap,
-                S::Price => model::RejectCode::Price,
-                S::Duplicate => model::RejectCode::Duplicate,
-                S::Config => model::RejectCode::Config,
-                S::Other => model::RejectCode::Other,
-            },
-            message: r.message,
-        }),
+        pingpost_sdk::Decision::Reject(r) => {
+            model::Decision::Reject(model::Rejection { code: model_reject_code(r.code), message: r.message })
+        }
     }
 }
 
@@ -225,7 +189,9 @@ async fn start_http_buyers(buyers: &[(String, String, String)]) -> Vec<HttpEndpo
                 post(|State(buyer): State<Arc<(NativeBuyer, String)>>, Json(body): Json<PingBody>| async move {
                     let context =
                         pingpost_sdk::BidContext { now_unix_ms: NOW, caps_left: pingpost_sdk::CapsLeft::default() };
-                    Json(model_decision(buyer.0.bid(&sdk_ping(&body.ping), &context)))
+                    // The bench's pings come from the standard redactor: always one of the 51 states and three digits.
+                    let ping = sdk_ping(&body.ping).expect("a ping the SDK can hold");
+                    Json(model_decision(buyer.0.bid(&ping, &context)))
                 }),
             )
             .with_state(buyer);

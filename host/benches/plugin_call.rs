@@ -3,6 +3,10 @@
 //! 1,000 distinct plugins loaded from the cache. The native Rust implementation of the same buyers (the plugin crates
 //! as rlibs) is the floor, measured in the same run. Results and the command are in BENCHMARKS.md.
 
+#[path = "common/sdk_types.rs"]
+#[allow(dead_code)] // Shared with the other benches; this one needs only `sdk_ping`.
+mod sdk_types;
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use pingpost::plugin::{
     Allocator, BuyerPlugin, InstanceMode, Limits, Plugin, PreparedPing, Runtime, RuntimeConfig, component::to_component,
 };
 use pingpost_sdk::Buyer as _;
+use sdk_types::sdk_ping;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
@@ -38,21 +43,6 @@ fn ping() -> Ping {
         extra: [("coverage_type".to_owned(), "family".to_owned()), ("household_size".to_owned(), "3".to_owned())]
             .into_iter()
             .collect(),
-    }
-}
-
-fn sdk_ping() -> pingpost_sdk::Ping {
-    let p = ping();
-    pingpost_sdk::Ping {
-        vertical: p.vertical,
-        state: pingpost_sdk::UsState::from_code(&p.state).expect("a US state"),
-        zip3: p.zip3.parse().expect("three digits"),
-        age: p.age,
-        gender: None,
-        consent: pingpost_sdk::ConsentFlags { trusted_form: true, jornaya: true, tcpa_text: true },
-        publisher_id: p.publisher_id,
-        source_id: p.source_id,
-        extra: pingpost_sdk::Ping::encode_extra(&p.extra),
     }
 }
 
@@ -144,7 +134,7 @@ fn single_call(c: &mut Criterion) {
     g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     let native = config_buyer::ConfigBuyer::new(CONFIG).expect("config");
-    let (p, ctx) = (sdk_ping(), pingpost_sdk::BidContext::default());
+    let (p, ctx) = (sdk_ping(&ping()).expect("the bench ping fits the contract"), pingpost_sdk::BidContext::default());
     g.bench_function("native", |b| b.iter(|| black_box(native.bid(black_box(&p), &ctx))));
 
     for (name, mode, allocator, fuel) in [
@@ -204,7 +194,7 @@ fn twenty_buyers(c: &mut Criterion) {
             }
         })
         .collect();
-    let (p, ctx) = (sdk_ping(), pingpost_sdk::BidContext::default());
+    let (p, ctx) = (sdk_ping(&ping()).expect("the bench ping fits the contract"), pingpost_sdk::BidContext::default());
     g.bench_function("native", |b| {
         b.iter(|| {
             for native in &natives {

@@ -14,6 +14,8 @@ mod buyers;
 mod load;
 #[path = "serve_load/scenario.rs"]
 mod scenario;
+#[path = "common/sdk_types.rs"]
+mod sdk_types;
 #[path = "serve_load/server.rs"]
 mod server;
 #[path = "serve_load/swap.rs"]

@@ -13,11 +13,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use pingpost::auction::PostAnswer;
-use pingpost::model::{Bid, Decision, Gender, Ping, RejectCode, Rejection};
+use pingpost::model::{Bid, Decision, Ping, Rejection};
 use pingpost_sdk::Buyer as _;
 use serde::Deserialize;
 
 use super::scenario::{Campaign, Logic};
+use super::sdk_types::{model_reject_code, sdk_ping};
 
 type Decide = Box<dyn Fn(&pingpost_sdk::Ping, &pingpost_sdk::BidContext) -> pingpost_sdk::Decision + Send + Sync>;
 
@@ -114,7 +115,7 @@ async fn ping(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Err(e) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": e.to_string() }).to_string()),
     };
     let context = pingpost_sdk::BidContext { now_unix_ms: now_unix_ms(), ..Default::default() };
-    let ping = match sdk_ping(request.ping) {
+    let ping = match sdk_ping(&request.ping) {
         Ok(ping) => ping,
         Err(e) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": e }).to_string()),
     };
@@ -125,7 +126,7 @@ async fn ping(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             ttl_ms: bid.ttl_ms,
         }),
         pingpost_sdk::Decision::Reject(rejection) => {
-            Decision::Reject(Rejection { code: reject_code(rejection.code), message: rejection.message })
+            Decision::Reject(Rejection { code: model_reject_code(rejection.code), message: rejection.message })
         }
     };
     match serde_json::to_string(&decision) {
@@ -153,44 +154,4 @@ async fn post_lead(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 
 fn now_unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
-}
-
-/// The exchange's ping as the SDK's contract type, or what does not fit it.
-fn sdk_ping(ping: Ping) -> Result<pingpost_sdk::Ping, String> {
-    Ok(pingpost_sdk::Ping {
-        vertical: ping.vertical,
-        state: pingpost_sdk::UsState::from_code(&ping.state)
-            .ok_or(format!("state {:?} is not a US state", ping.state))?,
-        zip3: ping.zip3.parse().map_err(|_| format!("zip3 {:?} is not three digits", ping.zip3))?,
-        age: ping.age,
-        gender: ping.gender.map(|g| match g {
-            Gender::Female => pingpost_sdk::Gender::Female,
-            Gender::Male => pingpost_sdk::Gender::Male,
-            Gender::NonBinary => pingpost_sdk::Gender::NonBinary,
-        }),
-        consent: pingpost_sdk::ConsentFlags {
-            trusted_form: ping.consent.trusted_form,
-            jornaya: ping.consent.jornaya,
-            tcpa_text: ping.consent.tcpa_text,
-        },
-        publisher_id: ping.publisher_id,
-        source_id: ping.source_id,
-        extra: pingpost_sdk::Ping::encode_extra(&ping.extra),
-    })
-}
-
-fn reject_code(code: pingpost_sdk::RejectCode) -> RejectCode {
-    use pingpost_sdk::RejectCode as Sdk;
-    match code {
-        Sdk::Geography => RejectCode::Geography,
-        Sdk::Age => RejectCode::Age,
-        Sdk::Vertical => RejectCode::Vertical,
-        Sdk::Consent => RejectCode::Consent,
-        Sdk::Schedule => RejectCode::Schedule,
-        Sdk::Cap => RejectCode::Cap,
-        Sdk::Price => RejectCode::Price,
-        Sdk::Duplicate => RejectCode::Duplicate,
-        Sdk::Config => RejectCode::Config,
-        Sdk::Other => RejectCode::Other,
-    }
 }
