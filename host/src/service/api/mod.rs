@@ -38,7 +38,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(|| async { axum::Json(super::openapi::document()) }))
-        .merge(publisher::routes().layer(json_limit))
+        .merge(publisher::routes().layer(json_limit).layer(middleware::from_fn(to_completion)))
         .merge(publisher::upload_routes().layer(plugin_limit))
         .merge(buyer::routes().layer(json_limit))
         .merge(buyer::upload_routes().layer(plugin_limit))
@@ -207,15 +207,15 @@ where
     }
 }
 
-/// Runs a request's `work` on its own task and waits for it, so it finishes even when the request is dropped (the
-/// client went away, or the request timeout answered 503 first): an auction cut off between its cap reservation and
-/// its sale would leave the reservation pending and, for an HTTP buyer already holding the post, a lead delivered
-/// with no sale recorded. The publisher's retry with the same `Idempotency-Key` then gets the answer it missed.
-pub async fn to_completion<F>(work: F) -> Result<Response, ApiError>
-where
-    F: Future<Output = Result<Response, ApiError>> + Send + 'static,
-{
-    tokio::spawn(work).await.unwrap_or_else(|e| Err(ApiError::internal("the request's task", e)))
+/// Middleware: runs the rest of the request on its own task and waits for it, so it finishes even when the request is
+/// dropped (the client went away, or the request timeout answered 503 first). On the publisher routes: an auction
+/// cut off between its cap reservation and its sale would leave the reservation pending and, for an HTTP buyer
+/// already holding the post, a lead delivered with no sale recorded. The publisher's retry with the same
+/// `Idempotency-Key` then gets the answer it missed.
+async fn to_completion(request: Request, next: Next) -> Response {
+    tokio::spawn(next.run(request))
+        .await
+        .unwrap_or_else(|e| ApiError::internal("the request's task", e).into_response())
 }
 
 /// A JSON response from a status and a serialised body.

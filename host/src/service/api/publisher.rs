@@ -15,7 +15,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{RawBody, Shared, blocking, from_value, idempotent, parse_json, to_completion, to_json};
+use super::{RawBody, Shared, blocking, from_value, idempotent, parse_json, to_json};
 use crate::auction::{FieldError, LeadOptions, Outcome, OutcomeStatus, PiiLeak, PingOutcome, PingStatus, PostError};
 use crate::model::Lead;
 use crate::plugin::World;
@@ -139,18 +139,15 @@ async fn send_lead(
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
     let options = lead_options(query)?;
-    to_completion(async move {
-        idempotent(&state, &principal, &headers, "leads", &body, async {
-            let lead = parse_lead(&body, &publisher_id)?;
-            let received = state.now();
-            let started = Instant::now();
-            let outcome = state.exchange().run_lead_with(lead, options).await;
-            state.metrics.observe_outcome(Endpoint::Leads, &outcome, started.elapsed());
-            record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
-            let answer = LeadAnswer::of(&outcome);
-            to_json(answer.status(), &answer)
-        })
-        .await
+    idempotent(&state, &principal, &headers, "leads", &body, async {
+        let lead = parse_lead(&body, &publisher_id)?;
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().run_lead_with(lead, options).await;
+        state.metrics.observe_outcome(Endpoint::Leads, &outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
+        let answer = LeadAnswer::of(&outcome);
+        to_json(answer.status(), &answer)
     })
     .await
 }
@@ -165,20 +162,17 @@ async fn send_ping(
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
     let options = lead_options(query)?;
-    to_completion(async move {
-        idempotent(&state, &principal, &headers, "ping", &body, async {
-            let lead = parse_lead(&body, &publisher_id)?;
-            let received = state.now();
-            let started = Instant::now();
-            let outcome = state.exchange().ping_with(lead, options).await;
-            state.metrics.observe_ping(&outcome, started.elapsed());
-            record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Now).await?;
-            let answer = PingAnswer::of(&outcome);
-            let code =
-                if outcome.status == PingStatus::Rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-            to_json(code, &answer)
-        })
-        .await
+    idempotent(&state, &principal, &headers, "ping", &body, async {
+        let lead = parse_lead(&body, &publisher_id)?;
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().ping_with(lead, options).await;
+        state.metrics.observe_ping(&outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Now).await?;
+        let answer = PingAnswer::of(&outcome);
+        let code =
+            if outcome.status == PingStatus::Rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+        to_json(code, &answer)
     })
     .await
 }
@@ -191,34 +185,31 @@ async fn send_post(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
-    to_completion(async move {
-        idempotent(&state, &principal, &headers, "post", &body, async {
-            let PostBody { ping_id } = parse_json(&body)?;
-            let store = state.store.clone();
-            let (publisher, id) = (publisher_id.clone(), ping_id.clone());
-            let known = blocking(move || Ok(store.auction_for_publisher(&publisher, &id)?.is_some())).await?;
-            if !known {
-                return Err(ApiError::not_found(format!("unknown ping id {ping_id:?}")).with_field("ping_id"));
+    idempotent(&state, &principal, &headers, "post", &body, async {
+        let PostBody { ping_id } = parse_json(&body)?;
+        let store = state.store.clone();
+        let (publisher, id) = (publisher_id.clone(), ping_id.clone());
+        let known = blocking(move || Ok(store.auction_for_publisher(&publisher, &id)?.is_some())).await?;
+        if !known {
+            return Err(ApiError::not_found(format!("unknown ping id {ping_id:?}")).with_field("ping_id"));
+        }
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().post(&ping_id).await.map_err(|error| match error {
+            PostError::UnknownPingId(_) => ApiError::not_found(error.to_string()).with_field("ping_id"),
+            PostError::Expired { .. } => {
+                ApiError::new(StatusCode::GONE, "ping_expired", error.to_string()).with_field("ping_id")
             }
-            let received = state.now();
-            let started = Instant::now();
-            let outcome = state.exchange().post(&ping_id).await.map_err(|error| match error {
-                PostError::UnknownPingId(_) => ApiError::not_found(error.to_string()).with_field("ping_id"),
-                PostError::Expired { .. } => {
-                    ApiError::new(StatusCode::GONE, "ping_expired", error.to_string()).with_field("ping_id")
-                }
-                PostError::AlreadyPosted(_) => {
-                    ApiError::conflict("already_posted", error.to_string()).with_field("ping_id")
-                }
-                PostError::UnknownPublisher(_) => ApiError::conflict("publisher_removed", error.to_string()),
-                PostError::Store(e) => ApiError::from(e),
-            })?;
-            state.metrics.observe_outcome(Endpoint::Post, &outcome, started.elapsed());
-            record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
-            let answer = LeadAnswer::of(&outcome);
-            to_json(answer.status(), &answer)
-        })
-        .await
+            PostError::AlreadyPosted(_) => {
+                ApiError::conflict("already_posted", error.to_string()).with_field("ping_id")
+            }
+            PostError::UnknownPublisher(_) => ApiError::conflict("publisher_removed", error.to_string()),
+            PostError::Store(e) => ApiError::from(e),
+        })?;
+        state.metrics.observe_outcome(Endpoint::Post, &outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
+        let answer = LeadAnswer::of(&outcome);
+        to_json(answer.status(), &answer)
     })
     .await
 }
