@@ -499,7 +499,7 @@ impl Exchange {
     async fn bid_phase(&self, lead: &Lead, options: LeadOptions) -> Result<BidPhase, (String, Early, Trace)> {
         let started = Instant::now();
         let now = self.clock.now_unix_ms();
-        let ping_id = self.ids.next_id();
+        let ping_id = self.ids.next_id(now);
         let mut trace = Trace { publisher_id: lead.publisher_id.clone(), started_at_unix_ms: now, ..Trace::default() };
         macro_rules! stop {
             ($status:expr, $reason:expr) => {
