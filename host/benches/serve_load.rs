@@ -7,6 +7,9 @@
 //! cargo bench -p pingpost --bench serve_load -- [--rates 500,1000,2500,5000,max] [--secs 10] [--scenarios wasm,http]
 //!     [--workers 32] [--swaps 100] [--swap-rate 1000] [--warmup-secs 2] [--max-in-flight 4096]
 //! ```
+//!
+//! `SERVE_LOAD_PINGPOST=/path/to/pingpost` runs another build of the server under the same load generator (for an
+//! interleaved A/B of two commits on a noisy machine).
 
 #[path = "serve_load/buyers.rs"]
 mod buyers;
@@ -310,6 +313,8 @@ fn print_results(results: &[(Kind, RunStats)]) {
         "errors",
         "server CPU",
         "bench CPU",
+        "writer µs/lead",
+        "disk KB/lead",
     ]);
     for (kind, stats) in results {
         let other: Vec<String> = stats
@@ -342,9 +347,11 @@ fn print_results(results: &[(Kind, RunStats)]) {
             if errors.is_empty() { "0".to_owned() } else { errors.join(", ") },
             cpu_percent(stats.server_cpu, stats),
             cpu_percent(stats.bench_cpu, stats),
+            format!("{:.0}", stats.writer_cpu.as_secs_f64() * 1e6 / stats.answered().max(1) as f64),
+            format!("{:.1}", stats.server_disk_bytes as f64 / 1024.0 / stats.answered().max(1) as f64),
         ]);
     }
-    for column in 2..13 {
+    for column in 2..15 {
         if let Some(column) = table.column_mut(column) {
             column.set_cell_alignment(CellAlignment::Right);
         }

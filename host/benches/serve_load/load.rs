@@ -13,7 +13,10 @@ use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::scenario::{PUBLISHER_KEY, florida_dir};
-use super::server::cpu_time;
+use super::server::{cpu_time, disk_write_bytes, thread_cpu_time};
+
+/// The name of the server's store writer thread (`storage/writer.rs`).
+const WRITER_THREAD: &str = "pingpost-writer";
 
 /// How fast to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,10 @@ pub struct RunStats {
     pub shed: u64,
     pub server_cpu: Duration,
     pub bench_cpu: Duration,
+    /// CPU time of the server's store writer thread.
+    pub writer_cpu: Duration,
+    /// Bytes the server caused to be written to storage (WAL frames and checkpoints), from /proc.
+    pub server_disk_bytes: u64,
 }
 
 impl RunStats {
@@ -185,6 +192,8 @@ impl Target {
         let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
         let server_cpu0 = cpu_time(Some(self.server_pid));
         let bench_cpu0 = cpu_time(None);
+        let disk0 = disk_write_bytes(self.server_pid);
+        let writer_cpu0 = thread_cpu_time(self.server_pid, WRITER_THREAD);
         let started = Instant::now();
         let deadline = started + duration;
         let collector = tokio::spawn(async move {
@@ -264,6 +273,8 @@ impl Target {
             shed,
             server_cpu: cpu_time(Some(self.server_pid)).saturating_sub(server_cpu0),
             bench_cpu: cpu_time(None).saturating_sub(bench_cpu0),
+            writer_cpu: thread_cpu_time(self.server_pid, WRITER_THREAD).saturating_sub(writer_cpu0),
+            server_disk_bytes: disk_write_bytes(self.server_pid).saturating_sub(disk0),
         }
     }
 }

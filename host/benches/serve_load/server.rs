@@ -38,7 +38,9 @@ impl Server {
         let port = free_port()?;
         let log = dir.join("server.log");
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_pingpost"))
+        // SERVE_LOAD_PINGPOST swaps in another build of the server (an A/B of two commits under one load generator).
+        let binary = std::env::var_os("SERVE_LOAD_PINGPOST").unwrap_or_else(|| env!("CARGO_BIN_EXE_pingpost").into());
+        let child = Command::new(binary)
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
@@ -89,6 +91,21 @@ pub fn cpu_time(pid: Option<u32>) -> Duration {
         Some(pid) => format!("/proc/{pid}/stat"),
         None => "/proc/self/stat".to_owned(),
     };
+    stat_cpu_time(&path)
+}
+
+/// User + system CPU time so far of `pid`'s threads named `name` (the store writer is `pingpost-writer`).
+pub fn thread_cpu_time(pid: u32, name: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
+    tasks
+        .flatten()
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name))
+        .map(|task| stat_cpu_time(&task.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// The CPU time in a /proc `stat` file (0 if unreadable).
+fn stat_cpu_time(path: &str) -> Duration {
     let Ok(stat) = std::fs::read_to_string(path) else { return Duration::ZERO };
     // Fields after the command name (which is in parentheses and may hold spaces): state is field 3, utime 14.
     let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else { return Duration::ZERO };
@@ -96,6 +113,14 @@ pub fn cpu_time(pid: Option<u32>) -> Duration {
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     // rest[0] is field 3, so field 14 (utime) is rest[11] and field 15 (stime) rest[12].
     Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks_per_second())
+}
+
+/// Bytes a process has caused to be written to storage so far (`write_bytes` in /proc/PID/io; 0 if unreadable).
+pub fn disk_write_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| io.lines().find_map(|line| line.strip_prefix("write_bytes:")?.trim().parse().ok()))
+        .unwrap_or(0)
 }
 
 fn clock_ticks_per_second() -> f64 {
