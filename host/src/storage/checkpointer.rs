@@ -2,18 +2,31 @@
 //! threshold — with its fsync, while that commit holds the store's lock — so a request now and then pays for
 //! everyone's writes. The store turns the automatic checkpoint off and this thread, on its own connection, runs a
 //! `PASSIVE` checkpoint (it never blocks the writer) every [`INTERVAL`], until the store is dropped.
+//!
+//! Passive checkpoints alone let the WAL grow without end under steady load: SQLite starts the WAL over only when a
+//! writer begins while every frame has been copied, and with a commit every millisecond that never happens (a load
+//! test left a 1.3 GB WAL after 8 s). So once the WAL holds more than [`RESTART_FRAMES`] after a passive checkpoint,
+//! the checkpointer runs a `RESTART` checkpoint: it holds the writer back while it copies what the passive one left
+//! (the frames written while it ran) and makes the next commit start the WAL from its beginning. The store's
+//! `journal_size_limit` then cuts the file back.
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::sqlite::BUSY_TIMEOUT;
+use super::sqlite::wait_briefly_when_busy;
 
 /// How often the WAL is checkpointed.
 pub const INTERVAL: Duration = Duration::from_millis(250);
+
+/// WAL frames (pages) past which the checkpointer restarts the WAL: 65,536 frames, 256 MiB of 4 KiB pages. A restart
+/// holds the writer back for two fsyncs (the WAL's and the file's: 10–50 ms each on the test machine's disk, whatever
+/// is left to sync), so it should be rare: at 2,500 leads/s the WAL grows by ~100 MB a second, and with a restart every
+/// 2.5 s the p99 latency there went from 26–31 ms to 41–58 ms (see BENCHMARKS.md). The price of a bounded WAL.
+pub const RESTART_FRAMES: i64 = 65_536;
 
 /// The running checkpoint thread; dropping it stops the thread.
 #[derive(Debug)]
@@ -23,21 +36,72 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the WAL of the database at `path`.
-    pub fn start(path: &Path) -> std::io::Result<Self> {
-        let conn = Connection::open(path).map_err(std::io::Error::other)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(std::io::Error::other)?;
+    /// Starts checkpointing the WAL of the database at `path`, restarting it once it holds more than
+    /// `restart_frames` frames ([`RESTART_FRAMES`] in the store).
+    pub fn start(path: &Path, restart_frames: i64) -> std::io::Result<Self> {
+        let mut conn = Connection::open(path).map_err(std::io::Error::other)?;
+        wait_briefly_when_busy(&mut conn).map_err(std::io::Error::other)?;
+        let db_file = std::fs::File::open(path)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new().name("pingpost-checkpoint".into()).spawn(move || {
-            // Until stopped (or the store is gone): one passive checkpoint per tick.
+            // Until stopped (or the store is gone): one passive checkpoint per tick, and a restart when the WAL is
+            // long.
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(%error, "WAL checkpoint failed; retrying");
+                match checkpoint(&conn, "PASSIVE") {
+                    Ok(wal) if wal.frames > restart_frames => restart(&conn, &db_file, wal),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "WAL checkpoint failed; retrying"),
                 }
             }
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            let _ = checkpoint(&conn, "PASSIVE");
         })?;
         Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+/// What a checkpoint reports about the WAL.
+#[derive(Debug, Clone, Copy)]
+struct Wal {
+    /// Frames in the WAL (-1 when the database is not in WAL mode).
+    frames: i64,
+    /// Of those, frames copied into the database file.
+    copied: i64,
+}
+
+/// Runs a checkpoint in `mode`.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<Wal> {
+    // The row is (busy, frames in the WAL, frames checkpointed).
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok(Wal { frames: row.get(1)?, copied: row.get(2)? })
+    })
+}
+
+/// Frames a `RESTART` checkpoint may have left to copy: it copies them while the writer waits.
+const CATCH_UP_FRAMES: i64 = 256;
+
+/// Starts a long WAL over. Passive checkpoints first copy what was written while the last one ran, until little is
+/// left (or a few rounds have not got there), and the database file is synced, so the `RESTART` that holds the writer
+/// back has little to copy and little to sync. (A passive checkpoint that cannot copy the whole WAL does not sync the
+/// file: left to the `RESTART`, that sync was of everything copied since the last one, and held the writer for
+/// ~100 ms under load.)
+fn restart(conn: &Connection, db_file: &std::fs::File, mut wal: Wal) {
+    let started = Instant::now();
+    for _ in 0..8 {
+        if wal.frames - wal.copied <= CATCH_UP_FRAMES {
+            break;
+        }
+        match checkpoint(conn, "PASSIVE") {
+            Ok(now) => wal = now,
+            Err(error) => return tracing::warn!(%error, "WAL checkpoint failed; retrying"),
+        }
+    }
+    if let Err(error) = db_file.sync_data() {
+        tracing::warn!(%error, "syncing the database file before a WAL restart failed");
+    }
+    let caught_up = started.elapsed();
+    match checkpoint(conn, "RESTART") {
+        Ok(_) => tracing::debug!(frames = wal.frames, ?caught_up, took = ?started.elapsed(), "WAL restarted"),
+        Err(error) => tracing::warn!(%error, frames = wal.frames, "WAL restart failed; retrying"),
     }
 }
 
@@ -78,5 +142,42 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the checkpointer did not copy the WAL into the file");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    /// The WAL's checkpoint sequence number (header bytes 12..16, big-endian): SQLite increments it each time the WAL
+    /// starts over.
+    fn wal_restarts(wal: &std::path::Path) -> u32 {
+        let header = std::fs::read(wal).expect("the WAL");
+        u32::from_be_bytes(header[12..16].try_into().expect("a WAL header"))
+    }
+
+    #[test]
+    fn a_wal_written_without_pause_is_restarted_and_cut_back() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("w.db");
+        let writer = rusqlite::Connection::open(&path).expect("opens");
+        // Small pages keep the test's writes small; the limit is what the store sets too, scaled down.
+        writer
+            .execute_batch(
+                "PRAGMA page_size = 512; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 65536;
+                 CREATE TABLE t (n INTEGER NOT NULL);",
+            )
+            .expect("sets up");
+        let wal = dir.path().join("w.db-wal");
+        let first = wal_restarts(&wal);
+        let _checkpointer = super::Checkpointer::start(&path, 64).expect("starts");
+        // Commit without a pause for over four checkpoint intervals: no passive checkpoint ever finds the WAL fully
+        // copied, so without the restart it would only grow.
+        let started = std::time::Instant::now();
+        let mut commits = 0i64;
+        while started.elapsed() < super::INTERVAL * 5 {
+            writer.execute("INSERT INTO t VALUES (?1)", [commits]).expect("commits");
+            commits += 1;
+        }
+        let written = u64::try_from(commits).expect("a count") * 512;
+        let now = std::fs::metadata(&wal).expect("the WAL").len();
+        assert!(wal_restarts(&wal) > first, "the WAL never started over in {commits} commits");
+        assert!(now < written / 2, "the WAL holds {now} bytes after {commits} commits of a 512-byte page");
     }
 }

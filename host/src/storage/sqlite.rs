@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::Notify;
 
-use super::checkpointer::Checkpointer;
+use super::checkpointer::{Checkpointer, RESTART_FRAMES};
 use super::migrations::{self, MigrationError};
 use super::readers::Readers;
 use super::sales::{insert_sale, sales_where};
@@ -30,8 +30,30 @@ use crate::auction::store::{
 /// How long a write waits for another connection's write lock before it fails.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a connection waiting for a lock tries again (see [`wait_briefly_when_busy`]).
+const BUSY_RETRY: Duration = Duration::from_micros(100);
+
+/// A busy handler for the writer and the checkpointer: retry every [`BUSY_RETRY`] for up to [`BUSY_TIMEOUT`].
+/// SQLite's own `busy_timeout` sleeps 1, 2, 5, 10 … 100 ms between tries, so a lock held for 2 ms (the checkpointer's
+/// WAL restart) could keep the writer asleep for 10 ms, and a restart waiting on a reader slept up to 100 ms while it
+/// held the writer back.
+pub(crate) fn wait_briefly_when_busy(conn: &mut Connection) -> rusqlite::Result<()> {
+    fn retry(attempts: i32) -> bool {
+        let waited = BUSY_RETRY * u32::try_from(attempts).unwrap_or(0);
+        if waited >= BUSY_TIMEOUT {
+            return false;
+        }
+        std::thread::sleep(BUSY_RETRY);
+        true
+    }
+    conn.busy_handler(Some(retry))
+}
+
 /// The write connection's page cache, as SQLite's `cache_size` takes it (negative: KiB): 16 MiB.
 const WRITER_CACHE_KIB: i64 = -16_384;
+
+/// Bytes the WAL file is cut back to once restarted (the size [`RESTART_FRAMES`] of 4 KiB pages take).
+const WAL_SIZE_LIMIT: i64 = RESTART_FRAMES * 4096;
 
 /// Prepared statements kept per connection (every statement of the store fits).
 pub(crate) const STATEMENT_CACHE: usize = 64;
@@ -118,7 +140,7 @@ impl SqliteStore {
             let path = path.clone();
             move |source| OpenError::Configure { path, setting, source }
         };
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(configure("busy_timeout"))?;
+        wait_briefly_when_busy(&mut conn).map_err(configure("busy_handler"))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
             .map_err(configure("journal_mode"))?;
@@ -138,9 +160,11 @@ impl SqliteStore {
         // large one spills to a temp file).
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(configure("cache_size"))?;
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(configure("temp_store"))?;
+        // When the checkpointer restarts a long WAL, the next commit cuts the file back to this size.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(configure("journal_size_limit"))?;
         let readers = Readers::open(&path).map_err(|source| OpenError::Readers { path: path.clone(), source })?;
-        let checkpointer =
-            Checkpointer::start(&path).map_err(|source| OpenError::Checkpointer { path: path.clone(), source })?;
+        let checkpointer = Checkpointer::start(&path, RESTART_FRAMES)
+            .map_err(|source| OpenError::Checkpointer { path: path.clone(), source })?;
         let writer = Writer::start(conn).map_err(|source| OpenError::Writer { path: path.clone(), source })?;
         Ok(SqliteStore { path, writer, readers, outbox: Arc::new(Notify::new()), _checkpointer: checkpointer })
     }
