@@ -7,6 +7,7 @@
 #[allow(dead_code)] // Shared with the other benches; this one needs only `sdk_ping`.
 mod sdk_types;
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,6 +100,24 @@ const POOL: Allocator = Allocator::Pooling { total_instances: 1000 };
 fn buyer(runtime: &Runtime, name: &str, campaign: &str, config: &str) -> BuyerPlugin {
     let plugin = runtime.load(&plugin_bytes(name)).expect("loads");
     runtime.buyer(plugin, campaign, config).expect("buyer")
+}
+
+/// Campaigns as the exchange builds them: each plugin loaded once and shared by the campaigns that run it (one copy
+/// of its compiled code), each campaign with its own config and instances.
+fn campaign_buyers<'a>(
+    runtime: &Runtime,
+    campaigns: impl IntoIterator<Item = &'a (&'static str, String)>,
+    prefix: &str,
+) -> Vec<BuyerPlugin> {
+    let mut loaded: HashMap<&str, Arc<Plugin>> = HashMap::new();
+    campaigns
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, config))| {
+            let plugin = loaded.entry(name).or_insert_with(|| runtime.load(&plugin_bytes(name)).expect("loads"));
+            runtime.buyer(plugin.clone(), format!("{prefix}-{i}"), config).expect("buyer")
+        })
+        .collect()
 }
 
 /// A raw engine (no pingpost runtime) to measure what epoch interruption itself costs, and what the ping's strings
@@ -209,6 +228,7 @@ fn twenty_buyers(c: &mut Criterion) {
         ("fresh_pooling", InstanceMode::Fresh, POOL),
     ] {
         let rt = runtime(mode, allocator, None);
+        // Each campaign loads its plugin itself: 20 copies of compiled code, as 20 different buyer plugins would be.
         let buyers: Vec<BuyerPlugin> = campaigns()
             .iter()
             .enumerate()
@@ -228,6 +248,10 @@ fn twenty_buyers(c: &mut Criterion) {
         if name == "warm" {
             // The fan-out's path: the ping converted once for the 20 buyers.
             g.bench_function("warm_prepared", |b| b.iter(|| fan_out(&buyers, &ping)));
+            // The same 20 campaigns as an exchange builds them from two plugins (the Florida demo's shape): one copy
+            // of each plugin's code, shared by its campaigns.
+            let shared = campaign_buyers(&rt, &campaigns(), "shared");
+            g.bench_function("warm_prepared_shared_plugins", |b| b.iter(|| fan_out(&shared, &ping)));
             // How much of that is the mix: 20 campaigns of the lighter plugin only (the 10 config-buyer campaigns,
             // each twice as a distinct campaign with its own instance).
             let light: Vec<BuyerPlugin> = campaigns()

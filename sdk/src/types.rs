@@ -258,6 +258,7 @@ mod tests {
             "the+key=a+b&the%20key=c",
             "k=%E2%9C%93&k%E2%9C%93=v&bad=%FF%FE",
             "a=1&a=2",
+            "k=é&é=v&x=",
         ];
         for extra in encoded {
             let ping = Ping { extra: extra.to_owned(), ..Ping::default() };

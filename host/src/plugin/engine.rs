@@ -13,6 +13,9 @@ use super::error::LoadError;
 /// How often the ticker advances the engine's epoch: the resolution of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// Set (to anything) in the environment, the engine tells `perf` the names of the plugins' compiled functions.
+pub const PERFMAP_ENV: &str = "PINGPOST_PERFMAP";
+
 /// The engine for `config`: component model, epoch interruption always on, fuel when the limits ask for it.
 pub fn build_engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
     let mut c = Config::new();
@@ -20,6 +23,10 @@ pub fn build_engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
     c.epoch_interruption(true);
     c.consume_fuel(config.limits.fuel.is_some());
     c.max_wasm_stack(config.max_wasm_stack);
+    // For profiling: wasmtime writes /tmp/perf-<pid>.map, so `perf report` names the guests' functions.
+    if std::env::var_os(PERFMAP_ENV).is_some() {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Allocator::Pooling { total_instances } = config.allocator {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(total_instances);
