@@ -102,20 +102,36 @@ fn buyer(runtime: &Runtime, name: &str, campaign: &str, config: &str) -> BuyerPl
     runtime.buyer(plugin, campaign, config).expect("buyer")
 }
 
-/// Campaigns as the exchange builds them: each plugin loaded once and shared by the campaigns that run it (one copy
-/// of its compiled code), each campaign with its own config and instances.
+/// How a set of campaigns gets its plugins' compiled code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loading {
+    /// Each campaign loads its plugin itself: one copy of compiled code per campaign, as many different plugins
+    /// would have.
+    Separate,
+    /// Each plugin loaded once and shared by the campaigns that run it, as the exchange builds campaigns naming the
+    /// same plugin.
+    Shared,
+}
+
+/// A buyer per campaign (`prefix-N`), each with its own config and instances, on plugins loaded as `loading` says.
 fn campaign_buyers<'a>(
     runtime: &Runtime,
     campaigns: impl IntoIterator<Item = &'a (&'static str, String)>,
     prefix: &str,
+    loading: Loading,
 ) -> Vec<BuyerPlugin> {
     let mut loaded: HashMap<&str, Arc<Plugin>> = HashMap::new();
     campaigns
         .into_iter()
         .enumerate()
         .map(|(i, (name, config))| {
-            let plugin = loaded.entry(name).or_insert_with(|| runtime.load(&plugin_bytes(name)).expect("loads"));
-            runtime.buyer(plugin.clone(), format!("{prefix}-{i}"), config).expect("buyer")
+            let plugin = match loading {
+                Loading::Separate => runtime.load(&plugin_bytes(name)).expect("loads"),
+                Loading::Shared => {
+                    loaded.entry(name).or_insert_with(|| runtime.load(&plugin_bytes(name)).expect("loads")).clone()
+                }
+            };
+            runtime.buyer(plugin, format!("{prefix}-{i}"), config).expect("buyer")
         })
         .collect()
 }
@@ -228,12 +244,8 @@ fn twenty_buyers(c: &mut Criterion) {
         ("fresh_pooling", InstanceMode::Fresh, POOL),
     ] {
         let rt = runtime(mode, allocator, None);
-        // Each campaign loads its plugin itself: 20 copies of compiled code, as 20 different buyer plugins would be.
-        let buyers: Vec<BuyerPlugin> = campaigns()
-            .iter()
-            .enumerate()
-            .map(|(i, (plugin, config))| buyer(&rt, plugin, &format!("campaign-{i}"), config))
-            .collect();
+        // 20 copies of compiled code, as 20 different buyer plugins would be.
+        let buyers = campaign_buyers(&rt, &campaigns(), "campaign", Loading::Separate);
         let ping = ping();
         let bids =
             buyers.iter().filter(|b| b.bid(&ping, NOW, CapsLeft::default()).expect("ok").value.price_cents().is_some());
@@ -250,18 +262,13 @@ fn twenty_buyers(c: &mut Criterion) {
             g.bench_function("warm_prepared", |b| b.iter(|| fan_out(&buyers, &ping)));
             // The same 20 campaigns as an exchange builds them from two plugins (the Florida demo's shape): one copy
             // of each plugin's code, shared by its campaigns.
-            let shared = campaign_buyers(&rt, &campaigns(), "shared");
+            let shared = campaign_buyers(&rt, &campaigns(), "shared", Loading::Shared);
             g.bench_function("warm_prepared_shared_plugins", |b| b.iter(|| fan_out(&shared, &ping)));
             // How much of that is the mix: 20 campaigns of the lighter plugin only (the 10 config-buyer campaigns,
             // each twice as a distinct campaign with its own instance).
-            let light: Vec<BuyerPlugin> = campaigns()
-                .iter()
-                .filter(|(plugin, _)| *plugin == "config-buyer")
-                .cycle()
-                .take(20)
-                .enumerate()
-                .map(|(i, (plugin, config))| buyer(&rt, plugin, &format!("light-{i}"), config))
-                .collect();
+            let all = campaigns();
+            let light_campaigns = all.iter().filter(|(plugin, _)| *plugin == "config-buyer").cycle().take(20);
+            let light = campaign_buyers(&rt, light_campaigns, "light", Loading::Separate);
             g.bench_function("warm_prepared_config_buyers_only", |b| b.iter(|| fan_out(&light, &ping)));
         }
     }
