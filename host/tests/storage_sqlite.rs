@@ -283,6 +283,36 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     );
     assert_eq!(t.note("refused by suppression, not cap", store.usage("c6", &h9).await), Ok(Usage::default()));
 
+    // One-step sales (a Wasm buyer's): reserved and committed at once, refused exactly as a reservation is.
+    let one_an_hour = Caps { leads_per_hour: Some(1), ..free };
+    let s6 = pickup("c7", 6, 250);
+    let b3 = |at: i64| purchase("b3", &a, at, Some(0));
+    assert_eq!(t.note("sell s6", store.sell("c7", &one_an_hour, &h9, Some(&b3(7_000)), &s6).await), Ok(6));
+    assert_eq!(t.note("bought at once", store.bought_since("b3", &a_phone, 7_000).await), Ok(true));
+    let after_s6 = Usage { leads_hour: 1, leads_day: 1, leads_month: 1, spend_day_cents: 250, spend_month_cents: 250 };
+    assert_eq!(t.note("a sale counts on the caps", store.usage("c7", &h9).await), Ok(after_s6));
+    assert_eq!(
+        t.note("sell the consumer again", store.sell("c7", &free, &h9, Some(&b3(7_100)), &pickup("c7", 7, 1)).await),
+        Err(ReserveError::Suppressed { at_unix_ms: 7_000, pending: false })
+    );
+    assert_eq!(
+        t.note("sell over the hour cap", store.sell("c7", &one_an_hour, &h9, None, &pickup("c7", 7, 1)).await),
+        Err(ReserveError::CapReached(CapKind::LeadsPerHour))
+    );
+    let b4 = |keys: &ConsumerKeys, at: i64| purchase("b4", keys, at, Some(0));
+    let held = t.note("b4 reserves a", store.reserve("c8", &free, &h9, 100, Some(&b4(&a, 7_200))).await).expect("b4");
+    assert_eq!(
+        t.note(
+            "sell while a sale is pending",
+            store.sell("c8", &free, &h9, Some(&b4(&a_email, 7_300)), &pickup("c8", 8, 100)).await
+        ),
+        Err(ReserveError::Suppressed { at_unix_ms: 7_200, pending: true })
+    );
+    assert_eq!(t.note("release b4", store.release(&held).await), Ok(()));
+    let s9 = sale("c8", 9, 0, SaleDelivery::Webhook { url: "http://127.0.0.1:9/hook".into() });
+    assert_eq!(t.note("sell s9 for its webhook", store.sell("c8", &free, &h9, None, &s9).await), Ok(7));
+    assert_eq!(t.note("refused sales count nothing", store.usage("c7", &h9).await), Ok(after_s6));
+
     // Two-step pings: saved once, claimed once, expired at their expiry.
     let ping_a = ping_record("ping-a", 1, 1_000, 10_000);
     assert_eq!(t.note("save a", store.save_ping(ping_a.clone()).await), Ok(()));
@@ -324,6 +354,8 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         ),
         Ok(vec![4, 5])
     );
+    assert_eq!(t.note("sales of c7", store.sales_of_campaign("c7").await), Ok(vec![StoredSale::new(6, &s6, 250)]));
+    assert_eq!(t.note("sales of c8", store.sales_of_campaign("c8").await), Ok(vec![StoredSale::new(7, &s9, 0)]));
     t.0
 }
 

@@ -6,8 +6,9 @@
 //! atomic step — when the buyer takes the lead and released otherwise.
 //!
 //! Only HTTP buyers are posted to here, synchronously, because their answer decides the sale. A Wasm campaign's bid
-//! is its buyer's commitment: its sale is committed at once, with the lead kept for pick-up or, for a webhook, with
-//! an outbox row the delivery worker (`service::outbox`) POSTs with retries, so a buyer outage never loses a sale.
+//! is its buyer's commitment: its sale is reserved and committed in one atomic step (`AuctionStore::sell`), with the
+//! lead kept for pick-up or, for a webhook, with an outbox row the delivery worker (`service::outbox`) POSTs with
+//! retries, so a buyer outage never loses a sale.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -80,7 +81,6 @@ impl Exchange {
         candidate: &Candidate,
         deadline: Instant,
     ) -> (PostResult, Option<Sale>) {
-        let no_longer = |reason: &str| (PostResult::NoLongerEligible { reason: reason.to_owned() }, None);
         let Some(entry) = self.campaign_entry(&candidate.campaign_id) else {
             return no_longer("campaign no longer configured");
         };
@@ -103,72 +103,56 @@ impl Exchange {
             suppress_since_unix_ms: (days > 0).then(|| now - i64::from(days) * super::engine::DAY_MS),
         };
         let caps = &entry.config.caps;
-        let reservation = match self
-            .store
-            .reserve(&entry.config.id, caps, &windows, candidate.price_cents, Some(&purchase))
-            .await
-        {
-            Ok(reservation) => reservation,
-            Err(ReserveError::Suppressed { at_unix_ms, pending }) => {
-                let at = chrono::DateTime::from_timestamp_millis(at_unix_ms)
-                    .map_or(at_unix_ms.to_string(), |t| t.to_rfc3339());
-                let reason = if pending {
-                    format!(
-                        "suppressed: another auction is selling this consumer to this buyer (reserved at {at}), within its {days}-day window"
-                    )
-                } else {
-                    format!("suppressed: buyer bought this consumer at {at}, within its {days}-day window")
+        let endpoints = match &entry.runner {
+            Runner::Http(endpoints) => endpoints,
+            // Nothing can undo a Wasm buyer's sale between its reservation and its commit: one atomic step.
+            Runner::Wasm { delivery, .. } => {
+                let (result, delivery) = match delivery {
+                    Delivery::Pickup => {
+                        (PostResult::PickedUp { price_cents: candidate.price_cents }, SaleDelivery::Pickup)
+                    }
+                    Delivery::Webhook { url } => (
+                        PostResult::Queued { price_cents: candidate.price_cents },
+                        SaleDelivery::Webhook { url: url.clone() },
+                    ),
                 };
-                return no_longer(&reason);
-            }
-            Err(ReserveError::CapReached(cap)) => return (PostResult::CapReached { cap }, None),
-            Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
-        };
-        let (result, delivery) = match &entry.runner {
-            Runner::Http(endpoints) => {
-                let result = self.post_to_buyer(job, candidate, &entry, &endpoints.post_url, deadline).await;
-                (result, SaleDelivery::Posted)
-            }
-            Runner::Wasm { delivery: Delivery::Pickup, .. } => {
-                (PostResult::PickedUp { price_cents: candidate.price_cents }, SaleDelivery::Pickup)
-            }
-            Runner::Wasm { delivery: Delivery::Webhook { url }, .. } => {
-                (PostResult::Queued { price_cents: candidate.price_cents }, SaleDelivery::Webhook { url: url.clone() })
+                let record = sale_record(job, candidate, &entry, candidate.price_cents, now, delivery);
+                return match self.store.sell(&entry.config.id, caps, &windows, Some(&purchase), &record).await {
+                    Ok(_) => (result, Some(self.sale(job, &entry, candidate.price_cents, None))),
+                    Err(ReserveError::Store(error)) => {
+                        (PostResult::Failed { error: format!("recording the sale: {error}") }, None)
+                    }
+                    Err(refusal) => refused(refusal, days),
+                };
             }
         };
+        let reservation =
+            match self.store.reserve(&entry.config.id, caps, &windows, candidate.price_cents, Some(&purchase)).await {
+                Ok(reservation) => reservation,
+                Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
+                Err(refusal) => return refused(refusal, days),
+            };
+        let result = self.post_to_buyer(job, candidate, &entry, &endpoints.post_url, deadline).await;
         let Some(price) = result.sold_price() else {
             self.release(&entry, &reservation).await;
             return (result, None);
         };
-        let record = SaleRecord {
-            lead_id: job.ping_id.to_owned(),
-            campaign_id: entry.config.id.clone(),
-            buyer_id: entry.config.buyer_id.clone(),
-            publisher_id: job.publisher.id.clone(),
-            price_cents: price,
-            sold_at_unix_ms: now,
-            buyer_ref: candidate.buyer_ref.clone(),
-            lead: job.lead.clone(),
-            delivery,
-        };
+        let record = sale_record(job, candidate, &entry, price, now, SaleDelivery::Posted);
         let buyer_lead_id = match &result {
             PostResult::Accepted { buyer_lead_id, .. } => buyer_lead_id.clone(),
             _ => None,
         };
-        let sale = Sale::new(&entry.config.id, &entry.config.buyer_id, price, job.publisher.margin_bps, buyer_lead_id);
-        match self.store.commit(&reservation, price, &record).await {
-            Ok(_) => (result, Some(sale)),
-            // An HTTP buyer that accepted already holds the lead: it is sold whatever the store says.
-            Err(error) if record.delivery == SaleDelivery::Posted => {
-                tracing::error!(campaign = %entry.config.id, %error, "could not record the sale of a lead an HTTP buyer accepted");
-                (result, Some(sale))
-            }
-            // Nothing has left the exchange: without a recorded sale there is no sale.
-            Err(error) => {
-                self.release(&entry, &reservation).await;
-                (PostResult::Failed { error: format!("recording the sale: {error}") }, None)
-            }
+        let sale = self.sale(job, &entry, price, buyer_lead_id);
+        if let Err(error) = self.store.commit(&reservation, price, &record).await {
+            // The HTTP buyer that accepted already holds the lead: it is sold whatever the store says.
+            tracing::error!(campaign = %entry.config.id, %error, "could not record the sale of a lead an HTTP buyer accepted");
         }
+        (result, Some(sale))
+    }
+
+    /// The auction's view of a sale to `entry`'s campaign at `price_cents`.
+    fn sale(&self, job: &PostJob<'_>, entry: &CampaignEntry, price_cents: u32, buyer_lead_id: Option<String>) -> Sale {
+        Sale::new(&entry.config.id, &entry.config.buyer_id, price_cents, job.publisher.margin_bps, buyer_lead_id)
     }
 
     /// Gives a reservation back, logging a failure (the auction goes on either way).
@@ -204,5 +188,52 @@ impl Exchange {
             Err(HttpBuyerError::Timeout) => PostResult::Timeout,
             Err(error) => PostResult::Failed { error: format!("{}: {error}", http_error_kind(&error)) },
         }
+    }
+}
+
+/// A post not attempted because the candidate no longer qualifies, and why.
+fn no_longer(reason: &str) -> (PostResult, Option<Sale>) {
+    (PostResult::NoLongerEligible { reason: reason.to_owned() }, None)
+}
+
+/// The post result of a sale the store refused to reserve (a cap or the buyer's suppression window).
+fn refused(refusal: ReserveError, suppression_days: u32) -> (PostResult, Option<Sale>) {
+    match refusal {
+        ReserveError::Suppressed { at_unix_ms, pending } => {
+            let at =
+                chrono::DateTime::from_timestamp_millis(at_unix_ms).map_or(at_unix_ms.to_string(), |t| t.to_rfc3339());
+            let days = suppression_days;
+            no_longer(&if pending {
+                format!(
+                    "suppressed: another auction is selling this consumer to this buyer (reserved at {at}), within its {days}-day window"
+                )
+            } else {
+                format!("suppressed: buyer bought this consumer at {at}, within its {days}-day window")
+            })
+        }
+        ReserveError::CapReached(cap) => (PostResult::CapReached { cap }, None),
+        ReserveError::Store(error) => (PostResult::Failed { error: error.to_string() }, None),
+    }
+}
+
+/// What the store records of a sale of `job`'s lead to `entry`'s campaign.
+fn sale_record(
+    job: &PostJob<'_>,
+    candidate: &Candidate,
+    entry: &CampaignEntry,
+    price_cents: u32,
+    now_unix_ms: i64,
+    delivery: SaleDelivery,
+) -> SaleRecord {
+    SaleRecord {
+        lead_id: job.ping_id.to_owned(),
+        campaign_id: entry.config.id.clone(),
+        buyer_id: entry.config.buyer_id.clone(),
+        publisher_id: job.publisher.id.clone(),
+        price_cents,
+        sold_at_unix_ms: now_unix_ms,
+        buyer_ref: candidate.buyer_ref.clone(),
+        lead: job.lead.clone(),
+        delivery,
     }
 }

@@ -283,6 +283,17 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     ) -> Result<u64, StoreError>;
     /// Gives a reservation back.
     async fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
+    /// [`AuctionStore::reserve`] and [`AuctionStore::commit`] as one atomic step, at `sale.price_cents`: for a sale
+    /// nothing can undo between the two (a Wasm buyer's bid is its commitment), so the store writes once instead of
+    /// twice and keeps no reservation. Refuses exactly as `reserve` does; returns the sale's id.
+    async fn sell(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError>;
     /// What `campaign_id` has bought and reserved in `windows`.
     async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
     /// If this consumer was seen from `publisher_id` at or after `since_unix_ms`, when; otherwise records it as seen
@@ -354,7 +365,6 @@ impl Inner {
         }
     }
 
-    /// Adds `leads` and `spend` (either may be negative) to each window.
     /// When `buyer_id` last bought this consumer (committed), if at or after `since_unix_ms`.
     fn bought_at(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Option<i64> {
         [&keys.phone_sha256, &keys.email_sha256]
@@ -381,6 +391,35 @@ impl Inner {
             .map(|at_unix_ms| ReserveError::Suppressed { at_unix_ms, pending: true })
     }
 
+    /// Why a sale of `campaign_id` at `price_cents` may not be reserved now, if it may not.
+    fn refusal(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<&Purchase>,
+    ) -> Option<ReserveError> {
+        if let Some(refusal) = purchase.and_then(|p| self.suppressed(p)) {
+            return Some(refusal);
+        }
+        self.usage(campaign_id, windows).exceeded_by(caps, price_cents).map(ReserveError::CapReached)
+    }
+
+    /// Records that the purchase's buyer bought its consumer (keeping the latest time per hash) and the sale itself.
+    fn record_sale(&mut self, purchase: Option<Purchase>, sale: &SaleRecord, price_cents: u32) -> u64 {
+        if let Some(purchase) = purchase {
+            for hash in [purchase.keys.phone_sha256, purchase.keys.email_sha256] {
+                let entry = self.bought.entry((purchase.buyer_id.clone(), hash)).or_insert(purchase.at_unix_ms);
+                *entry = (*entry).max(purchase.at_unix_ms);
+            }
+        }
+        let sale_id = self.sales.len() as u64 + 1;
+        self.sales.push(StoredSale::new(sale_id, sale, price_cents));
+        sale_id
+    }
+
+    /// Adds `leads` and `spend` (either may be negative) to each window.
     fn apply(&mut self, campaign_id: &str, windows: &CapWindows, leads: i64, spend: i64) {
         for (period, key) in
             [(Period::Hour, &windows.hour), (Period::Day, &windows.day), (Period::Month, &windows.month)]
@@ -430,11 +469,8 @@ impl AuctionStore for MemoryStore {
         purchase: Option<&Purchase>,
     ) -> Result<Reservation, ReserveError> {
         let mut inner = self.lock()?;
-        if let Some(refusal) = purchase.and_then(|p| inner.suppressed(p)) {
+        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, price_cents, purchase) {
             return Err(refusal);
-        }
-        if let Some(cap) = inner.usage(campaign_id, windows).exceeded_by(caps, price_cents) {
-            return Err(ReserveError::CapReached(cap));
         }
         inner.apply(campaign_id, windows, 1, i64::from(price_cents));
         inner.next_reservation += 1;
@@ -459,15 +495,23 @@ impl AuctionStore for MemoryStore {
         let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
         let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
         inner.apply(&pending.campaign_id, &pending.windows, 0, correction);
-        if let Some(purchase) = pending.purchase {
-            for hash in [purchase.keys.phone_sha256, purchase.keys.email_sha256] {
-                let entry = inner.bought.entry((purchase.buyer_id.clone(), hash)).or_insert(purchase.at_unix_ms);
-                *entry = (*entry).max(purchase.at_unix_ms);
-            }
+        Ok(inner.record_sale(pending.purchase, sale, final_price_cents))
+    }
+
+    async fn sell(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError> {
+        let mut inner = self.lock()?;
+        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, sale.price_cents, purchase) {
+            return Err(refusal);
         }
-        let sale_id = inner.sales.len() as u64 + 1;
-        inner.sales.push(StoredSale::new(sale_id, sale, final_price_cents));
-        Ok(sale_id)
+        inner.apply(campaign_id, windows, 1, i64::from(sale.price_cents));
+        Ok(inner.record_sale(purchase.cloned(), sale, sale.price_cents))
     }
 
     async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {

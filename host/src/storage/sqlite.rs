@@ -418,16 +418,16 @@ fn hashes(keys: &ConsumerKeys) -> [&str; 2] {
     [&keys.phone_sha256, &keys.email_sha256]
 }
 
-/// Reserves a sale inside the writer's transaction: the suppression and cap checks and the counting write see every
-/// write queued before it.
-fn reserve(
+/// Counts a sale of `campaign_id` at `price_cents` against its caps inside the writer's transaction, or refuses it:
+/// the suppression and cap checks and the counting write see every write queued before it.
+fn count_sale(
     tx: &Transaction<'_>,
     campaign_id: &str,
     caps: &Caps,
     windows: &CapWindows,
     price_cents: u32,
     purchase: Option<&Purchase>,
-) -> Result<Reservation, ReserveError> {
+) -> Result<(), ReserveError> {
     if let Some(purchase) = purchase
         && let Some(refusal) = suppressed(tx, purchase)?
     {
@@ -436,7 +436,19 @@ fn reserve(
     if let Some(cap) = usage(tx, campaign_id, windows)?.exceeded_by(caps, price_cents) {
         return Err(ReserveError::CapReached(cap));
     }
-    apply(tx, campaign_id, windows, 1, i64::from(price_cents))?;
+    Ok(apply(tx, campaign_id, windows, 1, i64::from(price_cents))?)
+}
+
+/// Reserves a sale inside the writer's transaction (see [`count_sale`]).
+fn reserve(
+    tx: &Transaction<'_>,
+    campaign_id: &str,
+    caps: &Caps,
+    windows: &CapWindows,
+    price_cents: u32,
+    purchase: Option<&Purchase>,
+) -> Result<Reservation, ReserveError> {
+    count_sale(tx, campaign_id, caps, windows, price_cents, purchase)?;
     let what = "recording a reservation";
     let id: i64 = tx
         .prepare_cached(
@@ -571,6 +583,32 @@ impl AuctionStore for SqliteStore {
                     record_purchase(tx, purchase)?;
                 }
                 insert_sale(tx, &record, final_price_cents, &lead_json)
+            })
+            .await?;
+        if matches!(sale.delivery, crate::auction::SaleDelivery::Webhook { .. }) {
+            self.outbox.notify_one();
+        }
+        Ok(sale_id)
+    }
+
+    async fn sell(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError> {
+        let lead_json = serde_json::to_string(&sale.lead).map_err(json_error("recording a sale"))?;
+        let (campaign_id, caps, windows, purchase, record) =
+            (campaign_id.to_owned(), *caps, windows.clone(), purchase.cloned(), sale.clone());
+        let sale_id = self
+            .write_async("selling a lead", move |tx| {
+                count_sale(tx, &campaign_id, &caps, &windows, record.price_cents, purchase.as_ref())?;
+                if let Some(purchase) = &purchase {
+                    record_purchase(tx, purchase)?;
+                }
+                Ok::<_, ReserveError>(insert_sale(tx, &record, record.price_cents, &lead_json)?)
             })
             .await?;
         if matches!(sale.delivery, crate::auction::SaleDelivery::Webhook { .. }) {
