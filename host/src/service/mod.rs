@@ -94,7 +94,7 @@ impl RunningService {
         let generated_operator_key = ensure_operator(&store, now)?;
         let http = HttpBuyerClient::with_default_client().context("building the HTTP client")?;
         let metrics = Arc::new(Metrics::new());
-        let (recorder, _writer) = recorder::Recorder::start(store.clone());
+        let recorder = recorder::Recorder::new(store.clone());
         let state_parts = StateParts {
             settings: settings.clone(),
             store: store.clone(),

@@ -20,8 +20,8 @@ pub struct AuctionRecord {
 }
 
 impl SqliteStore {
-    /// Records many auctions in one atomic step (the service's recorder batches them), in order: a later record of
-    /// the same lead replaces an earlier one.
+    /// Records many auctions in one atomic step and waits until they are written, in order: a later record of the
+    /// same lead replaces an earlier one.
     pub fn record_auctions(&self, records: Vec<AuctionRecord>) -> Result<(), StoreError> {
         self.write("recording auctions", move |tx| {
             for record in &records {
@@ -29,6 +29,17 @@ impl SqliteStore {
             }
             Ok(())
         })
+    }
+
+    /// Queues one auction's record for the store's writer without waiting for it to be written (the service's
+    /// recorder); `guard` is dropped once the record has been written or has failed. Records keep the order they
+    /// were queued in, with each other and with every other write: a later record of a lead replaces an earlier one.
+    pub fn queue_auction<G: Send + 'static>(&self, record: AuctionRecord, guard: G) {
+        self.submit("recording an auction", move |tx| {
+            let written = insert(tx, &record);
+            drop(guard);
+            written
+        });
     }
 
     /// The auction of `lead_id`, if recorded.

@@ -228,7 +228,7 @@ impl SqliteStore {
     pub(crate) fn write<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         self.writer.write_blocking(what, body)
@@ -238,10 +238,18 @@ impl SqliteStore {
     pub(crate) async fn write_async<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         self.writer.write(what, body).await
+    }
+
+    /// A write nobody waits for (see [`Writer::submit`]).
+    pub(crate) fn submit<F>(&self, what: &'static str, body: F)
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.writer.submit(what, body)
     }
 
     /// A read: one consistent snapshot of what is committed, on a read connection.

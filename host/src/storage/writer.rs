@@ -75,7 +75,7 @@ impl Writer {
     pub async fn write<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
@@ -87,12 +87,23 @@ impl Writer {
     pub fn write_blocking<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = mpsc::sync_channel(1);
         self.queue(what, body, Reply::Blocking(answer))?;
         answered.recv().unwrap_or_else(|_| Err(stopped(what).into()))
+    }
+
+    /// Queues `body` without waiting for it: for writes no caller waits on (the service's auction records). They
+    /// keep their place in the queue's order like any other write; a failure, theirs or their batch's, is logged.
+    pub fn submit<F>(&self, what: &'static str, body: F)
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        if let Err(error) = self.queue(what, body, Reply::Detached) {
+            tracing::error!(%error, "a write was not queued");
+        }
     }
 
     /// Batches and writes run so far.
@@ -107,7 +118,7 @@ impl Writer {
     fn queue<T, E, F>(&self, what: &'static str, body: F, reply: Reply<Result<T, E>>) -> Result<(), StoreError>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let job = Box::new(Queued { what, body: Some(body), outcome: None, reply });
@@ -145,6 +156,8 @@ trait Job: Send {
 enum Reply<R> {
     Async(oneshot::Sender<R>),
     Blocking(mpsc::SyncSender<R>),
+    /// Nobody waits ([`Writer::submit`]): a failure is logged.
+    Detached,
 }
 
 struct Queued<T, E, F> {
@@ -157,7 +170,7 @@ struct Queued<T, E, F> {
 impl<T, E, F> Job for Queued<T, E, F>
 where
     T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
+    E: From<StoreError> + std::fmt::Display + Send + 'static,
     F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
 {
     fn run(&mut self, tx: &Transaction<'_>) -> bool {
@@ -183,6 +196,11 @@ where
         match self.reply {
             Reply::Async(answer) => drop(answer.send(result)),
             Reply::Blocking(answer) => drop(answer.send(result)),
+            Reply::Detached => {
+                if let Err(error) = result {
+                    tracing::error!(%error, "a queued write failed");
+                }
+            }
         }
     }
 }
