@@ -228,7 +228,7 @@ impl SqliteStore {
     pub(crate) fn write<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + std::fmt::Display + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         self.writer.write_blocking(what, body)
@@ -238,7 +238,7 @@ impl SqliteStore {
     pub(crate) async fn write_async<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + std::fmt::Display + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         self.writer.write(what, body).await

@@ -75,7 +75,7 @@ impl Writer {
     pub async fn write<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + std::fmt::Display + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
@@ -87,7 +87,7 @@ impl Writer {
     pub fn write_blocking<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + std::fmt::Display + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = mpsc::sync_channel(1);
@@ -101,8 +101,10 @@ impl Writer {
     where
         F: FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
     {
-        if let Err(error) = self.queue(what, body, Reply::Detached) {
-            tracing::error!(%error, "a write was not queued");
+        let job = Box::new(Submitted { what, body: Some(body), failed: None });
+        match self.queue.as_ref() {
+            Some(queue) if queue.send(job).is_ok() => {}
+            _ => tracing::error!(what, "the store's writer has stopped; a write was not queued"),
         }
     }
 
@@ -118,7 +120,7 @@ impl Writer {
     fn queue<T, E, F>(&self, what: &'static str, body: F, reply: Reply<Result<T, E>>) -> Result<(), StoreError>
     where
         T: Send + 'static,
-        E: From<StoreError> + std::fmt::Display + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let job = Box::new(Queued { what, body: Some(body), outcome: None, reply });
@@ -156,8 +158,6 @@ trait Job: Send {
 enum Reply<R> {
     Async(oneshot::Sender<R>),
     Blocking(mpsc::SyncSender<R>),
-    /// Nobody waits ([`Writer::submit`]): a failure is logged.
-    Detached,
 }
 
 struct Queued<T, E, F> {
@@ -170,7 +170,7 @@ struct Queued<T, E, F> {
 impl<T, E, F> Job for Queued<T, E, F>
 where
     T: Send + 'static,
-    E: From<StoreError> + std::fmt::Display + Send + 'static,
+    E: From<StoreError> + Send + 'static,
     F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
 {
     fn run(&mut self, tx: &Transaction<'_>) -> bool {
@@ -196,11 +196,35 @@ where
         match self.reply {
             Reply::Async(answer) => drop(answer.send(result)),
             Reply::Blocking(answer) => drop(answer.send(result)),
-            Reply::Detached => {
-                if let Err(error) = result {
-                    tracing::error!(%error, "a queued write failed");
-                }
-            }
+        }
+    }
+}
+
+/// A write nobody waits for ([`Writer::submit`]): its failure, or its batch's, is logged.
+struct Submitted<F> {
+    what: &'static str,
+    body: Option<F>,
+    failed: Option<String>,
+}
+
+impl<F> Job for Submitted<F>
+where
+    F: FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
+{
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let Some(body) = self.body.take() else {
+            return false;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| body(tx)))
+            .unwrap_or_else(|_| Err(StoreError::Backend("the write panicked".to_owned())));
+        self.failed = outcome.err().map(|error| error.to_string());
+        self.failed.is_none()
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+        let what = self.what;
+        if let Some(error) = self.failed.as_deref().or(committed.err()) {
+            tracing::error!(what, error, "a queued write was not written");
         }
     }
 }
@@ -346,6 +370,23 @@ mod tests {
         let stats = writer.stats();
         assert_eq!(stats.jobs, 21);
         assert!(stats.largest_batch >= 20, "the twenty writes shared one transaction: {stats:?}");
+    }
+
+    #[tokio::test]
+    async fn a_submitted_write_keeps_its_place_in_the_order_and_its_failure_touches_no_other_write() {
+        let (_dir, writer, reader) = writer_on_table("");
+        let insert = |n: i64| {
+            move |tx: &Transaction<'_>| {
+                tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::Backend(e.to_string()))?;
+                if n == 2 { Err(StoreError::Backend("refused after its insert".into())) } else { Ok(()) }
+            }
+        };
+        writer.submit("inserting 1", insert(1));
+        writer.submit("inserting 2", insert(2));
+        writer.submit("inserting 3", insert(3));
+        // Answered only after everything submitted before it: the submitted writes are committed by then.
+        assert_eq!(queue_insert(&writer, 4, || Ok(())).await.expect("answered"), Ok(()));
+        assert_eq!(rows(&reader), vec![1, 3, 4]);
     }
 
     #[tokio::test]
