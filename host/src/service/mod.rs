@@ -72,7 +72,10 @@ impl RunningService {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
         let db = settings.database_path();
-        let store = Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+        let store = Arc::new(
+            SqliteStore::open_with(&db, settings.store_options())
+                .with_context(|| format!("opening {}", db.display()))?,
+        );
         let now = parts.clock.now_unix_ms();
         // One exchange process owns the database: whatever is still pending at start was left by a crash.
         let released = store.release_stale_reservations(now + 1).context("releasing stale reservations")?;

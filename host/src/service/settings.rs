@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::outbox::OutboxSettings;
 
 use crate::auction::exchange_file::{ExchangeFile, syntax};
+use crate::storage::StoreOptions;
 use crate::storage::registry::Role;
 
 /// The prefix of the environment variables that override `[server]` settings.
@@ -50,6 +51,10 @@ pub struct ServeSettings {
     pub purge_interval_secs: u64,
     /// A key that acts as an operator (bootstrap). Prefer `PINGPOST_OPERATOR_KEY` over writing it in the file.
     pub operator_key: Option<String>,
+    /// Once the store's write-ahead log (`pingpost.db-wal`) holds more than this many MiB, it is checkpointed and
+    /// started over. Each restart holds writes back for two fsyncs (tens of ms on a slow disk), so a larger value
+    /// means fewer such pauses for a larger file; at least 1.
+    pub wal_restart_mib: u32,
     /// Webhook deliveries of sold leads (`[server.outbox]`).
     pub outbox: OutboxConfig,
 }
@@ -107,6 +112,7 @@ impl Default for ServeSettings {
             return_window_days: 7,
             purge_interval_secs: 3_600,
             operator_key: None,
+            wal_restart_mib: 256,
             outbox: OutboxConfig::default(),
         }
     }
@@ -121,6 +127,11 @@ impl ServeSettings {
     /// The compiled-plugin cache.
     pub fn cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache")
+    }
+
+    /// How the store is opened.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions { wal_restart_bytes: u64::from(self.wal_restart_mib) << 20 }
     }
 }
 
@@ -192,6 +203,12 @@ impl ServeConfig {
                 source_name: path.display().to_string(),
                 message: format!("server.{}: {} (file or {ENV_PREFIX}* variable)", e.path(), e.inner().message()),
             })?;
+        if settings.wal_restart_mib == 0 {
+            return Err(SettingsError {
+                source_name: path.display().to_string(),
+                message: format!("server.wal_restart_mib: must be at least 1 (file or {ENV_PREFIX}* variable)"),
+            });
+        }
         let api_keys: Vec<ApiKeySeed> = match table.remove("api_keys") {
             None => Vec::new(),
             Some(value) => serde_path_to_error::deserialize(value)
@@ -297,9 +314,11 @@ mod tests {
                 ("PINGPOST_MAX_BODY_BYTES", "2048"),
                 ("PINGPOST_DATA_DIR", "/tmp/pp data"),
                 ("PINGPOST_OUTBOX__MAX_ATTEMPTS", "3"),
+                ("PINGPOST_WAL_RESTART_MIB", "1024"),
             ]),
         )
         .expect("valid");
+        assert_eq!(config.settings.store_options().wal_restart_bytes, 1 << 30);
         assert_eq!(config.settings.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.settings.max_body_bytes, 2048);
         assert_eq!(config.settings.data_dir, PathBuf::from("/tmp/pp data"));
@@ -315,6 +334,8 @@ mod tests {
         let table: toml::Table = "[server]\npii_retention_days = \"a month\"\n".parse().unwrap();
         let err = ServeConfig::from_table(Path::new("x.toml"), table, env(&[])).unwrap_err();
         assert!(err.to_string().starts_with("x.toml: server.pii_retention_days"), "{err}");
+        let err = ServeConfig::from_env(env(&[("PINGPOST_WAL_RESTART_MIB", "0")])).unwrap_err();
+        assert!(err.message.starts_with("server.wal_restart_mib: must be at least 1"), "{err}");
     }
 
     #[test]

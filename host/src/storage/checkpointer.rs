@@ -22,7 +22,8 @@ use super::sqlite::wait_briefly_when_busy;
 /// How often the WAL is checkpointed.
 pub const INTERVAL: Duration = Duration::from_millis(250);
 
-/// WAL frames (pages) past which the checkpointer restarts the WAL: 65,536 frames, 256 MiB of 4 KiB pages. A restart
+/// WAL frames (pages) past which the checkpointer restarts the WAL by default (`StoreOptions`; the service's
+/// `server.wal_restart_mib`): 65,536 frames, 256 MiB of 4 KiB pages. A restart
 /// holds the writer back for two fsyncs (the WAL's and the file's: 10–50 ms each on the test machine's disk, whatever
 /// is left to sync), so it should be rare: at 2,500 leads/s the WAL grows by ~100 MB a second, and with a restart every
 /// 2.5 s the p99 latency there went from 26–31 ms to 41–58 ms (see BENCHMARKS.md). The price of a bounded WAL.
@@ -183,5 +184,32 @@ mod tests {
         let now = std::fs::metadata(&wal).expect("the WAL").len();
         assert!(wal_restarts(&wal) > first, "the WAL never started over in {commits} commits");
         assert!(now < never_restarted, "the WAL holds {now} bytes after {commits} commits: it was not cut back");
+    }
+
+    #[test]
+    fn the_store_restarts_its_wal_at_the_size_it_was_opened_with() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("s.db");
+        let options = crate::storage::StoreOptions { wal_restart_bytes: 1 << 20 };
+        let store = SqliteStore::open_with(&path, options).expect("opens");
+        let wal = dir.path().join("s.db-wal");
+        store
+            .write("creating", |tx| {
+                tx.execute_batch("CREATE TABLE filler (x BLOB)").map_err(crate::storage::sqlite::backend("creating"))
+            })
+            .expect("creates");
+        let first = wal_restarts(&wal);
+        // 64 KiB a commit, without a pause, for over four checkpoint intervals: far past 1 MiB (the default would take
+        // 256 MiB).
+        let started = std::time::Instant::now();
+        while started.elapsed() < super::INTERVAL * 5 {
+            store
+                .write("filling", |tx| {
+                    tx.execute("INSERT INTO filler VALUES (zeroblob(65536))", [])
+                        .map_err(crate::storage::sqlite::backend("inserting"))
+                })
+                .expect("writes");
+        }
+        assert!(wal_restarts(&wal) > first, "the WAL never started over past 1 MiB");
     }
 }

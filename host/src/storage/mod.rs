@@ -22,5 +22,5 @@ pub use auctions::AuctionRecord;
 pub use migrations::{MIGRATIONS, Migration, MigrationError, SCHEMA_VERSION};
 pub use outbox::{DeliveryStatus, MarkError, NextAttempt, OutboxDelivery};
 pub use sales::{PiiAccess, PiiAuditEntry, PurgeCounts, ReturnError, SaleRef};
-pub use sqlite::{BUSY_TIMEOUT, OpenError, SqliteStore};
+pub use sqlite::{BUSY_TIMEOUT, OpenError, SqliteStore, StoreOptions};
 pub use writer::WriterStats;

@@ -52,8 +52,23 @@ pub(crate) fn wait_briefly_when_busy(conn: &mut Connection) -> rusqlite::Result<
 /// The write connection's page cache, as SQLite's `cache_size` takes it (negative: KiB): 16 MiB.
 const WRITER_CACHE_KIB: i64 = -16_384;
 
-/// Bytes the WAL file is cut back to once restarted (the size [`RESTART_FRAMES`] of 4 KiB pages take).
-const WAL_SIZE_LIMIT: i64 = RESTART_FRAMES * 4096;
+/// The database's page size in bytes (SQLite's default, which the store keeps): one WAL frame holds one page.
+const PAGE_BYTES: u64 = 4096;
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Once the WAL holds more than this many bytes, it is checkpointed, started over and cut back to this size.
+    /// Each restart holds writes back for two fsyncs, so a larger value means fewer pauses and a larger file.
+    pub wal_restart_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    /// 256 MiB ([`RESTART_FRAMES`] frames).
+    fn default() -> Self {
+        StoreOptions { wal_restart_bytes: RESTART_FRAMES as u64 * PAGE_BYTES }
+    }
+}
 
 /// Prepared statements kept per connection (every statement of the store fits).
 pub(crate) const STATEMENT_CACHE: usize = 64;
@@ -131,6 +146,11 @@ impl SqliteStore {
     /// Opens (creating it and its parent directories if needed) the database at `path` and brings its schema up to
     /// date. Refuses a database whose schema is newer than this build knows.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with `options` instead of the defaults.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, OpenError> {
         let path = path.as_ref().to_owned();
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { path: dir.to_owned(), source })?;
@@ -161,9 +181,11 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(configure("cache_size"))?;
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(configure("temp_store"))?;
         // When the checkpointer restarts a long WAL, the next commit cuts the file back to this size.
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(configure("journal_size_limit"))?;
+        let wal_limit = i64::try_from(options.wal_restart_bytes).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "journal_size_limit", wal_limit).map_err(configure("journal_size_limit"))?;
         let readers = Readers::open(&path).map_err(|source| OpenError::Readers { path: path.clone(), source })?;
-        let checkpointer = Checkpointer::start(&path, RESTART_FRAMES)
+        let restart_frames = (wal_limit / PAGE_BYTES as i64).max(1);
+        let checkpointer = Checkpointer::start(&path, restart_frames)
             .map_err(|source| OpenError::Checkpointer { path: path.clone(), source })?;
         let writer = Writer::start(conn).map_err(|source| OpenError::Writer { path: path.clone(), source })?;
         Ok(SqliteStore { path, writer, readers, outbox: Arc::new(Notify::new()), _checkpointer: checkpointer })
