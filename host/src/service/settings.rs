@@ -112,7 +112,7 @@ impl Default for ServeSettings {
             return_window_days: 7,
             purge_interval_secs: 3_600,
             operator_key: None,
-            wal_restart_mib: 256,
+            wal_restart_mib: (StoreOptions::default().wal_restart_bytes >> 20) as u32,
             outbox: OutboxConfig::default(),
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! Passive checkpoints alone let the WAL grow without end under steady load: SQLite starts the WAL over only when a
 //! writer begins while every frame has been copied, and with a commit every millisecond that never happens (a load
-//! test left a 1.3 GB WAL after 8 s). So once the WAL holds more than [`RESTART_FRAMES`] after a passive checkpoint,
+//! test left a 1.3 GB WAL after 8 s). So once the WAL holds more than the store's restart size after a passive checkpoint,
 //! the checkpointer runs a `RESTART` checkpoint: it holds the writer back while it copies what the passive one left
 //! (the frames written while it ran) and makes the next commit start the WAL from its beginning. The store's
 //! `journal_size_limit` then cuts the file back.
@@ -22,13 +22,6 @@ use super::sqlite::wait_briefly_when_busy;
 /// How often the WAL is checkpointed.
 pub const INTERVAL: Duration = Duration::from_millis(250);
 
-/// WAL frames (pages) past which the checkpointer restarts the WAL by default (`StoreOptions`; the service's
-/// `server.wal_restart_mib`): 65,536 frames, 256 MiB of 4 KiB pages. A restart
-/// holds the writer back for two fsyncs (the WAL's and the file's: 10–50 ms each on the test machine's disk, whatever
-/// is left to sync), so it should be rare: at 2,500 leads/s the WAL grows by ~100 MB a second, and with a restart every
-/// 2.5 s the p99 latency there went from 26–31 ms to 41–58 ms (see BENCHMARKS.md). The price of a bounded WAL.
-pub const RESTART_FRAMES: i64 = 65_536;
-
 /// The running checkpoint thread; dropping it stops the thread.
 #[derive(Debug)]
 pub struct Checkpointer {
@@ -38,7 +31,9 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the WAL of the database at `path`, restarting it once it holds more than
-    /// `restart_frames` frames ([`RESTART_FRAMES`] in the store).
+    /// `restart_frames` frames (the store's [`StoreOptions::wal_restart_bytes`] in pages).
+    ///
+    /// [`StoreOptions::wal_restart_bytes`]: super::StoreOptions::wal_restart_bytes
     pub fn start(path: &Path, restart_frames: i64) -> std::io::Result<Self> {
         let mut conn = Connection::open(path).map_err(std::io::Error::other)?;
         wait_briefly_when_busy(&mut conn).map_err(std::io::Error::other)?;

@@ -101,10 +101,8 @@ impl Writer {
     where
         F: FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
     {
-        let job = Box::new(Submitted { what, body: Some(body), failed: None });
-        match self.queue.as_ref() {
-            Some(queue) if queue.send(job).is_ok() => {}
-            _ => tracing::error!(what, "the store's writer has stopped; a write was not queued"),
+        if let Err(error) = self.send(what, Box::new(Submitted { what, body: Some(body), failed: None })) {
+            tracing::error!(%error, "a write was not queued");
         }
     }
 
@@ -123,7 +121,11 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        let job = Box::new(Queued { what, body: Some(body), outcome: None, reply });
+        self.send(what, Box::new(Queued { what, body: Some(body), outcome: None, reply }))
+    }
+
+    /// Puts `job` on the writer's queue.
+    fn send(&self, what: &'static str, job: Box<dyn Job>) -> Result<(), StoreError> {
         let queue = self.queue.as_ref().ok_or_else(|| stopped(what))?;
         queue.send(job).map_err(|_| stopped(what))
     }
