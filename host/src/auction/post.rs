@@ -118,7 +118,7 @@ impl Exchange {
                 };
                 let record = sale_record(job, candidate, &entry, candidate.price_cents, now, delivery);
                 return match self.store.sell(&entry.config.id, caps, &windows, Some(&purchase), &record).await {
-                    Ok(_) => (result, Some(self.sale(job, &entry, candidate.price_cents, None))),
+                    Ok(_) => (result, Some(sale(job, &entry, candidate.price_cents, None))),
                     Err(ReserveError::Store(error)) => {
                         (PostResult::Failed { error: format!("recording the sale: {error}") }, None)
                     }
@@ -142,17 +142,12 @@ impl Exchange {
             PostResult::Accepted { buyer_lead_id, .. } => buyer_lead_id.clone(),
             _ => None,
         };
-        let sale = self.sale(job, &entry, price, buyer_lead_id);
+        let sale = sale(job, &entry, price, buyer_lead_id);
         if let Err(error) = self.store.commit(&reservation, price, &record).await {
             // The HTTP buyer that accepted already holds the lead: it is sold whatever the store says.
             tracing::error!(campaign = %entry.config.id, %error, "could not record the sale of a lead an HTTP buyer accepted");
         }
         (result, Some(sale))
-    }
-
-    /// The auction's view of a sale to `entry`'s campaign at `price_cents`.
-    fn sale(&self, job: &PostJob<'_>, entry: &CampaignEntry, price_cents: u32, buyer_lead_id: Option<String>) -> Sale {
-        Sale::new(&entry.config.id, &entry.config.buyer_id, price_cents, job.publisher.margin_bps, buyer_lead_id)
     }
 
     /// Gives a reservation back, logging a failure (the auction goes on either way).
@@ -214,6 +209,11 @@ fn refused(refusal: ReserveError, suppression_days: u32) -> (PostResult, Option<
         ReserveError::CapReached(cap) => (PostResult::CapReached { cap }, None),
         ReserveError::Store(error) => (PostResult::Failed { error: error.to_string() }, None),
     }
+}
+
+/// The auction's view of a sale to `entry`'s campaign at `price_cents`.
+fn sale(job: &PostJob<'_>, entry: &CampaignEntry, price_cents: u32, buyer_lead_id: Option<String>) -> Sale {
+    Sale::new(&entry.config.id, &entry.config.buyer_id, price_cents, job.publisher.margin_bps, buyer_lead_id)
 }
 
 /// What the store records of a sale of `job`'s lead to `entry`'s campaign.

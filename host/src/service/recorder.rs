@@ -31,7 +31,7 @@ impl Recorder {
         Recorder { store, room: Arc::new(Semaphore::new(QUEUE)) }
     }
 
-    /// Queues one auction's record (waiting first while [`QUEUE`] records are still to be written).
+    /// Queues one auction's record (waiting first while 8,192 records are still to be written).
     pub async fn record(&self, record: AuctionRecord) {
         match self.room.clone().acquire_owned().await {
             Ok(permit) => self.store.queue_auction(record, permit),
