@@ -297,7 +297,9 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     /// What `campaign_id` has bought and reserved in `windows`.
     async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
     /// If this consumer was seen from `publisher_id` at or after `since_unix_ms`, when; otherwise records it as seen
-    /// at `now_unix_ms` and returns `None`.
+    /// at `now_unix_ms` and returns `None`. Checks and records run one after another, so of two leads of one consumer
+    /// only the first is new. The record need not be durable when this returns, only before any later write of this
+    /// store is (the lead's sale): a crash may forget a consumer whose lead sold nothing.
     async fn check_and_record_lead(
         &self,
         publisher_id: &str,

@@ -192,7 +192,8 @@ impl SqliteStore {
         let restart_frames = (wal_limit / PAGE_BYTES as i64).max(1);
         let checkpointer = Checkpointer::start(&path, restart_frames)
             .map_err(|source| OpenError::Checkpointer { path: path.clone(), source })?;
-        let writer = Writer::start(conn).map_err(|source| OpenError::Writer { path: path.clone(), source })?;
+        let writer = Writer::start(conn, super::writer::HOLD)
+            .map_err(|source| OpenError::Writer { path: path.clone(), source })?;
         Ok(SqliteStore { path, writer, readers, outbox: Arc::new(Notify::new()), _checkpointer: checkpointer })
     }
 
@@ -673,10 +674,13 @@ impl AuctionStore for SqliteStore {
         now_unix_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
         let (publisher_id, keys) = (publisher_id.to_owned(), keys.clone());
-        self.write_async("checking for a duplicate lead", move |tx| {
-            check_and_record_lead(tx, &publisher_id, &keys, since_unix_ms, now_unix_ms)
-        })
-        .await
+        // Answered before its commit: every later write (the next lead's check) sees the claim at once, and it is
+        // durable no later than this lead's sale, a waited write queued after it.
+        self.writer
+            .write_early("checking for a duplicate lead", move |tx| {
+                check_and_record_lead(tx, &publisher_id, &keys, since_unix_ms, now_unix_ms)
+            })
+            .await
     }
 
     async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {

@@ -3,8 +3,13 @@
 //!
 //! Why: a small SQLite write transaction costs ~100 µs here, most of it the commit (the changed pages written as WAL
 //! frames) and the hot pages every write touches (cap counters, index roots). One connection behind a mutex pays it
-//! once per call; the writer pays it once per batch, and a batch is whatever queued while the previous one committed
-//! (no timer, no linger: batches grow with concurrency and are single writes when the store is idle).
+//! once per call; the writer pays it once per batch, and a batch is whatever queued while the previous one committed.
+//!
+//! Only a write somebody waits on makes the writer commit ([`Writer::write`], [`Writer::write_blocking`]): as soon as
+//! one has run and nothing more is queued, the batch commits (no linger: a waited write is never held back). Writes
+//! nobody waits on for durability ([`Writer::submit`], [`Writer::write_early`]) leave the transaction open for the
+//! next waited write to commit them with its own, or for at most [`HOLD`] when none comes: under load they ride along
+//! with a sale's commit instead of paying for one of their own.
 //!
 //! Guarantees:
 //! - **Order.** Writes run one at a time in the order they were queued, so each sees every write queued before it:
@@ -12,16 +17,19 @@
 //!   `BEGIN IMMEDIATE` still holds SQLite's write lock across processes).
 //! - **Isolation of failures.** A write that returns `Err` (or panics) is rolled back to its savepoint: none of its
 //!   changes are committed, while the other writes of the batch are.
-//! - **Durability before the answer.** Every caller is answered only after its batch's `COMMIT` succeeded; if the
-//!   batch cannot be committed every write of it gets the backend error, never a success that was not committed.
+//! - **Durability before the answer.** A caller of `write` or `write_blocking` is answered only after its batch's
+//!   `COMMIT` succeeded; if the batch cannot be committed every such write gets the backend error, never a success
+//!   that was not committed. A caller of `write_early` is answered when its write has run, before that commit: its
+//!   changes are visible to every later write at once, and durable no later than the next waited write's answer
+//!   (commits follow the queue's order). If its batch then fails to commit, the failure is logged.
 //! - **Shutdown.** Dropping the [`Writer`] stops the thread after it has run (and answered) everything queued.
 
-use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
@@ -31,6 +39,10 @@ use crate::auction::store::StoreError;
 
 /// Writes run in one transaction at most; the rest wait for the next batch.
 pub const MAX_BATCH: usize = 256;
+
+/// How long writes nobody waits on for durability may stay uncommitted when no waited write comes to commit them
+/// (so also how much of them a crash can lose, and how late a reader may see them).
+pub const HOLD: Duration = Duration::from_millis(5);
 
 /// What the writer has done since it started: `jobs / batches` is the mean batch size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -59,13 +71,16 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn` (configured and migrated by the caller).
-    pub fn start(conn: Connection) -> std::io::Result<Self> {
+    /// Starts the writer thread on `conn` (configured and migrated by the caller), holding writes nobody waits on
+    /// uncommitted for at most `hold` ([`HOLD`] in the store).
+    pub fn start(conn: Connection, hold: Duration) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let counters = Arc::new(Counters::default());
         let thread = {
             let counters = counters.clone();
-            std::thread::Builder::new().name("pingpost-writer".into()).spawn(move || run(conn, jobs, &counters))?
+            std::thread::Builder::new()
+                .name("pingpost-writer".into())
+                .spawn(move || run(conn, jobs, hold, &counters))?
         };
         Ok(Writer { queue: Some(queue), counters, thread: Some(thread) })
     }
@@ -78,9 +93,7 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        let (answer, answered) = oneshot::channel();
-        self.queue(what, body, Reply::Async(answer))?;
-        answered.await.unwrap_or_else(|_| Err(stopped(what).into()))
+        self.awaited(what, body, false).await
     }
 
     /// [`Writer::write`] for synchronous callers: blocks the calling thread until the batch is committed.
@@ -91,8 +104,21 @@ impl Writer {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = mpsc::sync_channel(1);
-        self.queue(what, body, Reply::Blocking(answer))?;
+        self.queue(what, body, Reply::Blocking(answer), false)?;
         answered.recv().unwrap_or_else(|_| Err(stopped(what).into()))
+    }
+
+    /// Queues `body` and waits until it has run, not for its commit: for a write whose caller needs its result
+    /// now but can let its durability ride on the next waited write (the dedupe claim of a lead, made durable no later
+    /// than the lead's sale). Its changes are visible to every write queued after it; they are lost if the process
+    /// dies (or the batch fails to commit) before a commit, which comes within [`HOLD`].
+    pub async fn write_early<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.awaited(what, body, true).await
     }
 
     /// Queues `body` without waiting for it: for writes no caller waits on (the service's auction records). They
@@ -115,13 +141,31 @@ impl Writer {
         }
     }
 
-    fn queue<T, E, F>(&self, what: &'static str, body: F, reply: Reply<Result<T, E>>) -> Result<(), StoreError>
+    /// Queues `body` and awaits its answer: after its commit, or once it has run when `early`.
+    async fn awaited<T, E, F>(&self, what: &'static str, body: F, early: bool) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.send(what, Box::new(Queued { what, body: Some(body), outcome: None, reply }))
+        let (answer, answered) = oneshot::channel();
+        self.queue(what, body, Reply::Async(answer), early)?;
+        answered.await.unwrap_or_else(|_| Err(stopped(what).into()))
+    }
+
+    fn queue<T, E, F>(
+        &self,
+        what: &'static str,
+        body: F,
+        reply: Reply<Result<T, E>>,
+        early: bool,
+    ) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.send(what, Box::new(Queued { what, body: Some(body), outcome: None, reply: Some(reply), early }))
     }
 
     /// Puts `job` on the writer's queue.
@@ -152,6 +196,10 @@ fn stopped(what: &'static str) -> StoreError {
 trait Job: Send {
     /// Runs the body inside the job's savepoint; `false` when it failed (its savepoint is then rolled back).
     fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Whether its caller waits for the commit (so the batch should commit as soon as nothing more is queued).
+    fn awaits_commit(&self) -> bool;
+    /// Called once its savepoint is released or rolled back: a job answered early answers here.
+    fn ran(&mut self) {}
     /// Answers the caller once the batch's fate is known: `Ok` committed, `Err` not (and why).
     fn answer(self: Box<Self>, committed: Result<(), &str>);
 }
@@ -166,7 +214,20 @@ struct Queued<T, E, F> {
     what: &'static str,
     body: Option<F>,
     outcome: Option<Result<T, E>>,
-    reply: Reply<Result<T, E>>,
+    /// Taken when the answer is sent.
+    reply: Option<Reply<Result<T, E>>>,
+    /// Answered when it has run ([`Writer::write_early`]) rather than once committed.
+    early: bool,
+}
+
+impl<R> Reply<R> {
+    fn send(self, result: R) {
+        // A caller that stopped waiting (a dropped request) no longer needs the answer.
+        match self {
+            Reply::Async(answer) => drop(answer.send(result)),
+            Reply::Blocking(answer) => drop(answer.send(result)),
+        }
+    }
 }
 
 impl<T, E, F> Job for Queued<T, E, F>
@@ -187,18 +248,33 @@ where
         ok
     }
 
+    fn awaits_commit(&self) -> bool {
+        !self.early
+    }
+
+    fn ran(&mut self) {
+        if self.early
+            && let (Some(reply), Some(outcome)) = (self.reply.take(), self.outcome.take())
+        {
+            reply.send(outcome);
+        }
+    }
+
     fn answer(self: Box<Self>, committed: Result<(), &str>) {
         let what = self.what;
+        let Some(reply) = self.reply else {
+            // Answered when it ran; only a failed commit is left to tell.
+            if let Err(error) = committed {
+                tracing::error!(what, error, "a write answered before its commit was not committed");
+            }
+            return;
+        };
         let result = match (committed, self.outcome) {
             (Ok(()), Some(outcome)) => outcome,
             (Ok(()), None) => Err(StoreError::Backend(format!("{what}: the write did not run")).into()),
             (Err(error), _) => Err(StoreError::Backend(format!("{what}: {error}")).into()),
         };
-        // A caller that stopped waiting (a dropped request) no longer needs the answer.
-        match self.reply {
-            Reply::Async(answer) => drop(answer.send(result)),
-            Reply::Blocking(answer) => drop(answer.send(result)),
-        }
+        reply.send(result);
     }
 }
 
@@ -223,6 +299,10 @@ where
         self.failed.is_none()
     }
 
+    fn awaits_commit(&self) -> bool {
+        false
+    }
+
     fn answer(self: Box<Self>, committed: Result<(), &str>) {
         let what = self.what;
         if let Some(error) = self.failed.as_deref().or(committed.err()) {
@@ -231,42 +311,38 @@ where
     }
 }
 
-/// The writer thread: takes what is queued (up to [`MAX_BATCH`]), writes it as one batch, until the queue closes.
-fn run(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
-    let mut batch = VecDeque::with_capacity(MAX_BATCH);
+/// The writer thread: writes batches until the queue closes and everything queued is written.
+fn run(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, hold: Duration, counters: &Counters) {
     while let Ok(first) = jobs.recv() {
-        batch.push_back(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push_back(job),
-                Err(_) => break,
-            }
-        }
-        while !batch.is_empty() {
-            write_batch(&mut conn, &mut batch, counters);
-        }
+        write_batch(&mut conn, first, &jobs, hold, counters);
     }
 }
 
-/// Runs jobs from the front of `batch` in one transaction and answers them after it ends. Normally that is every
-/// job; if SQLite aborts the transaction midway (it does on some errors, such as a full disk), the jobs run so far
-/// are answered with the error and the rest stay queued for a new transaction.
-fn write_batch(conn: &mut Connection, batch: &mut VecDeque<Box<dyn Job>>, counters: &Counters) {
+/// Runs `first` and the jobs that follow it in one transaction, and answers them after it ends. The batch commits
+/// when it has run a job somebody waits on and nothing more is queued, when it holds [`MAX_BATCH`] jobs, or `hold`
+/// after it began when no waited job came. If SQLite aborts the transaction midway (it does on some errors, such as
+/// a full disk), the jobs run so far are answered with the error and the rest are left queued for a new transaction.
+fn write_batch(
+    conn: &mut Connection,
+    first: Box<dyn Job>,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    hold: Duration,
+    counters: &Counters,
+) {
+    let began = Instant::now();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
-            let error = format!("beginning a batch: {error}");
-            let jobs = batch.len();
-            for job in batch.drain(..) {
-                job.answer(Err(&error));
-            }
-            count(counters, jobs);
+            first.answer(Err(&format!("beginning a batch: {error}")));
+            count(counters, 1);
             return;
         }
     };
-    let mut ran = Vec::with_capacity(batch.len());
+    let mut ran: Vec<Box<dyn Job>> = Vec::new();
+    let mut awaited = false;
     let mut aborted = None;
-    while let Some(mut job) = batch.pop_front() {
+    let mut next = Some(first);
+    while let Some(mut job) = next.take() {
         let step = savepoint(&tx, "SAVEPOINT job").and_then(|()| {
             if job.run(&tx) {
                 savepoint(&tx, "RELEASE job")
@@ -274,13 +350,24 @@ fn write_batch(conn: &mut Connection, batch: &mut VecDeque<Box<dyn Job>>, counte
                 savepoint(&tx, "ROLLBACK TO job").and_then(|()| savepoint(&tx, "RELEASE job"))
             }
         });
-        ran.push(job);
         match step {
             Err(error) => aborted = Some(error),
             Ok(()) if tx.is_autocommit() => aborted = Some("SQLite rolled the batch back".to_owned()),
-            Ok(()) => continue,
+            Ok(()) => job.ran(),
         }
-        break;
+        awaited |= job.awaits_commit();
+        ran.push(job);
+        if aborted.is_some() || ran.len() >= MAX_BATCH {
+            break;
+        }
+        // With a waited job in it the batch commits as soon as nothing more is queued; otherwise it waits for more
+        // until `hold` is over.
+        let left = (began + hold).saturating_duration_since(Instant::now());
+        next = match (awaited, left.is_zero()) {
+            (true, _) => jobs.try_recv().ok(),
+            (false, true) => None,
+            (false, false) => jobs.recv_timeout(left).ok(),
+        };
     }
     let committed = match aborted {
         // Dropping the transaction rolls back whatever is left of it.
@@ -312,13 +399,18 @@ mod tests {
     /// A writer on a fresh WAL database with one table `t (n)` and whatever `schema` adds, and a second connection
     /// to read it back.
     fn writer_on_table(schema: &str) -> (tempfile::TempDir, Writer, Connection) {
+        writer_holding(HOLD, schema)
+    }
+
+    /// [`writer_on_table`] with writes nobody waits on held uncommitted for up to `hold`.
+    fn writer_holding(hold: Duration, schema: &str) -> (tempfile::TempDir, Writer, Connection) {
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("w.db");
         let conn = Connection::open(&path).expect("opens");
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER NOT NULL)").expect("creates");
         conn.execute_batch(schema).expect("creates the rest");
         let reader = Connection::open(&path).expect("opens a reader");
-        (dir, Writer::start(conn).expect("starts"), reader)
+        (dir, Writer::start(conn, hold).expect("starts"), reader)
     }
 
     fn rows(reader: &Connection) -> Vec<i64> {
@@ -337,7 +429,7 @@ mod tests {
             tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::Backend(e.to_string()))?;
             then()
         };
-        writer.queue("inserting", body, Reply::Async(answer)).expect("queues");
+        writer.queue("inserting", body, Reply::Async(answer), false).expect("queues");
         answered
     }
 
@@ -348,7 +440,7 @@ mod tests {
         let (open_gate, gate) = mpsc::channel::<()>();
         let (held, _) = oneshot::channel();
         let hold = move |_: &Transaction<'_>| gate.recv().map_err(|_| StoreError::Backend("gate dropped".into()));
-        writer.queue("holding", hold, Reply::Async(held)).expect("queues");
+        writer.queue("holding", hold, Reply::Async(held), false).expect("queues");
         let answers: Vec<_> = (0..20)
             .map(|n| {
                 queue_insert(&writer, n, move || match n {
@@ -392,6 +484,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn writes_nobody_waits_on_to_commit_stay_uncommitted_until_a_waited_write_commits_them() {
+        // An hour's hold: only a waited write can end the batch.
+        let (_dir, writer, reader) = writer_holding(Duration::from_secs(3600), "");
+        let insert = |n: i64, fail: bool| {
+            move |tx: &Transaction<'_>| {
+                tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::Backend(e.to_string()))?;
+                if fail { Err(StoreError::Backend(format!("{n} refused after its insert"))) } else { Ok(n) }
+            }
+        };
+        writer.submit("inserting 1", move |tx| insert(1, false)(tx).map(drop));
+        // Answered once run, though nothing is committed yet; a failing one gets its own error at once.
+        assert_eq!(writer.write_early("inserting 2", insert(2, false)).await, Ok(2));
+        assert_eq!(
+            writer.write_early("inserting 3", insert(3, true)).await,
+            Err(StoreError::Backend("3 refused after its insert".into()))
+        );
+        assert_eq!(rows(&reader), Vec::<i64>::new(), "nothing committed before a waited write");
+        assert_eq!(writer.stats().batches, 0, "the batch is still open");
+        // The waited write commits the batch: its own insert and the held ones, without the failed one.
+        assert_eq!(writer.write("inserting 4", insert(4, false)).await, Ok(4));
+        assert_eq!(rows(&reader), vec![1, 2, 4]);
+        assert_eq!(writer.stats(), WriterStats { batches: 1, jobs: 4, largest_batch: 4 });
+    }
+
+    #[tokio::test]
+    async fn writes_nobody_waits_on_are_committed_once_the_hold_is_over() {
+        let (_dir, writer, reader) = writer_holding(Duration::from_millis(20), "");
+        writer.submit("inserting 1", |tx| {
+            tx.execute("INSERT INTO t (n) VALUES (1)", []).map(drop).map_err(|e| StoreError::Backend(e.to_string()))
+        });
+        // Generous for a loaded CI machine; without the hold's end it would never be committed.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while rows(&reader).is_empty() {
+            assert!(Instant::now() < deadline, "the held write was never committed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(rows(&reader), vec![1]);
+    }
+
+    #[tokio::test]
     async fn dropping_the_writer_writes_and_answers_everything_queued_first() {
         let (_dir, writer, reader) = writer_on_table("");
         let answers: Vec<_> = (0..1_000).map(|n| queue_insert(&writer, n, || Ok(()))).collect();
@@ -412,13 +544,13 @@ mod tests {
         let (open_gate, gate) = mpsc::channel::<()>();
         let (held, _) = oneshot::channel();
         let hold = move |_: &Transaction<'_>| gate.recv().map_err(|_| StoreError::Backend("gate dropped".into()));
-        writer.queue("holding", hold, Reply::Async(held)).expect("queues");
+        writer.queue("holding", hold, Reply::Async(held), false).expect("queues");
         let fine = queue_insert(&writer, 1, || Ok(()));
         let (orphan, orphaned) = oneshot::channel();
         let body = |tx: &Transaction<'_>| {
             tx.execute("INSERT INTO child (parent_id) VALUES (42)", []).map_err(|e| StoreError::Backend(e.to_string()))
         };
-        writer.queue("orphaning", body, Reply::Async(orphan)).expect("queues");
+        writer.queue("orphaning", body, Reply::Async(orphan), false).expect("queues");
         open_gate.send(()).expect("opens the gate");
         let fine = fine.await.expect("answered");
         assert!(
