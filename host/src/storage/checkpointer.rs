@@ -3,6 +3,13 @@
 //! everyone's writes. The store turns the automatic checkpoint off and this thread, on its own connection, runs a
 //! `PASSIVE` checkpoint (it never blocks the writer) every [`INTERVAL`], until the store is dropped.
 //!
+//! The interval is short (10 ms) on purpose: a checkpoint syncs the WAL and then the database file, and the writes
+//! those syncs flush hold up the service while they run, in proportion to how much they flush. Every 250 ms (15 MB of
+//! WAL at 2,500 leads/s) that made bursts of slow leads four times a second, the largest term of the p99 (20–26 ms);
+//! every 10–20 ms it is 4.9–5.6 ms (BENCHMARKS.md, "Service", session 6). A checkpoint with nothing to copy touches
+//! no file, so an idle store pays next to nothing; under load the checkpoints run back to back, each as long as its
+//! syncs.
+//!
 //! Passive checkpoints alone let the WAL grow without end under steady load: SQLite starts the WAL over only when a
 //! writer begins while every frame has been copied, and with a commit every millisecond that never happens (a load
 //! test left a 1.3 GB WAL after 8 s). So once the WAL holds more than the store's restart size after a passive checkpoint,
@@ -20,7 +27,7 @@ use rusqlite::Connection;
 use super::sqlite::wait_briefly_when_busy;
 
 /// How often the WAL is checkpointed.
-pub const INTERVAL: Duration = Duration::from_millis(250);
+pub const INTERVAL: Duration = Duration::from_millis(10);
 
 /// The running checkpoint thread; dropping it stops the thread.
 #[derive(Debug)]
@@ -142,6 +149,9 @@ mod tests {
         }
     }
 
+    /// How long the restart tests write without a pause.
+    const WRITING: std::time::Duration = std::time::Duration::from_millis(1_250);
+
     /// The WAL's checkpoint sequence number (header bytes 12..16, big-endian): SQLite increments it each time the WAL
     /// starts over.
     fn wal_restarts(wal: &std::path::Path) -> u32 {
@@ -165,11 +175,11 @@ mod tests {
         let wal = dir.path().join("w.db-wal");
         let first = wal_restarts(&wal);
         let _checkpointer = super::Checkpointer::start(&path, 64).expect("starts");
-        // Commit without a pause for over four checkpoint intervals: no passive checkpoint ever finds the WAL fully
-        // copied, so without the restart it would only grow.
+        // Commit without a pause for over a second (a hundred checkpoint intervals, and time for a slow disk's syncs):
+        // no passive checkpoint ever finds the WAL fully copied, so without the restart it would only grow.
         let started = std::time::Instant::now();
         let mut commits = 0i64;
-        while started.elapsed() < super::INTERVAL * 5 {
+        while started.elapsed() < WRITING {
             writer.execute("INSERT INTO t VALUES (?1)", [commits]).expect("commits");
             commits += 1;
         }
@@ -194,10 +204,9 @@ mod tests {
             })
             .expect("creates");
         let first = wal_restarts(&wal);
-        // 64 KiB a commit, without a pause, for over four checkpoint intervals: far past 1 MiB (the default would take
-        // 256 MiB).
+        // 64 KiB a commit, without a pause, for over a second: far past 1 MiB (the default would take 256 MiB).
         let started = std::time::Instant::now();
-        while started.elapsed() < super::INTERVAL * 5 {
+        while started.elapsed() < WRITING {
             store
                 .write("filling", |tx| {
                     tx.execute("INSERT INTO filler VALUES (zeroblob(65536))", [])
