@@ -52,8 +52,8 @@ pub struct ServeSettings {
     /// A key that acts as an operator (bootstrap). Prefer `PINGPOST_OPERATOR_KEY` over writing it in the file.
     pub operator_key: Option<String>,
     /// Once the store's write-ahead log (`pingpost.db-wal`) holds more than this many MiB, it is checkpointed and
-    /// started over. Each restart holds writes back for two fsyncs (tens of ms on a slow disk), so a larger value
-    /// means fewer such pauses for a larger file; at least 1.
+    /// started over. Each restart holds writes back for the syncs it needs (5–30 ms on a slow disk), so a larger
+    /// value means fewer such pauses for a larger file; at least 1, 1024 by default.
     pub wal_restart_mib: u32,
     /// Webhook deliveries of sold leads (`[server.outbox]`).
     pub outbox: OutboxConfig,
@@ -314,11 +314,11 @@ mod tests {
                 ("PINGPOST_MAX_BODY_BYTES", "2048"),
                 ("PINGPOST_DATA_DIR", "/tmp/pp data"),
                 ("PINGPOST_OUTBOX__MAX_ATTEMPTS", "3"),
-                ("PINGPOST_WAL_RESTART_MIB", "1024"),
+                ("PINGPOST_WAL_RESTART_MIB", "512"),
             ]),
         )
         .expect("valid");
-        assert_eq!(config.settings.store_options().wal_restart_bytes, 1 << 30);
+        assert_eq!(config.settings.store_options().wal_restart_bytes, 1 << 29);
         assert_eq!(config.settings.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.settings.max_body_bytes, 2048);
         assert_eq!(config.settings.data_dir, PathBuf::from("/tmp/pp data"));

@@ -204,7 +204,7 @@ mod tests {
             })
             .expect("creates");
         let first = wal_restarts(&wal);
-        // 64 KiB a commit, without a pause, for over a second: far past 1 MiB (the default would take 256 MiB).
+        // 64 KiB a commit, without a pause, for over a second: far past 1 MiB (the default would take 1 GiB).
         let started = std::time::Instant::now();
         while started.elapsed() < WRITING {
             store

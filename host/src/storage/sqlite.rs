@@ -63,11 +63,12 @@ pub struct StoreOptions {
     pub wal_restart_bytes: u64,
 }
 
-/// The WAL size past which the store restarts it by default: 256 MiB. A restart holds the writer back for two fsyncs
-/// (the WAL's and the file's: 10–50 ms each on the test machine's disk, whatever is left to sync), so it should be
-/// rare: at 2,500 leads/s the WAL grows by ~100 MB a second, and with a restart every 2.5 s the p99 latency there
-/// went from 26–31 ms to 41–58 ms (see BENCHMARKS.md). The price of a bounded WAL.
-pub const DEFAULT_WAL_RESTART_BYTES: u64 = 256 << 20;
+/// The WAL size past which the store restarts it by default: 1 GiB (PostgreSQL's `max_wal_size` default too). A
+/// restart holds the writer back while the checkpointer syncs (5–10 ms with the WAL checkpointed every 10 ms), and the
+/// next commit syncs the new WAL header, so restarts should be rare: at 2,500 leads/s the WAL grows by ~135 MB a
+/// second, and with 256 MiB the restart every ~1.9 s was the largest term left of the p99 there (6.1–6.9 ms against
+/// 4.5–5.0 ms at 1 GiB: BENCHMARKS.md, "Service", session 6). The price of a bounded WAL is this much disk.
+pub const DEFAULT_WAL_RESTART_BYTES: u64 = 1 << 30;
 
 impl Default for StoreOptions {
     fn default() -> Self {
