@@ -6,9 +6,10 @@
 //! The interval is short (10 ms) on purpose: a checkpoint syncs the WAL and then the database file, and the writes
 //! those syncs flush hold up the service while they run, in proportion to how much they flush. Every 250 ms (15 MB of
 //! WAL at 2,500 leads/s) that made bursts of slow leads four times a second, the largest term of the p99 (20–26 ms);
-//! every 10–20 ms it is 4.9–5.6 ms (BENCHMARKS.md, "Service", session 6). A checkpoint with nothing to copy touches
-//! no file, so an idle store pays next to nothing; under load the checkpoints run back to back, each as long as its
-//! syncs.
+//! every 10–20 ms it is 4.9–5.6 ms (BENCHMARKS.md, "Service", session 6). Under load the checkpoints run back to
+//! back, each as long as its syncs. A checkpoint with nothing to copy touches no file, but waking 100 times a second
+//! still cost an idle server 1% of a core, so while the WAL does not grow the interval doubles up to
+//! [`IDLE_INTERVAL`], and the first checkpoint that finds new frames brings it back to [`INTERVAL`].
 //!
 //! Passive checkpoints alone let the WAL grow without end under steady load: SQLite starts the WAL over only when a
 //! writer begins while every frame has been copied, and with a commit every millisecond that never happens (a load
@@ -26,8 +27,17 @@ use rusqlite::Connection;
 
 use super::sqlite::wait_briefly_when_busy;
 
-/// How often the WAL is checkpointed.
+/// How often the WAL is checkpointed while it grows.
 pub const INTERVAL: Duration = Duration::from_millis(10);
+
+/// How often the WAL is checkpointed at most while nothing is written.
+pub const IDLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The wait before the next checkpoint: [`INTERVAL`] after one that found new frames, else twice the last wait, up to
+/// [`IDLE_INTERVAL`].
+fn next_interval(last: Duration, grew: bool) -> Duration {
+    if grew { INTERVAL } else { (last * 2).min(IDLE_INTERVAL) }
+}
 
 /// The running checkpoint thread; dropping it stops the thread.
 #[derive(Debug)]
@@ -51,12 +61,21 @@ impl Checkpointer {
         let thread = std::thread::Builder::new().name("pingpost-checkpoint".into()).spawn(move || {
             // Until stopped (or the store is gone): one passive checkpoint per tick, and a restart when the WAL is
             // long.
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                match checkpoint(&conn, "PASSIVE") {
-                    Ok(wal) if wal.frames > restart_frames => restart(&conn, &db_file, wal),
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "WAL checkpoint failed; retrying"),
-                }
+            let (mut interval, mut last_frames) = (INTERVAL, 0);
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let frames = match checkpoint(&conn, "PASSIVE") {
+                    Ok(wal) if wal.frames > restart_frames => {
+                        restart(&conn, &db_file, wal);
+                        -1
+                    }
+                    Ok(wal) => wal.frames,
+                    Err(error) => {
+                        tracing::warn!(%error, "WAL checkpoint failed; retrying");
+                        -1
+                    }
+                };
+                interval = next_interval(interval, frames != last_frames);
+                last_frames = frames;
             }
             let _ = checkpoint(&conn, "PASSIVE");
         })?;
@@ -147,6 +166,19 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the checkpointer did not copy the WAL into the file");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn the_interval_backs_off_while_the_wal_does_not_grow_and_snaps_back_when_it_does() {
+        use super::{IDLE_INTERVAL, INTERVAL, next_interval};
+        let mut interval = INTERVAL;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            interval = next_interval(interval, false);
+            waits.push(interval.as_millis());
+        }
+        assert_eq!(waits, [20, 40, 80, 100, 100, 100]);
+        assert_eq!(next_interval(IDLE_INTERVAL, true), INTERVAL);
     }
 
     /// How long the restart tests write without a pause.
