@@ -1,8 +1,9 @@
 //! The auction recorder: writes each auction's record (status, outcome and trace JSON) off the request path, as a
 //! write of the store's writer that nobody waits for, committed in the same group commit as the auctions' own
 //! writes. A lead's answer does not wait for its trace to be written; what must be durable before the answer — the
-//! duplicate record, the cap reservation, the sale and its delivery — is written by the engine inside the auction. A
-//! crash can lose at most the traces still queued (milliseconds of them), never a sale.
+//! cap reservation, the sale and its delivery — is written by the engine inside the auction (the lead's duplicate
+//! record too, committed no later than its sale). A crash can lose at most the traces still queued (milliseconds of
+//! them), never a sale.
 //!
 //! Readers that need what was just recorded (a lead's result, its trace) call [`Recorder::flush`] first.
 

@@ -59,7 +59,7 @@ const PAGE_BYTES: u64 = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Once the WAL holds more than this many bytes, it is checkpointed, started over and cut back to this size.
-    /// Each restart holds writes back for two fsyncs, so a larger value means fewer pauses and a larger file.
+    /// Each restart holds writes back for the syncs it needs, so a larger value means fewer pauses and a larger file.
     pub wal_restart_bytes: u64,
 }
 
