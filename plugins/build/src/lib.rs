@@ -84,8 +84,16 @@ pub fn build_all() -> Result<()> {
     Ok(())
 }
 
-/// Adds the wasm target with rustup when it is not installed yet (a fresh machine has none).
+/// Adds the wasm target with rustup when it is not installed yet (a fresh machine has none). Test binaries run in
+/// parallel and each builds the plugins, so the check-and-add holds an exclusive lock on a file in `target/`: two
+/// concurrent `rustup target add` calls of one toolchain fail each other (rustup's download and install are not
+/// safe to run twice at once).
 fn ensure_target() -> Result<()> {
+    let lock_dir = workspace_root().join("target");
+    std::fs::create_dir_all(&lock_dir).with_context(|| format!("creating {}", lock_dir.display()))?;
+    let lock_path = lock_dir.join(".wasm-target.lock");
+    let lock = std::fs::File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
     let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
         // No rustup: the toolchain was installed another way; let cargo report a missing target itself.
         return Ok(());
