@@ -91,6 +91,27 @@ pub struct AgeBand {
     pub modifier: Modifier,
 }
 
+/// The range of a percent modifier: from −100 % (free) to +1,000 % (eleven times the price).
+pub const PERCENT_RANGE: std::ops::RangeInclusive<i64> = -100..=1_000;
+
+/// The range of an additive modifier, in cents: ±$10,000.
+pub const ADD_CENTS_RANGE: std::ops::RangeInclusive<i64> = -1_000_000..=1_000_000;
+
+impl Modifier {
+    /// Why the modifier is out of its range, if it is.
+    fn check(&self) -> Result<(), String> {
+        match *self {
+            Modifier::Percent(p) if !PERCENT_RANGE.contains(&p) => {
+                Err(format!("percent {p} is outside {}..={}", PERCENT_RANGE.start(), PERCENT_RANGE.end()))
+            }
+            Modifier::AddCents(c) if !ADD_CENTS_RANGE.contains(&c) => {
+                Err(format!("add_cents {c} is outside {}..={}", ADD_CENTS_RANGE.start(), ADD_CENTS_RANGE.end()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Config {
     /// Parses and checks a config; the error says what is wrong, for the operator.
     pub fn parse(text: &str) -> Result<Config, String> {
@@ -104,6 +125,15 @@ impl Config {
             if band.min_age > band.max_age {
                 return Err(format!("age band {}-{} is empty", band.min_age, band.max_age));
             }
+        }
+        let modifiers = &config.modifiers;
+        for modifier in modifiers
+            .state
+            .values()
+            .chain(modifiers.consent.values())
+            .chain(modifiers.age_bands.iter().map(|band| &band.modifier))
+        {
+            modifier.check()?;
         }
         if let Some(schedule) = &config.schedule {
             schedule.check()?;

@@ -183,6 +183,11 @@ fn bad_configs_are_refused_with_a_reason() {
         ),
         (r#"{"base_price_cents": 100, "schedule": {"time_zone": "Mars/Olympus", "windows": []}}"#, "unknown time zone"),
         (r#"{"base_price_cents": 100, "schedule": {"time_zone": "UTC", "windows": []}}"#, "no windows"),
+        (r#"{"base_price_cents": 100, "modifiers": {"state": {"FL": {"percent": 9223372036854775807}}}}"#, "percent"),
+        (
+            r#"{"base_price_cents": 100, "modifiers": {"consent": {"jornaya": {"add_cents": -9999999999}}}}"#,
+            "add_cents",
+        ),
         (
             r#"{"base_price_cents": 100, "schedule": {"time_zone": "UTC", "windows": [{"days": ["mon"], "start_hour": 9, "end_hour": 9}]}}"#,
             "different end hour",
