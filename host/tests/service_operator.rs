@@ -288,6 +288,27 @@ async fn refused_edits_name_the_problem_and_save_nothing() {
     assert_eq!((bad_margin.status, bad_margin.code()), (422, "refused"));
     assert!(bad_margin.message().contains("margin_bps"), "{}", bad_margin.text);
 
+    // Targets and deadlines are checked when they are put, not when a lead first needs them.
+    let http = |ping_url: &str, timeout_ms: u64| {
+        json!({"id": "acme-http", "buyer_id": "acme",
+               "target": {"kind": "http", "ping_url": ping_url, "post_url": "http://127.0.0.1:1/post", "timeout_ms": timeout_ms}})
+    };
+    for (body, field) in [
+        (http("not a url", 100), "target.ping_url"),
+        (http("file:///etc/passwd", 100), "target.ping_url"),
+        (http("http://127.0.0.1:1/ping", u64::MAX), "target.timeout_ms"),
+        (http("http://127.0.0.1:1/ping", 0), "target.timeout_ms"),
+    ] {
+        let refused = put("/v1/campaigns/acme-http", body).await;
+        assert_eq!((refused.status, refused.field()), (422, field), "{}", refused.text);
+    }
+    let mut webhook = campaign("acme-main", "acme", "bidder", json!({"base_price_cents": 2000}));
+    webhook["target"]["delivery"] = json!({"kind": "webhook", "url": "file:///etc/passwd"});
+    let refused = put("/v1/campaigns/acme-main", webhook).await;
+    assert_eq!((refused.status, refused.field()), (422, "target.delivery.url"), "{}", refused.text);
+    let refused = put("/v1/publishers/pub-1", json!({"ping_deadline_ms": u64::MAX})).await;
+    assert_eq!((refused.status, refused.field()), (422, "ping_deadline_ms"), "{}", refused.text);
+
     // Nothing was saved: the registry and the live exchange are as seeded.
     assert_eq!(service.get(OPERATOR, "/v1/campaigns/orphan").await.status, 404);
     let acme_main = service.get(OPERATOR, "/v1/campaigns/acme-main").await;

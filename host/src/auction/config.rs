@@ -233,6 +233,10 @@ pub struct Campaign {
     /// The buyer never buys the same consumer twice within this many days; 0 turns it off.
     #[serde(default)]
     pub suppression_days: u32,
+    /// The highest bid this campaign may make, in cents; a higher bid is an error answer, never a sale. Unset: the
+    /// exchange-wide maximum (`EngineSettings::max_bid_cents`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bid_cents: Option<u32>,
     pub target: CampaignTarget,
 }
 

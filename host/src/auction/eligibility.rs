@@ -250,6 +250,7 @@ mod tests {
             caps,
             schedule: Schedule::default(),
             suppression_days: 30,
+            max_bid_cents: None,
             target: crate::auction::config::CampaignTarget::Wasm {
                 plugin: "config-buyer".into(),
                 config: serde_json::Value::Null,

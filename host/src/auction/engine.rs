@@ -28,17 +28,41 @@ use crate::plugin::{BuyerPlugin, LoadError, Plugin, PluginSlot, RedactorPlugin, 
 /// One day in milliseconds.
 pub(super) const DAY_MS: i64 = 86_400_000;
 
+/// The longest ping deadline a publisher may set, and the longest ping timeout an HTTP buyer may ask for, in ms.
+pub const MAX_PING_DEADLINE_MS: u64 = 30_000;
+
+/// The longest post phase (fallbacks included) a publisher may set, in ms.
+pub const MAX_POST_DEADLINE_MS: u64 = 120_000;
+
+/// Why `url` cannot be a buyer's endpoint: only `http` and `https` URLs with a host.
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("must be an http or https URL, not {}:", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    Ok(())
+}
+
 /// Engine-wide settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineSettings {
     /// Time kept back from the ping deadline for the engine's own work after the answers (selection, bookkeeping):
     /// buyers get the deadline minus this, as Prebid Server budgets `tmax`.
     pub overhead_reserve: Duration,
+    /// The highest bid any campaign may make unless its own `max_bid_cents` says otherwise, in cents: a bug or a
+    /// hostile plugin bidding `u32::MAX` ($42.9M) must not sell.
+    pub max_bid_cents: u32,
 }
+
+/// The exchange-wide bid maximum by default: $1,000, far above any consumer lead's price.
+pub const DEFAULT_MAX_BID_CENTS: u32 = 100_000;
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { overhead_reserve: Duration::from_millis(10) }
+        EngineSettings { overhead_reserve: Duration::from_millis(10), max_bid_cents: DEFAULT_MAX_BID_CENTS }
     }
 }
 
@@ -65,6 +89,9 @@ pub enum BuildError {
     WrongWorld { reference: String, used_by: String, expected: World, found: World },
     #[error("{used_by}: {detail}")]
     Invalid { used_by: String, detail: String },
+    /// One field of a publisher or campaign is out of its range.
+    #[error("{used_by}: {field} {detail}")]
+    Field { used_by: String, field: &'static str, detail: String },
     #[error("{used_by}: the plugin could not be set up: {source}")]
     Plugin {
         used_by: String,
@@ -137,8 +164,13 @@ impl ExchangeBuilder {
             let redactor = runtime
                 .redactor(plugin, publisher.id.clone(), publisher.redactor_config.clone())
                 .map_err(|source| BuildError::Plugin { used_by: used_by.clone(), source })?;
-            if publisher.ping_deadline_ms == 0 {
-                return Err(BuildError::Invalid { used_by, detail: "ping_deadline_ms must be above 0".into() });
+            if !(1..=MAX_PING_DEADLINE_MS).contains(&publisher.ping_deadline_ms) {
+                let detail = format!("must be 1 to {MAX_PING_DEADLINE_MS} ms");
+                return Err(BuildError::Field { used_by, field: "ping_deadline_ms", detail });
+            }
+            if !(1..=MAX_POST_DEADLINE_MS).contains(&publisher.post_deadline_ms) {
+                let detail = format!("must be 1 to {MAX_POST_DEADLINE_MS} ms");
+                return Err(BuildError::Field { used_by, field: "post_deadline_ms", detail });
             }
             if publisher.margin_bps > 10_000 {
                 return Err(BuildError::Invalid { used_by, detail: "margin_bps must be at most 10000 (100 %)".into() });
@@ -171,6 +203,22 @@ impl ExchangeBuilder {
                     used_by,
                     detail: "schedule hours: from_hour 0–23, to_hour 1–24".into(),
                 });
+            }
+            let field_error =
+                |field: &'static str, detail: String| BuildError::Field { used_by: used_by.clone(), field, detail };
+            match &campaign.target {
+                CampaignTarget::Wasm { delivery: Delivery::Webhook { url }, .. } => {
+                    check_url(url).map_err(|detail| field_error("target.delivery.url", detail))?;
+                }
+                CampaignTarget::Wasm { delivery: Delivery::Pickup, .. } => {}
+                CampaignTarget::Http(endpoints) => {
+                    check_url(&endpoints.ping_url).map_err(|detail| field_error("target.ping_url", detail))?;
+                    check_url(&endpoints.post_url).map_err(|detail| field_error("target.post_url", detail))?;
+                    if !(1..=MAX_PING_DEADLINE_MS).contains(&endpoints.timeout_ms) {
+                        let detail = format!("must be 1 to {MAX_PING_DEADLINE_MS} ms (the longest ping deadline)");
+                        return Err(field_error("target.timeout_ms", detail));
+                    }
+                }
             }
             let runner = match &campaign.target {
                 CampaignTarget::Wasm { plugin, config, delivery } => {
@@ -477,7 +525,9 @@ impl Exchange {
         (mut trace, started): (Trace, Instant),
     ) -> Outcome {
         let post_started = Instant::now();
-        let job = PostJob { ping_id, lead: &valid.lead, keys: &valid.keys, publisher, ranked, max_buyers };
+        let guard = PiiGuard::for_lead(&valid.lead, valid.age);
+        let job =
+            PostJob { ping_id, lead: &valid.lead, keys: &valid.keys, publisher, ranked, max_buyers, guard: &guard };
         let (sales, posts) = self.post_phase(job).await;
         trace.step("post", post_started.elapsed(), format!("{} posts, {} sold", posts.len(), sales.len()));
         trace.posts = posts;
@@ -533,15 +583,18 @@ impl Exchange {
         trace.step("validate", started.elapsed(), "");
         let deadline = started + Duration::from_millis(publisher_config.ping_deadline_ms);
 
+        let guard = PiiGuard::for_lead(&valid.lead, valid.age);
         let ping = match self.redact(publisher, &valid.lead, now).await {
             Ok(ping) => ping,
             Err(reason) => {
+                // The redactor saw the whole lead: what it says is kept only when it holds none of it.
+                let reason = super::text::stored(&guard, reason);
                 trace.step("redact", started.elapsed(), "failed");
                 stop!(OutcomeStatus::Error, reason);
             }
         };
         trace.step("redact", started.elapsed(), "");
-        let leaks = PiiGuard::for_lead(&valid.lead).check(&ping);
+        let leaks = guard.check(&ping);
         if !leaks.is_empty() {
             trace.step("pii_guard", started.elapsed(), "refused");
             let named: Vec<String> = leaks.iter().map(ToString::to_string).collect();
@@ -590,7 +643,10 @@ impl Exchange {
                 logs: vec![],
             });
             match self.eligibility(entry, mode, now, &valid).await {
-                Ok(caps_left) => jobs.push(PingJob { trace_index, entry: entry.clone(), caps_left }),
+                Ok(caps_left) => {
+                    let max_bid_cents = entry.config.max_bid_cents.unwrap_or(self.settings.max_bid_cents);
+                    jobs.push(PingJob { trace_index, entry: entry.clone(), caps_left, max_bid_cents })
+                }
                 Err(reason) => trace.campaigns[trace_index].ineligible = Some(reason),
             }
         }

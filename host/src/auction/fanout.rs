@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::engine::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
+use super::text::{MAX_STORED_TEXT, MAX_TRACE_LOG_LINE, MAX_TRACE_LOG_LINES, bounded};
 use super::trace::{Answer, micros};
 use crate::model::{CapsLeft, Decision, LogLine, Ping};
 use crate::plugin::{BuyerPlugin, CallError, CallReport, PreparedPing};
@@ -31,6 +32,8 @@ pub(super) struct PingJob {
     pub trace_index: usize,
     pub entry: Arc<CampaignEntry>,
     pub caps_left: CapsLeft,
+    /// The highest bid the campaign may make, in cents: a higher one is an error answer, not a sale.
+    pub max_bid_cents: u32,
 }
 
 /// One campaign's answer.
@@ -249,7 +252,7 @@ impl FanOut<'_> {
             let trace_index = jobs[*index].1.trace_index;
             let arrival = Arrival::at(arrivals, ended);
             answered[*index] = Some(match call {
-                Ok(call) => self.wasm_result(trace_index, call, started, arrival),
+                Ok(call) => self.wasm_result(trace_index, jobs[*index].1.max_bid_cents, call, started, arrival),
                 Err(_) => result(trace_index, panicked(), None, Vec::new(), started, arrival),
             });
         }
@@ -260,7 +263,7 @@ impl FanOut<'_> {
         drop(sender);
         while let Ok(Some((index, call, arrival))) = tokio::time::timeout_at(self.answer_by, receiver.recv()).await {
             if let Some((_, job)) = jobs.get(index) {
-                answered[index] = Some(self.wasm_result(job.trace_index, call, started, arrival));
+                answered[index] = Some(self.wasm_result(job.trace_index, job.max_bid_cents, call, started, arrival));
             }
         }
         // A lane that panicked drops its sender without answering: its campaigns count as errors, not timeouts.
@@ -281,6 +284,7 @@ impl FanOut<'_> {
     fn wasm_result(
         &self,
         trace_index: usize,
+        max_bid_cents: u32,
         call: Result<CallReport<Decision>, CallError>,
         started: Instant,
         arrival: Arrival,
@@ -298,8 +302,12 @@ impl FanOut<'_> {
                 let answer = answer_for_call_error(error);
                 PingResult { plugin_fuel: fuel, ..result(trace_index, answer, None, Vec::new(), started, arrival) }
             }
-            Ok(CallReport { value, wall, fuel_consumed, logs, .. }) => {
-                let answer = answer_for_decision(value, self.floor_cents);
+            Ok(CallReport { value, wall, fuel_consumed, mut logs, .. }) => {
+                let answer = answer_for_decision(value, self.floor_cents, max_bid_cents);
+                logs.truncate(MAX_TRACE_LOG_LINES);
+                for line in &mut logs {
+                    line.message = bounded(&line.message, MAX_TRACE_LOG_LINE);
+                }
                 let ping = result(trace_index, answer, Some(micros(wall)), logs, started, arrival);
                 PingResult { plugin_fuel: fuel_consumed, ..ping }
             }
@@ -355,8 +363,11 @@ impl HttpCall {
         let call = self.client.ping(endpoints, &request, budget);
         match tokio::time::timeout(budget + Duration::from_millis(5), call).await {
             Err(_) | Ok(Err(HttpBuyerError::Timeout)) => Answer::Timeout,
-            Ok(Err(error)) => Answer::Error { kind: http_error_kind(&error).into(), message: error.to_string() },
-            Ok(Ok(decision)) => answer_for_decision(decision, self.floor_cents),
+            Ok(Err(error)) => Answer::Error {
+                kind: http_error_kind(&error).into(),
+                message: bounded(&error.to_string(), MAX_STORED_TEXT),
+            },
+            Ok(Ok(decision)) => answer_for_decision(decision, self.floor_cents, job.max_bid_cents),
         }
     }
 }
@@ -386,10 +397,24 @@ fn panicked() -> Answer {
     Answer::Error { kind: "panic".into(), message: "the plugin call panicked".into() }
 }
 
-/// A buyer's decision as recorded: a zero bid is no bid, a bid under the floor is dropped.
-fn answer_for_decision(decision: Decision, floor_cents: u32) -> Answer {
+/// The longest `buyer_ref` a bid may carry, in bytes: it is stored with the sale and echoed in the post.
+pub const MAX_BUYER_REF_BYTES: usize = 256;
+
+/// A buyer's decision as recorded: a zero bid is no bid, a bid under the floor is dropped, a bid over the campaign's
+/// maximum or with an oversized reference is an error answer; a reject message is bounded.
+fn answer_for_decision(decision: Decision, floor_cents: u32, max_bid_cents: u32) -> Answer {
     match decision {
-        Decision::Reject(rejection) => Answer::Reject { code: rejection.code, message: rejection.message },
+        Decision::Reject(rejection) => {
+            Answer::Reject { code: rejection.code, message: bounded(&rejection.message, MAX_STORED_TEXT) }
+        }
+        Decision::Bid(bid) if bid.price_cents > max_bid_cents => Answer::Error {
+            kind: "bid_too_high".into(),
+            message: format!("bid of {} cents is above the campaign's maximum of {max_bid_cents}", bid.price_cents),
+        },
+        Decision::Bid(bid) if bid.buyer_ref.as_ref().is_some_and(|r| r.len() > MAX_BUYER_REF_BYTES) => Answer::Error {
+            kind: "invalid_answer".into(),
+            message: format!("buyer_ref is longer than {MAX_BUYER_REF_BYTES} bytes"),
+        },
         Decision::Bid(bid) if bid.price_cents == 0 => Answer::NoBid,
         Decision::Bid(bid) if bid.price_cents < floor_cents => {
             Answer::BelowFloor { price_cents: bid.price_cents, floor_cents }
@@ -403,8 +428,10 @@ fn answer_for_decision(decision: Decision, floor_cents: u32) -> Answer {
 fn answer_for_call_error(error: CallError) -> Answer {
     match error {
         CallError::Timeout { .. } => Answer::Timeout,
-        CallError::Suspended { until_unix_ms, reason } => Answer::Suspended { until_unix_ms, reason },
-        other => Answer::Error { kind: other.kind().into(), message: other.to_string() },
+        CallError::Suspended { until_unix_ms, reason } => {
+            Answer::Suspended { until_unix_ms, reason: bounded(&reason, MAX_STORED_TEXT) }
+        }
+        other => Answer::Error { kind: other.kind().into(), message: bounded(&other.to_string(), MAX_STORED_TEXT) },
     }
 }
 

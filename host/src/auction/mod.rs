@@ -18,6 +18,7 @@ pub mod pii;
 pub mod post;
 pub mod select;
 pub mod store;
+pub mod text;
 pub mod trace;
 pub mod validate;
 

@@ -22,8 +22,10 @@ use super::engine::{CampaignEntry, Exchange, Runner};
 use super::fanout::http_error_kind;
 use super::http_buyer::{HttpBuyerError, PostAnswer, PostRequest};
 use super::identity::ConsumerKeys;
+use super::pii::PiiGuard;
 use super::select::{Candidate, next_batch};
 use super::store::{Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
+use super::text::{MAX_STORED_TEXT, bounded, stored};
 use super::trace::{PostResult, PostTrace, Sale, micros};
 use crate::model::Lead;
 
@@ -35,6 +37,8 @@ pub(super) struct PostJob<'a> {
     pub publisher: &'a Publisher,
     pub ranked: &'a [Candidate],
     pub max_buyers: u32,
+    /// The lead's PII, to keep it out of what a buyer that saw the lead answers (stored in the trace).
+    pub guard: &'a PiiGuard,
 }
 
 impl Exchange {
@@ -174,14 +178,17 @@ impl Exchange {
             buyer_ref: candidate.buyer_ref.as_deref(),
             lead: job.lead,
         };
+        // The buyer has seen the full lead: whatever text it answers is guarded before it is stored.
         match self.http.post(url, &request, budget).await {
             Ok(PostAnswer::Accepted { price_cents, buyer_lead_id }) => {
-                PostResult::Accepted { price_cents, buyer_lead_id }
+                PostResult::Accepted { price_cents, buyer_lead_id: buyer_lead_id.map(|id| stored(job.guard, id)) }
             }
-            Ok(PostAnswer::Rejected { reason }) => PostResult::Rejected { reason },
+            Ok(PostAnswer::Rejected { reason }) => PostResult::Rejected { reason: stored(job.guard, reason) },
             Ok(PostAnswer::Duplicate) => PostResult::Duplicate,
             Err(HttpBuyerError::Timeout) => PostResult::Timeout,
-            Err(error) => PostResult::Failed { error: format!("{}: {error}", http_error_kind(&error)) },
+            Err(error) => PostResult::Failed {
+                error: stored(job.guard, bounded(&format!("{}: {error}", http_error_kind(&error)), MAX_STORED_TEXT)),
+            },
         }
     }
 }

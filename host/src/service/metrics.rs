@@ -567,6 +567,7 @@ mod tests {
             caps: Caps::default(),
             schedule: Schedule::default(),
             suppression_days: 0,
+            max_bid_cents: None,
             target,
         }
     }

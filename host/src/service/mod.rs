@@ -105,7 +105,7 @@ impl RunningService {
             clock: parts.clock.clone(),
             ids: parts.ids,
             http: http.clone(),
-            engine: EngineSettings::default(),
+            engine: EngineSettings { max_bid_cents: settings.max_bid_cents, ..EngineSettings::default() },
             metrics: metrics.clone(),
             recorder,
         };

@@ -55,6 +55,9 @@ pub struct ServeSettings {
     /// started over. Each restart holds writes back for the syncs it needs (5–30 ms on a slow disk), so a larger
     /// value means fewer such pauses for a larger file; at least 1, 1024 by default.
     pub wal_restart_mib: u32,
+    /// The highest bid a campaign may make unless its own `max_bid_cents` says otherwise, in cents; a higher bid is
+    /// an error answer, never a sale.
+    pub max_bid_cents: u32,
     /// Webhook deliveries of sold leads (`[server.outbox]`).
     pub outbox: OutboxConfig,
 }
@@ -113,6 +116,7 @@ impl Default for ServeSettings {
             purge_interval_secs: 3_600,
             operator_key: None,
             wal_restart_mib: (StoreOptions::default().wal_restart_bytes >> 20) as u32,
+            max_bid_cents: crate::auction::engine::DEFAULT_MAX_BID_CENTS,
             outbox: OutboxConfig::default(),
         }
     }

@@ -83,6 +83,10 @@ impl From<ChangeError> for ApiError {
             ChangeError::UnknownPlugin(_) | ChangeError::UnknownVersion { .. } => {
                 ApiError::not_found(error.to_string())
             }
+            ChangeError::Build(BuildError::Field { field, .. }) => {
+                ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", error.to_string())
+                    .with_field(field)
+            }
             ChangeError::NoActiveVersion(_) | ChangeError::Load { .. } | ChangeError::Build(_) => {
                 ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "refused", error.to_string())
             }

@@ -125,6 +125,7 @@ fn campaign(id: &str, buyer_id: &str, target: CampaignTarget) -> Campaign {
         caps: Caps::default(),
         schedule: Schedule::default(),
         suppression_days: 0,
+        max_bid_cents: None,
         target,
     }
 }
