@@ -525,9 +525,18 @@ impl Exchange {
         (mut trace, started): (Trace, Instant),
     ) -> Outcome {
         let post_started = Instant::now();
-        let guard = PiiGuard::for_lead(&valid.lead, valid.age);
-        let job =
-            PostJob { ping_id, lead: &valid.lead, keys: &valid.keys, publisher, ranked, max_buyers, guard: &guard };
+        // Built only if a buyer that saw the lead answers text (most sales never need it).
+        let guard = std::sync::OnceLock::new();
+        let job = PostJob {
+            ping_id,
+            lead: &valid.lead,
+            age: valid.age,
+            keys: &valid.keys,
+            publisher,
+            ranked,
+            max_buyers,
+            guard: &guard,
+        };
         let (sales, posts) = self.post_phase(job).await;
         trace.step("post", post_started.elapsed(), format!("{} posts, {} sold", posts.len(), sales.len()));
         trace.posts = posts;

@@ -37,8 +37,18 @@ pub(super) struct PostJob<'a> {
     pub publisher: &'a Publisher,
     pub ranked: &'a [Candidate],
     pub max_buyers: u32,
-    /// The lead's PII, to keep it out of what a buyer that saw the lead answers (stored in the trace).
-    pub guard: &'a PiiGuard,
+    /// The consumer's age on the day of the auction (what the guard derives the ping's age from).
+    pub age: u8,
+    /// The lead's PII guard, made on first use: it keeps the lead's PII out of what a buyer that saw the lead
+    /// answers (stored in the trace).
+    pub guard: &'a std::sync::OnceLock<PiiGuard>,
+}
+
+impl PostJob<'_> {
+    /// `text` from a buyer that saw the lead, as it may be stored.
+    fn stored(&self, text: String) -> String {
+        stored(self.guard.get_or_init(|| PiiGuard::for_lead(self.lead, self.age)), text)
+    }
 }
 
 impl Exchange {
@@ -181,13 +191,13 @@ impl Exchange {
         // The buyer has seen the full lead: whatever text it answers is guarded before it is stored.
         match self.http.post(url, &request, budget).await {
             Ok(PostAnswer::Accepted { price_cents, buyer_lead_id }) => {
-                PostResult::Accepted { price_cents, buyer_lead_id: buyer_lead_id.map(|id| stored(job.guard, id)) }
+                PostResult::Accepted { price_cents, buyer_lead_id: buyer_lead_id.map(|id| job.stored(id)) }
             }
-            Ok(PostAnswer::Rejected { reason }) => PostResult::Rejected { reason: stored(job.guard, reason) },
+            Ok(PostAnswer::Rejected { reason }) => PostResult::Rejected { reason: job.stored(reason) },
             Ok(PostAnswer::Duplicate) => PostResult::Duplicate,
             Err(HttpBuyerError::Timeout) => PostResult::Timeout,
             Err(error) => PostResult::Failed {
-                error: stored(job.guard, bounded(&format!("{}: {error}", http_error_kind(&error)), MAX_STORED_TEXT)),
+                error: job.stored(bounded(&format!("{}: {error}", http_error_kind(&error)), MAX_STORED_TEXT)),
             },
         }
     }
