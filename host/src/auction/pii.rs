@@ -480,7 +480,7 @@ struct Text {
 
 impl Text {
     fn new(value: &str) -> Self {
-        // Tokens: (text, is_digits, followed_by_letter_or_end).
+        // Tokens: (text, is_digits); for each digit token, whether letters stood between it and the previous one.
         let mut raw_tokens: Vec<(String, bool)> = Vec::new();
         let mut separated_by_letters: Vec<bool> = Vec::new();
         let mut current = String::new();
