@@ -118,7 +118,7 @@ fn sale_record() -> SaleRecord {
 }
 
 async fn sale(store: &dyn AuctionStore, caps: &Caps, windows: &CapWindows, record: &SaleRecord) {
-    let reservation = store.reserve("campaign-1", caps, windows, 1_250, None).await.expect("reserves");
+    let reservation = store.reserve("campaign-1", caps, windows, 1_250, None, None).await.expect("reserves");
     store.commit(&reservation, 1_200, record).await.expect("commits");
 }
 

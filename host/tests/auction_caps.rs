@@ -49,7 +49,7 @@ async fn racing_tasks_never_reserve_past_a_lead_cap() {
             tokio::spawn(async move {
                 let mut reserved = 0;
                 for _ in 0..25 {
-                    reserved += usize::from(store.reserve("c1", &caps, &windows(), 100, None).await.is_ok());
+                    reserved += usize::from(store.reserve("c1", &caps, &windows(), 100, None, None).await.is_ok());
                 }
                 reserved
             })
@@ -61,7 +61,7 @@ async fn racing_tasks_never_reserve_past_a_lead_cap() {
     }
     assert_eq!(reserved, 5);
     assert_eq!(
-        store.reserve("c1", &caps, &windows(), 100, None).await,
+        store.reserve("c1", &caps, &windows(), 100, None, None).await,
         Err(ReserveError::CapReached(CapKind::LeadsPerDay))
     );
 }
@@ -70,10 +70,10 @@ async fn racing_tasks_never_reserve_past_a_lead_cap() {
 async fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
     let store = MemoryStore::new();
     let caps = Caps { leads_per_hour: Some(2), spend_per_day_cents: Some(10_000), ..Caps::default() };
-    let first = store.reserve("c1", &caps, &windows(), 4_000, None).await.expect("first");
-    let second = store.reserve("c1", &caps, &windows(), 4_000, None).await.expect("second");
+    let first = store.reserve("c1", &caps, &windows(), 4_000, None, None).await.expect("first");
+    let second = store.reserve("c1", &caps, &windows(), 4_000, None, None).await.expect("second");
     assert_eq!(
-        store.reserve("c1", &caps, &windows(), 1, None).await,
+        store.reserve("c1", &caps, &windows(), 1, None, None).await,
         Err(ReserveError::CapReached(CapKind::LeadsPerHour))
     );
     store.release(&second).await.expect("release");
@@ -85,10 +85,10 @@ async fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
     let usage = store.usage("c1", &windows()).await.expect("usage");
     assert_eq!((usage.leads_hour, usage.spend_day_cents), (1, 3_500));
     assert_eq!(
-        store.reserve("c1", &caps, &windows(), 7_000, None).await,
+        store.reserve("c1", &caps, &windows(), 7_000, None, None).await,
         Err(ReserveError::CapReached(CapKind::SpendPerDay))
     );
-    assert!(store.reserve("c1", &caps, &windows(), 6_500, None).await.is_ok());
+    assert!(store.reserve("c1", &caps, &windows(), 6_500, None, None).await.is_ok());
     assert!(store.release(&second).await.is_err(), "a reservation is released once");
 }
 
@@ -96,12 +96,12 @@ async fn a_released_reservation_gives_its_place_back_and_a_commit_keeps_it() {
 async fn caps_count_per_window_so_a_new_day_starts_empty() {
     let store = MemoryStore::new();
     let caps = Caps { leads_per_day: Some(1), leads_per_month: Some(2), ..Caps::default() };
-    store.reserve("c1", &caps, &windows(), 1, None).await.expect("day one");
+    store.reserve("c1", &caps, &windows(), 1, None, None).await.expect("day one");
     let next_day = CapWindows { hour: "2026-11-26T10".into(), day: "2026-11-26".into(), month: "2026-11".into() };
-    store.reserve("c1", &caps, &next_day, 1, None).await.expect("day two");
+    store.reserve("c1", &caps, &next_day, 1, None, None).await.expect("day two");
     let third_day = CapWindows { hour: "2026-11-27T10".into(), day: "2026-11-27".into(), month: "2026-11".into() };
     assert_eq!(
-        store.reserve("c1", &caps, &third_day, 1, None).await,
+        store.reserve("c1", &caps, &third_day, 1, None, None).await,
         Err(ReserveError::CapReached(CapKind::LeadsPerMonth))
     );
 }

@@ -57,7 +57,8 @@ fn fast() -> OutboxSettings {
 /// Commits a webhook sale of lead `n` to `campaign_id` at `sold_at_unix_ms`, to be delivered to `url`.
 async fn sell_to_webhook(store: &SqliteStore, campaign_id: &str, n: u32, url: &str, sold_at_unix_ms: i64) -> u64 {
     let windows = CapWindows { hour: "2026-11-25T10".into(), day: "2026-11-25".into(), month: "2026-11".into() };
-    let reservation = store.reserve(campaign_id, &Caps::default(), &windows, 1_500, None).await.expect("reserves");
+    let reservation =
+        store.reserve(campaign_id, &Caps::default(), &windows, 1_500, None, None).await.expect("reserves");
     let sale = SaleRecord {
         lead_id: format!("p_{n}"),
         campaign_id: campaign_id.to_owned(),
@@ -249,6 +250,12 @@ async fn the_worker_gives_up_after_its_attempts_and_keeps_the_delivery_visible()
     clock.advance(3_600_000);
     assert_eq!(worker.run_once().await.expect("runs"), vec![]);
     assert_eq!(hook.posts().len(), 3);
+    let audit = store.pii_audit("p_1").expect("audit");
+    assert_eq!(
+        audit.iter().map(|e| (e.principal_id.as_str(), e.how)).collect::<Vec<_>>(),
+        [("buyer-of-c1", PiiAccess::Webhook); 3],
+        "every attempt handed the lead over, though none was answered 2xx"
+    );
     let failed = store.deliveries(Some(DeliveryStatus::Failed)).expect("deliveries");
     assert_eq!(
         failed.iter().map(|d| (d.attempts, d.url.as_str())).collect::<Vec<_>>(),

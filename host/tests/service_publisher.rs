@@ -397,3 +397,99 @@ async fn an_auction_cut_off_by_the_request_timeout_still_finishes_and_records_it
     assert_eq!(buyer.posts().len(), 1, "one post, one sale");
     t.shutdown().await;
 }
+
+/// `pub-1` and one HTTP campaign per `(id, buyer)`, each on its own buyer of the same name; exclusive, so a refused
+/// post falls back to the next bid.
+fn http_buyers_toml(buyers: &[(&str, &BuyerServer)], post_deadline_ms: u64) -> String {
+    let mut toml = format!(
+        r#"
+{keys}
+
+{plugins}
+[[publishers]]
+id = "pub-1"
+ping_deadline_ms = 5000
+post_deadline_ms = {post_deadline_ms}
+"#,
+        keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
+        plugins = standard_plugins(),
+    );
+    for (id, server) in buyers {
+        toml.push_str(&format!(
+            r#"
+[[buyers]]
+id = "{id}"
+time_zone = "America/New_York"
+
+[[campaigns]]
+id = "{id}-http"
+buyer_id = "{id}"
+[campaigns.target]
+kind = "http"
+ping_url = "{ping}"
+post_url = "{post}"
+timeout_ms = 2000
+"#,
+            ping = server.ping_url(),
+            post = server.post_url(),
+        ));
+    }
+    toml
+}
+
+/// An HTTP buyer bidding `price_cents` whose post answer is `post`.
+async fn http_buyer(price_cents: u32, post: Reply) -> BuyerServer {
+    BuyerServer::scripted(Reply::json(json!({"decision": "bid", "price_cents": price_cents})), post).await
+}
+
+/// `(principal, campaign, how)` of each row of a trace's PII audit.
+fn audit_rows(trace: &Value) -> Vec<(String, String, String)> {
+    let rows = trace["pii_audit"].as_array().expect("the trace lists the PII audit");
+    rows.iter()
+        .map(|r| {
+            let text = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+            (text("principal_id"), text("campaign_id"), text("how"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_buyer_posted_the_full_lead_is_in_the_pii_audit_whatever_it_answered() {
+    let rejecting = http_buyer(4000, Reply::json(json!({"result": "rejected", "reason": "not today"}))).await;
+    let failing = http_buyer(3000, Reply::raw(500, "oops")).await;
+    let accepting = http_buyer(2000, Reply::json(json!({"result": "accepted", "price_cents": 2000}))).await;
+    let outbid = http_buyer(1000, Reply::json(json!({"result": "accepted", "price_cents": 1000}))).await;
+    let buyers = [("rejecting", &rejecting), ("failing", &failing), ("accepting", &accepting), ("outbid", &outbid)];
+    let t = TestService::start(&http_buyers_toml(&buyers, 10_000)).await;
+
+    let sold = t.send(PUBLISHER, t.client.post(t.url("/v1/leads")).json(&lead(21))).await;
+    assert_eq!((sold.status, &sold.body["outcome"]), (200, &json!("sold")), "{}", sold.text);
+    let lead_id = sold.body["lead_id"].as_str().expect("a lead id").to_owned();
+    let posted: Vec<usize> = buyers.iter().map(|(_, s)| s.posts().len()).collect();
+    assert_eq!(posted, [1, 1, 1, 0], "fell back down the ranking to the accepting buyer");
+
+    let trace = t.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    assert_eq!(trace.status, 200, "{}", trace.text);
+    let row = |buyer: &str| (buyer.to_owned(), format!("{buyer}-http"), "post".to_owned());
+    assert_eq!(audit_rows(&trace.body), [row("rejecting"), row("failing"), row("accepting")]);
+    let posts = trace.body["outcome"]["trace"]["posts"].as_array().map(Vec::len);
+    assert_eq!(posts, Some(3), "the trace's posts are the audit's rows: {}", trace.text);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_that_never_answers_its_post_is_in_the_pii_audit() {
+    let silent = http_buyer(
+        2500,
+        Reply::json(json!({"result": "accepted", "price_cents": 2500})).delayed(Duration::from_millis(3000)),
+    )
+    .await;
+    let t = TestService::start(&http_buyers_toml(&[("silent", &silent)], 500)).await;
+
+    let unsold = t.send(PUBLISHER, t.client.post(t.url("/v1/leads")).json(&lead(22))).await;
+    assert_eq!((unsold.status, &unsold.body["outcome"]), (200, &json!("unsold")), "{}", unsold.text);
+    let lead_id = unsold.body["lead_id"].as_str().expect("a lead id").to_owned();
+    let trace = t.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    assert_eq!(audit_rows(&trace.body), [("silent".into(), "silent-http".into(), "post".into())], "{}", trace.text);
+    t.shutdown().await;
+}

@@ -13,7 +13,7 @@ use tokio::sync::Barrier;
 
 use pingpost::auction::select::Candidate;
 use pingpost::auction::store::{
-    CapKind, CapWindows, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleReturn, Usage,
+    CapKind, CapWindows, Handover, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleReturn, Usage,
 };
 use pingpost::auction::{
     AuctionStore, Caps, ConsumerKeys, MemoryStore, SaleDelivery, SaleRecord, StoreError, StoredSale,
@@ -147,10 +147,10 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
 
     // Caps: reserve, commit at the confirmed price, release, refuse naming the cap.
     assert_eq!(t.note("usage before", store.usage("c1", &h9).await), Ok(Usage::default()));
-    let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400, None).await).expect("r1");
+    let r1 = t.note("reserve r1", store.reserve("c1", &caps, &h9, 400, None, None).await).expect("r1");
     let r1_sale = pickup("c1", 1, 350);
     assert_eq!(t.note("commit r1 at 350", store.commit(&r1, 350, &r1_sale).await), Ok(1));
-    let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400, None).await).expect("r2");
+    let r2 = t.note("reserve r2", store.reserve("c1", &caps, &h9, 400, None, None).await).expect("r2");
     assert_eq!(t.note("release r2", store.release(&r2).await), Ok(()));
     assert_eq!(
         t.note("commit released r2", store.commit(&r2, 400, &pickup("c1", 2, 400)).await),
@@ -167,22 +167,22 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         t.note("usage after r1, r2", store.usage("c1", &h9).await),
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 1, spend_day_cents: 350, spend_month_cents: 350 })
     );
-    let r3 = t.note("reserve r3", store.reserve("c1", &caps, &h9, 400, None).await).expect("r3");
-    t.note("reserve r4", store.reserve("c1", &caps, &h9, 400, None).await).expect("r4");
+    let r3 = t.note("reserve r3", store.reserve("c1", &caps, &h9, 400, None, None).await).expect("r3");
+    t.note("reserve r4", store.reserve("c1", &caps, &h9, 400, None, None).await).expect("r4");
     assert_eq!(
-        t.note("reserve over hour cap", store.reserve("c1", &caps, &h9, 400, None).await),
+        t.note("reserve over hour cap", store.reserve("c1", &caps, &h9, 400, None, None).await),
         Err(ReserveError::CapReached(CapKind::LeadsPerHour))
     );
-    t.note("reserve next hour", store.reserve("c1", &caps, &h10, 100, None).await).expect("next hour");
+    t.note("reserve next hour", store.reserve("c1", &caps, &h10, 100, None, None).await).expect("next hour");
     assert_eq!(
-        t.note("reserve over day cap", store.reserve("c1", &caps, &h10, 100, None).await),
+        t.note("reserve over day cap", store.reserve("c1", &caps, &h10, 100, None, None).await),
         Err(ReserveError::CapReached(CapKind::LeadsPerDay))
     );
     assert_eq!(
-        t.note("reserve over month spend", store.reserve("c1", &caps, &next_day, 1_300, None).await),
+        t.note("reserve over month spend", store.reserve("c1", &caps, &next_day, 1_300, None, None).await),
         Err(ReserveError::CapReached(CapKind::SpendPerMonth))
     );
-    t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200, None).await)
+    t.note("reserve up to month spend", store.reserve("c1", &caps, &next_day, 1_200, None, None).await)
         .expect("month spend fits");
     // The sale is recorded at the committed price, whatever the record says.
     let r3_sale = sale("c1", 3, 400, SaleDelivery::Posted);
@@ -192,23 +192,26 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         Ok(Usage { leads_hour: 1, leads_day: 1, leads_month: 5, spend_day_cents: 1_200, spend_month_cents: 2_700 })
     );
     assert_eq!(
-        t.note("reserve with month spend over cap", store.reserve("c1", &caps, &next_day, 0, None).await),
+        t.note("reserve with month spend over cap", store.reserve("c1", &caps, &next_day, 0, None, None).await),
         Err(ReserveError::CapReached(CapKind::SpendPerMonth))
     );
 
     let day_spend = Caps { spend_per_day_cents: Some(1_000), ..Caps::default() };
-    let c2 = t.note("c2 reserve 600", store.reserve("c2", &day_spend, &h9, 600, None).await).expect("600 fits");
+    let c2 = t.note("c2 reserve 600", store.reserve("c2", &day_spend, &h9, 600, None, None).await).expect("600 fits");
     assert_eq!(
-        t.note("c2 reserve 500", store.reserve("c2", &day_spend, &h9, 500, None).await),
+        t.note("c2 reserve 500", store.reserve("c2", &day_spend, &h9, 500, None, None).await),
         Err(ReserveError::CapReached(CapKind::SpendPerDay))
     );
-    t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400, None).await).expect("400 fits");
-    t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0, None).await).expect("0 fits");
+    t.note("c2 reserve exactly to the cap", store.reserve("c2", &day_spend, &h9, 400, None, None).await)
+        .expect("400 fits");
+    t.note("c2 reserve free lead at the cap", store.reserve("c2", &day_spend, &h9, 0, None, None).await)
+        .expect("0 fits");
     let c2_sale = sale("c2", 2, 0, SaleDelivery::Webhook { url: "http://127.0.0.1:9/hook".into() });
     assert_eq!(t.note("c2 commit at 0", store.commit(&c2, 0, &c2_sale).await), Ok(3));
     t.note("c2 usage", store.usage("c2", &h9).await).expect("usage");
     for _ in 0..5 {
-        t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000, None).await).expect("no cap");
+        t.note("unlimited reserve", store.reserve("c3", &Caps::default(), &h9, 1_000_000, None, None).await)
+            .expect("no cap");
     }
     t.note("unlimited usage", store.usage("c3", &h9).await).expect("usage");
     t.note("other campaign untouched", store.usage("c4", &h9).await).expect("usage");
@@ -230,7 +233,7 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     let free = Caps::default();
     let sell = |buyer: &str, keys: &ConsumerKeys, at: i64, since: Option<i64>| {
         let (sale, h9) = (purchase(buyer, keys, at, since), &h9);
-        async move { store.reserve("c5", &free, h9, 100, Some(&sale)).await }
+        async move { store.reserve("c5", &free, h9, 100, Some(&sale), None).await }
     };
     assert_eq!(t.note("not bought", store.bought_since("b1", &a, 0).await), Ok(false));
     let s1 = t.note("reserve b1 buying a", sell("b1", &a, 5_000, Some(0)).await).expect("s1");
@@ -248,7 +251,8 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
                     &Caps { leads_per_day: Some(0), ..free },
                     &h9,
                     1,
-                    Some(&purchase("b1", &a_phone, 5_100, Some(0)))
+                    Some(&purchase("b1", &a_phone, 5_100, Some(0))),
+                    None
                 )
                 .await
         ),
@@ -300,7 +304,8 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         Err(ReserveError::CapReached(CapKind::LeadsPerHour))
     );
     let b4 = |keys: &ConsumerKeys, at: i64| purchase("b4", keys, at, Some(0));
-    let held = t.note("b4 reserves a", store.reserve("c8", &free, &h9, 100, Some(&b4(&a, 7_200))).await).expect("b4");
+    let held =
+        t.note("b4 reserves a", store.reserve("c8", &free, &h9, 100, Some(&b4(&a, 7_200)), None).await).expect("b4");
     assert_eq!(
         t.note(
             "sell while a sale is pending",
@@ -384,7 +389,7 @@ async fn race_reservations(
                 start.wait().await;
                 let (mut ok, mut full) = (0, 0);
                 for _ in 0..per_thread {
-                    match store.reserve("capped", &caps, &window, 150, None).await {
+                    match store.reserve("capped", &caps, &window, 150, None, None).await {
                         Ok(_) => ok += 1,
                         Err(ReserveError::CapReached(CapKind::LeadsPerDay)) => full += 1,
                         Err(other) => panic!("reservation failed: {other}"),
@@ -447,7 +452,7 @@ async fn race_suppressed_reservations(
                 start.wait().await;
                 let mut results = Vec::new();
                 for _ in 0..per_thread {
-                    results.push(store.reserve(&campaign, &Caps::default(), &window, 900, Some(&sale)).await);
+                    results.push(store.reserve(&campaign, &Caps::default(), &window, 900, Some(&sale), None).await);
                 }
                 results
             })
@@ -487,7 +492,8 @@ async fn assert_one_sale_to_the_buyer(
                 &Caps::default(),
                 &windows("2026-03-14T09"),
                 900,
-                Some(&purchase("b1", &consumer, 20_000, Some(0)))
+                Some(&purchase("b1", &consumer, 20_000, Some(0))),
+                None
             )
             .await,
         Err(ReserveError::Suppressed { at_unix_ms: at, pending: false })
@@ -547,18 +553,18 @@ async fn everything_recorded_survives_closing_and_reopening_the_file() {
     let keys = keys_of(&lead(1));
     let pending = {
         let store = SqliteStore::open(&path).expect("opens");
-        let sold = store.reserve("c1", &caps, &h9, 500, None).await.expect("reserves");
+        let sold = store.reserve("c1", &caps, &h9, 500, None, None).await.expect("reserves");
         store.commit(&sold, 450, &pickup("c1", 1, 450)).await.expect("commits");
-        let pending = store.reserve("c1", &caps, &h9, 500, None).await.expect("reserves");
+        let pending = store.reserve("c1", &caps, &h9, 500, None, None).await.expect("reserves");
         assert_eq!(store.check_and_record_lead("p1", &keys, 0, 1_000).await, Ok(None));
         let bought =
-            store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b1", &keys, 1_000, Some(0)))).await;
+            store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b1", &keys, 1_000, Some(0))), None).await;
         store
             .commit(&bought.expect("reserves"), 100, &sale("c9", 2, 100, SaleDelivery::Posted))
             .await
             .expect("commits");
         store
-            .reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 1_500, Some(0))))
+            .reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 1_500, Some(0))), None)
             .await
             .expect("reserves");
         store.save_ping(ping_record("ping-a", 1, 1_000, 10_000)).await.expect("saves");
@@ -569,13 +575,16 @@ async fn everything_recorded_survives_closing_and_reopening_the_file() {
     let usage = store.usage("c1", &h9).await.expect("usage");
     assert_eq!((usage.leads_day, usage.spend_day_cents), (2, 950));
     assert_eq!(store.pending_reservations(), Ok(2), "c1's and b2's pending sales");
-    assert_eq!(store.reserve("c1", &caps, &h9, 500, None).await, Err(ReserveError::CapReached(CapKind::LeadsPerDay)));
+    assert_eq!(
+        store.reserve("c1", &caps, &h9, 500, None, None).await,
+        Err(ReserveError::CapReached(CapKind::LeadsPerDay))
+    );
     assert_eq!(store.release(&pending).await, Ok(()));
     assert_eq!(store.usage("c1", &h9).await.map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 450)));
     assert_eq!(store.check_and_record_lead("p1", &keys, 0, 2_000).await, Ok(Some(1_000)));
     assert_eq!(store.bought_since("b1", &keys, 1_000).await, Ok(true));
     assert_eq!(
-        store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 2_000, Some(0)))).await,
+        store.reserve("c9", &Caps::default(), &h9, 100, Some(&purchase("b2", &keys, 2_000, Some(0))), None).await,
         Err(ReserveError::Suppressed { at_unix_ms: 1_500, pending: true }),
         "a pending sale still suppresses after a restart"
     );
@@ -593,12 +602,12 @@ async fn reservation_ids_are_not_reused_after_reopen() {
     let h9 = windows("2026-03-14T09");
     let first = {
         let store = SqliteStore::open(&path).expect("opens");
-        let first = store.reserve("c1", &Caps::default(), &h9, 100, None).await.expect("reserves");
+        let first = store.reserve("c1", &Caps::default(), &h9, 100, None, None).await.expect("reserves");
         store.release(&first).await.expect("releases");
         first
     };
     let store = SqliteStore::open(&path).expect("reopens");
-    let second = store.reserve("c1", &Caps::default(), &h9, 100, None).await.expect("reserves");
+    let second = store.reserve("c1", &Caps::default(), &h9, 100, None, None).await.expect("reserves");
     assert_ne!(second.id, first.id);
     assert_eq!(store.release(&first).await, Err(StoreError::UnknownReservation(first.id)));
 }
@@ -676,7 +685,7 @@ async fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
     store
         .commit(
             &store
-                .reserve("c1", &Caps::default(), &windows("2026-03-14T09"), 100, bought.as_ref())
+                .reserve("c1", &Caps::default(), &windows("2026-03-14T09"), 100, bought.as_ref(), None)
                 .await
                 .expect("reserves"),
             100,
@@ -686,7 +695,7 @@ async fn duplicate_and_suppression_records_keep_only_hashes_of_the_consumer() {
         .expect("commits");
     let pending = Some(purchase("b2", &keys_of(&consumer), 1_000, Some(0)));
     store
-        .reserve("c2", &Caps::default(), &windows("2026-03-14T09"), 100, pending.as_ref())
+        .reserve("c2", &Caps::default(), &windows("2026-03-14T09"), 100, pending.as_ref(), None)
         .await
         .expect("stays pending");
     drop(store);
@@ -796,8 +805,10 @@ fn a_path_that_cannot_hold_a_database_is_an_error_not_a_panic() {
 
 /// Commits a sale of lead `n` to `campaign_id` (bought by `buyer-of-{campaign_id}`) at `sold_at_unix_ms`.
 async fn sell(store: &SqliteStore, campaign_id: &str, n: u32, sold_at_unix_ms: i64, delivery: SaleDelivery) -> u64 {
-    let reservation =
-        store.reserve(campaign_id, &Caps::default(), &windows("2026-03-14T09"), 1_000, None).await.expect("reserves");
+    let reservation = store
+        .reserve(campaign_id, &Caps::default(), &windows("2026-03-14T09"), 1_000, None, None)
+        .await
+        .expect("reserves");
     let record = SaleRecord { sold_at_unix_ms, ..sale(campaign_id, n, 1_000, delivery) };
     store.commit(&reservation, 1_000, &record).await.expect("commits")
 }
@@ -898,21 +909,41 @@ async fn a_buyer_returns_its_lead_within_the_window_once_and_never_after_it_or_s
 }
 
 #[tokio::test]
-async fn every_hand_over_of_pii_is_audited_post_on_commit_and_api_reads_when_recorded() {
+async fn every_hand_over_of_pii_is_audited_posts_with_their_reservation_and_api_reads_when_recorded() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("opens");
-    sell(&store, "http-1", 1, 5_000, SaleDelivery::Posted).await;
+    let handover = |campaign: &str, at_unix_ms| Handover {
+        lead_id: "ping-1".into(),
+        buyer_id: format!("buyer-of-{campaign}"),
+        campaign_id: campaign.into(),
+        at_unix_ms,
+    };
+    let h9 = windows("2026-03-14T09");
+    // A post the buyer refused: released, and still audited (it saw the lead).
+    let (first, second, third) = (handover("http-1", 4_000), handover("http-3", 4_500), handover("http-2", 5_000));
+    let free = Caps::default();
+    let refused = store.reserve("http-1", &free, &h9, 1_000, None, Some(&first));
+    store.release(&refused.await.expect("reserves")).await.expect("releases");
+    // A reservation the caps refuse posts nothing: no row.
+    let full = Caps { leads_per_day: Some(0), ..Caps::default() };
+    let capped = store.reserve("http-3", &full, &h9, 1_000, None, Some(&second)).await;
+    assert!(matches!(capped, Err(ReserveError::CapReached(_))), "{capped:?}");
+    let accepted = store.reserve("http-2", &free, &h9, 1_000, None, Some(&third));
+    let record = SaleRecord { sold_at_unix_ms: 5_000, ..sale("http-2", 1, 1_000, SaleDelivery::Posted) };
+    store.commit(&accepted.await.expect("reserves"), 1_000, &record).await.expect("commits");
     sell(&store, "wasm-1", 2, 5_000, SaleDelivery::Pickup).await;
     store.record_pii_access("buyer-of-wasm-1", "ping-2", Some("wasm-1"), PiiAccess::Api, 6_000).expect("audits");
+    let entry = |campaign: &str, at_unix_ms| PiiAuditEntry {
+        principal_id: format!("buyer-of-{campaign}"),
+        lead_id: "ping-1".into(),
+        campaign_id: Some(campaign.into()),
+        how: PiiAccess::Post,
+        at_unix_ms,
+    };
     assert_eq!(
         store.pii_audit("ping-1"),
-        Ok(vec![PiiAuditEntry {
-            principal_id: "buyer-of-http-1".into(),
-            lead_id: "ping-1".into(),
-            campaign_id: Some("http-1".into()),
-            how: PiiAccess::Post,
-            at_unix_ms: 5_000,
-        }])
+        Ok(vec![entry("http-1", 4_000), entry("http-2", 5_000)]),
+        "one row per post, none for the commit"
     );
     let picked_up = store.pii_audit("ping-2").expect("audit");
     assert_eq!(
@@ -962,15 +993,18 @@ async fn stale_reservations_left_by_a_crash_are_released_at_start_and_recent_one
     let keys = keys_of(&lead(1));
     {
         let store = SqliteStore::open(&path).expect("opens");
-        store.reserve("c1", &caps, &h9, 500, Some(&purchase("b1", &keys, 1_000, Some(0)))).await.expect("crashed sale");
-        store.reserve("c1", &caps, &h9, 300, Some(&purchase("b2", &keys, 9_000, Some(0)))).await.expect("recent");
+        store
+            .reserve("c1", &caps, &h9, 500, Some(&purchase("b1", &keys, 1_000, Some(0))), None)
+            .await
+            .expect("crashed sale");
+        store.reserve("c1", &caps, &h9, 300, Some(&purchase("b2", &keys, 9_000, Some(0))), None).await.expect("recent");
     }
     let store = SqliteStore::open(&path).expect("reopens after the crash");
     assert_eq!(store.release_stale_reservations(5_000), Ok(1));
     assert_eq!(store.pending_reservations(), Ok(1));
     assert_eq!(store.usage("c1", &h9).await.map(|u| (u.leads_day, u.spend_day_cents)), Ok((1, 300)));
     assert!(
-        store.reserve("c2", &Caps::default(), &h9, 1, Some(&purchase("b1", &keys, 9_500, Some(0)))).await.is_ok(),
+        store.reserve("c2", &Caps::default(), &h9, 1, Some(&purchase("b1", &keys, 9_500, Some(0))), None).await.is_ok(),
         "the crashed sale no longer suppresses its consumer"
     );
     assert_eq!(store.release_stale_reservations(5_000), Ok(0));

@@ -54,7 +54,7 @@ async fn many_concurrent_reservations_against_a_cap_of_n_sell_exactly_n_even_whe
     let caps = Caps { leads_per_day: Some(100), ..Caps::default() };
     let before = store.writer_stats();
     let answers = concurrently(&store, 64, 10, move |store, _, _| async move {
-        store.reserve("capped", &caps, &windows(), 150, None).await
+        store.reserve("capped", &caps, &windows(), 150, None, None).await
     })
     .await;
     let sold = answers.iter().filter(|a| a.is_ok()).count();
@@ -77,7 +77,7 @@ async fn the_writes_of_64_concurrent_callers_share_transactions() {
     .await;
     assert!(answers.iter().all(|a| *a == Ok(None)), "every consumer is new");
     // The checks are answered before their commit; a write that waits for its commit ends the last batch.
-    store.reserve("uncapped", &Caps::default(), &windows(), 150, None).await.expect("reserves");
+    store.reserve("uncapped", &Caps::default(), &windows(), 150, None, None).await.expect("reserves");
     let stats = store.writer_stats();
     let (jobs, batches) = (stats.jobs - before.jobs, stats.batches - before.batches);
     assert_eq!(jobs, 64 * 20 + 1);
@@ -91,7 +91,8 @@ async fn a_caller_is_answered_only_once_its_write_is_committed() {
     let seen = concurrently(&store, 32, 4, move |store, _, _| {
         let path = path.clone();
         async move {
-            let reservation = store.reserve("c1", &Caps::default(), &windows(), 100, None).await.expect("reserves");
+            let reservation =
+                store.reserve("c1", &Caps::default(), &windows(), 100, None, None).await.expect("reserves");
             // A connection opened after the answer, outside the store, sees the reservation at once.
             let fresh = rusqlite::Connection::open(&path).expect("a fresh connection");
             let id = i64::try_from(reservation.id).expect("an id SQLite holds");

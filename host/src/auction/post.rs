@@ -24,7 +24,7 @@ use super::http_buyer::{HttpBuyerError, PostAnswer, PostRequest};
 use super::identity::ConsumerKeys;
 use super::pii::PiiGuard;
 use super::select::{Candidate, next_batch};
-use super::store::{Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
+use super::store::{Handover, Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
 use super::text::{MAX_STORED_TEXT, bounded, stored};
 use super::trace::{PostResult, PostTrace, Sale, micros};
 use crate::model::Lead;
@@ -140,12 +140,26 @@ impl Exchange {
                 };
             }
         };
-        let reservation =
-            match self.store.reserve(&entry.config.id, caps, &windows, candidate.price_cents, Some(&purchase)).await {
-                Ok(reservation) => reservation,
-                Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
-                Err(refusal) => return refused(refusal, days),
-            };
+        // The post hands the lead's PII over: audited with the reservation, before any byte of it is sent.
+        let handover = Handover {
+            lead_id: job.ping_id.to_owned(),
+            buyer_id: entry.config.buyer_id.clone(),
+            campaign_id: entry.config.id.clone(),
+            at_unix_ms: now,
+        };
+        let reserved = self.store.reserve(
+            &entry.config.id,
+            caps,
+            &windows,
+            candidate.price_cents,
+            Some(&purchase),
+            Some(&handover),
+        );
+        let reservation = match reserved.await {
+            Ok(reservation) => reservation,
+            Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
+            Err(refusal) => return refused(refusal, days),
+        };
         let result = self.post_to_buyer(job, candidate, &entry, &endpoints.post_url, deadline).await;
         let Some(price) = result.sold_price() else {
             self.release(&entry, &reservation).await;

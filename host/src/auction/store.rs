@@ -99,6 +99,17 @@ pub struct Purchase {
     pub suppress_since_unix_ms: Option<i64>,
 }
 
+/// A hand-over of a lead's PII about to happen (the post of the full lead to an HTTP buyer): audited by the store in
+/// the same atomic step as the reservation that precedes the post, so every post attempt is audited, whatever the
+/// buyer answers and whether it answers at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    pub lead_id: String,
+    pub buyer_id: String,
+    pub campaign_id: String,
+    pub at_unix_ms: i64,
+}
+
 /// A sale counted against a campaign's caps but not yet confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
@@ -263,7 +274,8 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     /// Counts one sale at `price_cents` against every window of `campaign_id`'s caps, or refuses: first with
     /// [`ReserveError::Suppressed`] when `purchase` has a suppression window its buyer already bought (or holds a
     /// pending reservation for) this consumer in, then with the first cap it would exceed. Reserved sales count
-    /// against caps and suppression until released.
+    /// against caps and suppression until released. A `handover` is audited in the same atomic step (nothing is
+    /// audited when the reservation is refused).
     async fn reserve(
         &self,
         campaign_id: &str,
@@ -271,6 +283,7 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         windows: &CapWindows,
         price_cents: u32,
         purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
     ) -> Result<Reservation, ReserveError>;
     /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it), records its purchase and
     /// the sale (at `final_price_cents`; a webhook sale also queues its delivery), all in one atomic step; returns
@@ -345,6 +358,7 @@ struct Inner {
     /// Ping ids no longer open: `None` once posted, `Some(expiry)` once expired.
     closed: HashMap<String, Option<i64>>,
     sales: Vec<StoredSale>,
+    handovers: Vec<Handover>,
 }
 
 impl Inner {
@@ -454,6 +468,11 @@ impl MemoryStore {
         Ok(self.lock()?.sales.clone())
     }
 
+    /// Every audited hand-over of PII, in order.
+    pub fn handovers(&self) -> Result<Vec<Handover>, StoreError> {
+        Ok(self.lock()?.handovers.clone())
+    }
+
     /// Reservations neither committed nor released (should be none once every auction has finished).
     pub fn pending_reservations(&self) -> Result<usize, StoreError> {
         Ok(self.lock()?.pending.len())
@@ -469,11 +488,13 @@ impl AuctionStore for MemoryStore {
         windows: &CapWindows,
         price_cents: u32,
         purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
     ) -> Result<Reservation, ReserveError> {
         let mut inner = self.lock()?;
         if let Some(refusal) = inner.refusal(campaign_id, caps, windows, price_cents, purchase) {
             return Err(refusal);
         }
+        inner.handovers.extend(handover.cloned());
         inner.apply(campaign_id, windows, 1, i64::from(price_cents));
         inner.next_reservation += 1;
         let reservation = Reservation {

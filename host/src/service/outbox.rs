@@ -154,6 +154,8 @@ impl OutboxWorker {
     /// Attempts every delivery due now (up to one batch, concurrently); returns each attempt's outcome.
     pub async fn run_once(&self) -> Result<Vec<(u64, AttemptOutcome)>, StoreError> {
         let due = self.store.due_deliveries(self.clock.now_unix_ms(), self.settings.batch_size)?;
+        // Every attempt hands the lead over: audited first, and nothing is sent when the audit cannot be written.
+        self.store.audit_delivery_attempts(&due, self.clock.now_unix_ms())?;
         let attempts = due.iter().map(|delivery| async move { (delivery.id, self.attempt(delivery).await) });
         Ok(join_all(attempts).await)
     }

@@ -2,7 +2,7 @@
 //! [`insert_sale`](super::sales::insert_sale)), so a sold lead is never lost between the sale and its delivery. The
 //! worker ([`crate::service::outbox`]) reads what is due, POSTs it to the row's URL and marks the outcome here.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 use serde::Serialize;
 
 use super::sales::{PiiAccess, audit};
@@ -163,26 +163,41 @@ impl SqliteStore {
         })
     }
 
-    /// Marks a pending delivery delivered at `now_unix_ms` and, in the same transaction, audits the buyer's receipt
-    /// of the lead's PII by webhook.
+    /// Audits, before they are sent, the hand-over of each of `deliveries`' leads to its buyer's webhook: one row per
+    /// attempt, whatever the webhook then answers (a delivery without its lead hands nothing over: no row).
+    pub fn audit_delivery_attempts(&self, deliveries: &[OutboxDelivery], now_unix_ms: i64) -> Result<(), StoreError> {
+        let rows: Vec<(String, String, String)> = deliveries
+            .iter()
+            .filter(|d| d.lead.is_some())
+            .map(|d| (d.buyer_id.clone(), d.lead_id.clone(), d.campaign_id.clone()))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write("auditing webhook deliveries", move |tx| {
+            for (buyer_id, lead_id, campaign_id) in &rows {
+                audit(tx, buyer_id, lead_id, Some(campaign_id), PiiAccess::Webhook, now_unix_ms)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Marks a pending delivery delivered at `now_unix_ms`.
     pub fn mark_delivered(&self, id: u64, now_unix_ms: i64) -> Result<(), MarkError> {
         let what = "marking a delivery delivered";
         self.write(what, move |tx| {
-            let sale: Option<(String, String, String)> = tx
+            let changed = tx
                 .prepare_cached(
                     "UPDATE delivery SET status = 'delivered', attempts = attempts + 1, delivered_at_unix_ms = ?2,
                         last_error = NULL
-                     WHERE id = ?1 AND status = 'pending'
-                     RETURNING (SELECT buyer_id FROM sale WHERE sale.id = delivery.sale_id),
-                        (SELECT lead_id FROM sale WHERE sale.id = delivery.sale_id),
-                        (SELECT campaign_id FROM sale WHERE sale.id = delivery.sale_id)",
+                     WHERE id = ?1 AND status = 'pending'",
                 )
                 .map_err(backend(what))?
-                .query_row(params![key(id)?, now_unix_ms], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                .optional()
+                .execute(params![key(id)?, now_unix_ms])
                 .map_err(backend(what))?;
-            let (buyer_id, lead_id, campaign_id) = sale.ok_or(MarkError::NotPending(id))?;
-            audit(tx, &buyer_id, &lead_id, Some(&campaign_id), PiiAccess::Webhook, now_unix_ms)?;
+            if changed == 0 {
+                return Err(MarkError::NotPending(id));
+            }
             Ok(())
         })
     }

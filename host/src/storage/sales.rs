@@ -16,9 +16,9 @@ use crate::model::Lead;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiAccess {
-    /// An HTTP buyer accepted the post of the full lead.
+    /// The full lead was posted to an HTTP buyer (whatever it answered, or if it never did).
     Post,
-    /// The outbox delivered the lead to the buyer's webhook.
+    /// The outbox sent the lead to the buyer's webhook (one row per attempt, whatever came back).
     Webhook,
     /// Read through the service's API.
     Api,
@@ -104,7 +104,7 @@ const SALE_COLUMNS: &str = "id, lead_id, campaign_id, buyer_id, publisher_id, pr
                             delivery, webhook_url, lead_json, returned_at_unix_ms, return_reason";
 
 /// Records `sale` at `price_cents` (its lead serialised as `lead_json`) inside the committing transaction: a webhook
-/// sale queues its delivery, due at once; a posted sale audits the HTTP buyer's receipt of the PII. Returns the id.
+/// sale queues its delivery, due at once. Returns the id.
 pub(super) fn insert_sale(
     tx: &Transaction<'_>,
     sale: &SaleRecord,
@@ -149,10 +149,8 @@ pub(super) fn insert_sale(
             .execute(params![id, url, sale.sold_at_unix_ms])
             .map_err(backend(what))?;
         }
-        SaleDelivery::Posted => {
-            audit(tx, &sale.buyer_id, &sale.lead_id, Some(&sale.campaign_id), PiiAccess::Post, sale.sold_at_unix_ms)?
-        }
-        SaleDelivery::Pickup => {}
+        // A posted lead was audited with the reservation that preceded its post.
+        SaleDelivery::Posted | SaleDelivery::Pickup => {}
     }
     u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))
 }

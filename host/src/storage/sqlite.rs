@@ -18,13 +18,13 @@ use tokio::sync::Notify;
 use super::checkpointer::Checkpointer;
 use super::migrations::{self, MigrationError};
 use super::readers::Readers;
-use super::sales::{insert_sale, sales_where};
+use super::sales::{PiiAccess, audit, insert_sale, sales_where};
 use super::writer::{Writer, WriterStats};
 use crate::auction::config::Caps;
 use crate::auction::identity::ConsumerKeys;
 use crate::auction::store::{
-    AuctionStore, CapWindows, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleRecord, StoreError,
-    StoredSale, Usage,
+    AuctionStore, CapWindows, Handover, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleRecord,
+    StoreError, StoredSale, Usage,
 };
 
 /// How long a write waits for another connection's write lock before it fails.
@@ -484,8 +484,13 @@ fn reserve(
     windows: &CapWindows,
     price_cents: u32,
     purchase: Option<&Purchase>,
+    handover: Option<&Handover>,
 ) -> Result<Reservation, ReserveError> {
     count_sale(tx, campaign_id, caps, windows, price_cents, purchase)?;
+    if let Some(handover) = handover {
+        let Handover { lead_id, buyer_id, campaign_id, at_unix_ms } = handover;
+        audit(tx, buyer_id, lead_id, Some(campaign_id), PiiAccess::Post, *at_unix_ms)?;
+    }
     let what = "recording a reservation";
     let id: i64 = tx
         .prepare_cached(
@@ -594,11 +599,12 @@ impl AuctionStore for SqliteStore {
         windows: &CapWindows,
         price_cents: u32,
         purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
     ) -> Result<Reservation, ReserveError> {
-        let (campaign_id, caps, windows, purchase) =
-            (campaign_id.to_owned(), *caps, windows.clone(), purchase.cloned());
+        let (campaign_id, caps, windows, purchase, handover) =
+            (campaign_id.to_owned(), *caps, windows.clone(), purchase.cloned(), handover.cloned());
         self.write_async("reserving a sale", move |tx| {
-            reserve(tx, &campaign_id, &caps, &windows, price_cents, purchase.as_ref())
+            reserve(tx, &campaign_id, &caps, &windows, price_cents, purchase.as_ref(), handover.as_ref())
         })
         .await
     }
