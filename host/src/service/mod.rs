@@ -134,13 +134,12 @@ impl RunningService {
             .with_jitter(Arc::new(RandomJitter::from_os_rng()))
             .with_metrics(metrics)
             .spawn();
-        let retention = retention::spawn(
-            store,
-            parts.clock,
-            settings.pii_retention_days,
-            Duration::from_secs(settings.purge_interval_secs),
-            stopped,
-        );
+        let schedule = retention::RetentionSchedule {
+            retention_days: settings.pii_retention_days,
+            purge_interval: Duration::from_secs(settings.purge_interval_secs),
+            ping_sweep_interval: Duration::from_secs(settings.expired_ping_sweep_secs),
+        };
+        let retention = retention::spawn(store, parts.clock, schedule, stopped);
         tracing::info!(%addr, "pingpost is serving");
         Ok(RunningService { addr, state, generated_operator_key, stop, server, outbox, retention })
     }

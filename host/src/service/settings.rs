@@ -49,6 +49,8 @@ pub struct ServeSettings {
     pub return_window_days: u32,
     /// How often the retention purge runs, in seconds.
     pub purge_interval_secs: u64,
+    /// How often two-step pings that expired without a post are closed and their lead cleared, in seconds.
+    pub expired_ping_sweep_secs: u64,
     /// A key that acts as an operator (bootstrap). Prefer `PINGPOST_OPERATOR_KEY` over writing it in the file.
     pub operator_key: Option<String>,
     /// Once the store's write-ahead log (`pingpost.db-wal`) holds more than this many MiB, it is checkpointed and
@@ -114,6 +116,7 @@ impl Default for ServeSettings {
             pii_retention_days: 30,
             return_window_days: 7,
             purge_interval_secs: 3_600,
+            expired_ping_sweep_secs: 5,
             operator_key: None,
             wal_restart_mib: (StoreOptions::default().wal_restart_bytes >> 20) as u32,
             max_bid_cents: crate::auction::engine::DEFAULT_MAX_BID_CENTS,

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 3, name: "service registry", sql: include_str!("migrations/0003_service_registry.sql") },
     Migration { version: 4, name: "sales and outbox", sql: include_str!("migrations/0004_sales_outbox.sql") },
+    Migration { version: 5, name: "open ping expiry", sql: include_str!("migrations/0005_open_ping_expiry.sql") },
 ];
 
 /// The schema version this build writes.

@@ -408,12 +408,37 @@ impl SqliteStore {
         let what = "purging PII past retention";
         let counts = self.purge_pii_rows(older_than_unix_ms)?;
         if counts != PurgeCounts::default() {
-            // Best effort: a reader holding an old snapshot can keep part of the log until the next purge.
-            self.with_reader(|conn| {
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(backend(what))
-            })?;
+            self.truncate_log(what)?;
         }
         Ok(counts)
+    }
+
+    /// Closes every open two-step ping that expired at or before `now_unix_ms` and clears its lead (PII): a ping
+    /// nobody posted keeps the consumer's data no longer than its expiry (plus the sweep's interval). The write-ahead
+    /// log is then truncated, as by [`SqliteStore::purge_pii`]. Returns how many pings were closed.
+    pub fn expire_pings(&self, now_unix_ms: i64) -> Result<usize, StoreError> {
+        let what = "expiring two-step pings";
+        let expired = self.write(what, move |tx| {
+            tx.prepare_cached(
+                "UPDATE ping SET state = 'expired', record_json = NULL
+                 WHERE state = 'open' AND expires_at_unix_ms <= ?1",
+            )
+            .map_err(backend(what))?
+            .execute([now_unix_ms])
+            .map_err(backend(what))
+        })?;
+        if expired > 0 {
+            self.truncate_log(what)?;
+        }
+        Ok(expired)
+    }
+
+    /// Checkpoints the write-ahead log and truncates it, so rows just cleared do not linger in its frames. Best
+    /// effort: a reader holding an old snapshot can keep part of the log until the next call.
+    fn truncate_log(&self, what: &'static str) -> Result<(), StoreError> {
+        self.with_reader(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(backend(what))
+        })
     }
 
     fn purge_pii_rows(&self, older_than_unix_ms: i64) -> Result<PurgeCounts, StoreError> {

@@ -83,7 +83,7 @@ pub struct TestService {
     pub service: RunningService,
     pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 /// An HTTP answer: status, content type, the body as text and (when it is JSON) parsed.
@@ -136,7 +136,12 @@ impl TestService {
             RunningService::start(config, parts).await.unwrap_or_else(|e| panic!("the service starts: {e:#}"));
         let base_url = format!("http://{}", service.addr);
         let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client");
-        TestService { base_url, service, clock, client, _data: data }
+        TestService { base_url, service, clock, client, data }
+    }
+
+    /// The service's data directory (database, plugin cache).
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
     }
 
     /// Stops the service gracefully.
