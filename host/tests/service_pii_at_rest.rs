@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use http_buyer_server::{BuyerServer, Reply};
 use serde_json::{Value, json};
-use service_harness::{TestService, api_keys, standard_plugins};
+use service_harness::{TestService, api_keys, http_buyer_tables, standard_plugins};
 
 const OPERATOR: &str = "op-key";
 const PUBLISHER: &str = "pub-key";
@@ -36,24 +36,11 @@ ping_deadline_ms = 5000
 post_deadline_ms = 5000
 dedupe_window_days = 30
 default_bid_ttl_ms = 60000
-
-[[buyers]]
-id = "picky"
-time_zone = "America/New_York"
-
-[[campaigns]]
-id = "picky-http"
-buyer_id = "picky"
-[campaigns.target]
-kind = "http"
-ping_url = "{ping}"
-post_url = "{post}"
-timeout_ms = 2000
+{buyer}
 "#,
         keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
         plugins = standard_plugins(),
-        ping = buyer.ping_url(),
-        post = buyer.post_url(),
+        buyer = http_buyer_tables("picky", "picky-http", &buyer.ping_url(), &buyer.post_url(), 2000),
     )
 }
 

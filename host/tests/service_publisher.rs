@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use http_buyer_server::{BuyerServer, Reply};
 use serde_json::{Value, json};
-use service_harness::{TestService, api_keys, plugin_bytes, standard_plugins};
+use service_harness::{TestService, api_keys, http_buyer_tables, plugin_bytes, standard_plugins};
 
 const OPERATOR: &str = "op-key";
 const PUBLISHER: &str = "pub-key";
@@ -344,24 +344,11 @@ request_timeout_ms = 300
 id = "pub-1"
 ping_deadline_ms = 2000
 post_deadline_ms = 5000
-
-[[buyers]]
-id = "slow"
-time_zone = "America/New_York"
-
-[[campaigns]]
-id = "slow-http"
-buyer_id = "slow"
-[campaigns.target]
-kind = "http"
-ping_url = "{ping}"
-post_url = "{post}"
-timeout_ms = 1000
+{buyer}
 "#,
         keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
         plugins = standard_plugins(),
-        ping = buyer.ping_url(),
-        post = buyer.post_url(),
+        buyer = http_buyer_tables("slow", "slow-http", &buyer.ping_url(), &buyer.post_url(), 1000),
     )
 }
 
@@ -415,24 +402,7 @@ post_deadline_ms = {post_deadline_ms}
         plugins = standard_plugins(),
     );
     for (id, server) in buyers {
-        toml.push_str(&format!(
-            r#"
-[[buyers]]
-id = "{id}"
-time_zone = "America/New_York"
-
-[[campaigns]]
-id = "{id}-http"
-buyer_id = "{id}"
-[campaigns.target]
-kind = "http"
-ping_url = "{ping}"
-post_url = "{post}"
-timeout_ms = 2000
-"#,
-            ping = server.ping_url(),
-            post = server.post_url(),
-        ));
+        toml.push_str(&http_buyer_tables(id, &format!("{id}-http"), &server.ping_url(), &server.post_url(), 2000));
     }
     toml
 }

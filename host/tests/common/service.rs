@@ -46,6 +46,27 @@ pub fn api_keys(keys: &[(&str, Option<&str>, &str)]) -> String {
         .collect()
 }
 
+/// A buyer `buyer_id` (New York time) and its HTTP campaign `campaign_id` pinging `ping_url` and posting to
+/// `post_url`, as `[[buyers]]` and `[[campaigns]]` tables.
+pub fn http_buyer_tables(buyer_id: &str, campaign_id: &str, ping_url: &str, post_url: &str, timeout_ms: u64) -> String {
+    format!(
+        r#"
+[[buyers]]
+id = "{buyer_id}"
+time_zone = "America/New_York"
+
+[[campaigns]]
+id = "{campaign_id}"
+buyer_id = "{buyer_id}"
+[campaigns.target]
+kind = "http"
+ping_url = "{ping_url}"
+post_url = "{post_url}"
+timeout_ms = {timeout_ms}
+"#
+    )
+}
+
 /// The bytes of a plugin built from `plugins/`.
 pub fn plugin_bytes(package: &str) -> Vec<u8> {
     pingpost_plugins::wasm_bytes(package).unwrap_or_else(|e| panic!("building plugin {package}: {e:#}"))
