@@ -103,7 +103,8 @@ async fn shared_sells_to_n_distinct_buyers_each_at_its_own_bid() {
     assert_eq!(sold_to(&outcome), [("b1-high", 2000), ("b2", 1500), ("b3", 1000)]);
     assert_eq!(outcome.revenue_cents(), 4500);
 
-    let lowered = f.exchange.run_lead_with(lead(4), LeadOptions { shared_max_buyers: Some(2) }).await;
+    let lowered =
+        f.exchange.run_lead_with(lead(4), LeadOptions { shared_max_buyers: Some(2), ..LeadOptions::default() }).await;
     assert_eq!(sold_to(&lowered), [("b1-high", 2000), ("b2", 1500)]);
 }
 

@@ -328,13 +328,13 @@ fn check_case(case: &CaseSpec, seed: u64) -> Result<(), TestCaseError> {
     let recorded_before = if case.with_http { server.recorded().len() } else { 0 };
 
     // The case's leads run as concurrent auctions.
-    let options = LeadOptions { shared_max_buyers: case.lead_n };
+    let options = LeadOptions { shared_max_buyers: case.lead_n, ..LeadOptions::default() };
     let outcomes: Vec<Outcome> = runtime.block_on(async {
         let tasks: Vec<_> = leads
             .iter()
             .cloned()
             .map(|lead| {
-                let exchange = exchange.clone();
+                let (exchange, options) = (exchange.clone(), options.clone());
                 tokio::spawn(async move { exchange.run_lead_with(lead, options).await })
             })
             .collect();

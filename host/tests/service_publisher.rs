@@ -10,8 +10,12 @@ mod service_harness;
 use std::time::Duration;
 
 use http_buyer_server::{BuyerServer, Reply};
+use pingpost::clock::Clock;
+use pingpost::service::api::idempotency::STALE_AFTER_MS;
+use pingpost::storage::registry::{Idempotency, IdempotentLead};
 use serde_json::{Value, json};
 use service_harness::{TestService, api_keys, http_buyer_tables, plugin_bytes, standard_plugins};
+use sha2::{Digest, Sha256};
 
 const OPERATOR: &str = "op-key";
 const PUBLISHER: &str = "pub-key";
@@ -461,5 +465,36 @@ async fn a_buyer_that_never_answers_its_post_is_in_the_pii_audit() {
     let lead_id = unsold.body["lead_id"].as_str().expect("a lead id").to_owned();
     let trace = t.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
     assert_eq!(audit_rows(&trace.body), [("silent".into(), "silent-http".into(), "post".into())], "{}", trace.text);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_task_was_lost_is_resolved_once_older_than_any_auction_can_run() {
+    let (t, _webhook) = start("").await;
+    let body = serde_json::to_vec(&lead(31)).expect("JSON");
+    // What a request whose task died (or whose process was killed, on this start) leaves: begun, never answered.
+    let lost = IdempotentLead { lead_id: "p_lost".into(), publisher_id: "pub-1".into(), keys: None };
+    let sha = hex::encode(Sha256::digest(&body));
+    let began = t.service.state.store.idempotency_begin(
+        "publisher:pub-1",
+        "leads order-9",
+        &sha,
+        t.clock.now_unix_ms(),
+        Some(&lost),
+    );
+    assert_eq!(began, Ok(Idempotency::Run));
+    let send = || {
+        let request = t.client.post(t.url("/v1/leads")).header("Idempotency-Key", "order-9");
+        t.send(PUBLISHER, request.header("content-type", "application/json").body(body.clone()))
+    };
+
+    let running = send().await;
+    assert_eq!((running.status, running.code()), (409, "idempotency_in_progress"), "it may still be running");
+    t.clock.advance(STALE_AFTER_MS + 1);
+    let resolved = send().await;
+    assert_eq!((resolved.status, &resolved.body["outcome"]), (200, &json!("sold")), "{}", resolved.text);
+    assert_ne!(resolved.body["lead_id"], "p_lost", "nothing of it was stored: released and run again");
+    let replayed = send().await;
+    assert_eq!(replayed.body, resolved.body);
     t.shutdown().await;
 }

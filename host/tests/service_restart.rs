@@ -1,6 +1,9 @@
 //! Durability across a crash: the real `pingpost serve` binary is killed with SIGKILL while a sold lead's webhook
 //! delivery is still failing; after a restart on the same data directory the delivery resumes and reaches the buyer —
-//! once, to that buyer only — and the registry, keys and records are still there.
+//! once, to that buyer only — and the registry, keys and records are still there. And an idempotent lead cut off at
+//! each step of its sale (the buyer holding the ping, the buyer holding the post, the sale committed, the record
+//! written) is never stuck `409 idempotency_in_progress`: the retry after the restart runs it again, or gets the sale
+//! it made.
 
 #[path = "common/http_buyer_server.rs"]
 mod http_buyer_server;
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use http_buyer_server::{BuyerServer, Reply};
 use serde_json::{Value, json};
-use service_harness::{api_keys, standard_plugins};
+use service_harness::{api_keys, http_buyer_tables, standard_plugins};
 
 const PUBLISHER: &str = "pub-key";
 const OPERATOR: &str = "op-key";
@@ -23,17 +26,15 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
 }
 
-fn config(port: u16, data_dir: &std::path::Path, webhook: &str) -> String {
+/// The config file: `[server]` on `port` and `data_dir` (plus `server`), the keys and plugins, publisher `pub-1`
+/// (plus `publisher`), then `rest`.
+fn config_file(port: u16, data_dir: &std::path::Path, server: &str, publisher: &str, rest: &str) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:{port}"
 data_dir = {data_dir}
-
-[server.outbox]
-base_backoff_ms = 100
-max_backoff_ms = 400
-
+{server}
 {keys}
 
 {plugins}
@@ -41,7 +42,18 @@ max_backoff_ms = 400
 id = "pub-1"
 ping_deadline_ms = 5000
 post_deadline_ms = 10000
+{publisher}
+{rest}"#,
+        data_dir = toml::Value::String(data_dir.display().to_string()),
+        keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
+        plugins = standard_plugins(),
+    )
+}
 
+fn config(port: u16, data_dir: &std::path::Path, webhook: &str) -> String {
+    let outbox = "[server.outbox]\nbase_backoff_ms = 100\nmax_backoff_ms = 400\n";
+    let buyer = format!(
+        r#"
 [[buyers]]
 id = "acme"
 time_zone = "America/New_York"
@@ -50,11 +62,9 @@ time_zone = "America/New_York"
 id = "acme-health"
 buyer_id = "acme"
 target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 2000 }}, delivery = {{ kind = "webhook", url = "{webhook}" }} }}
-"#,
-        data_dir = toml::Value::String(data_dir.display().to_string()),
-        keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
-        plugins = standard_plugins(),
-    )
+"#
+    );
+    config_file(port, data_dir, outbox, "", &buyer)
 }
 
 fn serve(config: &std::path::Path) -> Child {
@@ -163,4 +173,160 @@ async fn a_sold_lead_is_delivered_after_kill_9_and_restart() {
     assert_eq!(posts.len(), tries_before_restart + 1, "the restarted exchange delivered once");
     assert!(posts.iter().all(|p| p["campaign_id"] == "acme-health" && p["ping_id"] == answer["lead_id"]));
     assert_eq!(posts.last().expect("a post")["lead"]["consumer"]["phone"], "+13055550199");
+}
+
+/// `pub-1` (30-day dedupe, 10 % margin) selling to one HTTP buyer through `buyer`.
+fn http_config(port: u16, data_dir: &std::path::Path, buyer: &BuyerServer) -> String {
+    let tables = http_buyer_tables("acme", "acme-http", &buyer.ping_url(), &buyer.post_url(), 5000);
+    config_file(port, data_dir, "", "dedupe_window_days = 30\nmargin_bps = 1000\n", &tables)
+}
+
+fn crash_lead() -> Value {
+    json!({
+        "vertical": "health-insurance",
+        "consumer": { "first_name": "Ana", "last_name": "Diaz", "phone": "3055550177", "email": "ana.d@example.com",
+                      "state": "FL", "zip5": "33139", "date_of_birth": "1968-04-02" },
+        "consent": { "trusted_form_url": "https://cert.trustedform.com/x", "tcpa_text": "I agree" }
+    })
+}
+
+/// Sends the crash lead with Idempotency-Key `key`; returns the status and the JSON answer.
+async fn send_keyed(client: &reqwest::Client, base: &str, key: &str) -> (u16, Value) {
+    let response = client
+        .post(format!("{base}/v1/leads"))
+        .bearer_auth(PUBLISHER)
+        .header("Idempotency-Key", key)
+        .json(&crash_lead())
+        .send()
+        .await
+        .expect("the lead is sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Where the exchange is when it is killed.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// The buyer holds the ping: the consumer is recorded as seen, nothing reserved.
+    Ping,
+    /// The buyer holds the post: the sale is reserved and the lead handed over, nothing committed.
+    Post,
+}
+
+/// A buyer bidding 2000 that, while `hold` says so, answers neither pings (at `Step::Ping`) nor posts (at
+/// `Step::Post`) for 30 s; otherwise it takes every lead.
+async fn holding_buyer(step: Step, hold: Arc<AtomicBool>) -> BuyerServer {
+    let (ping_hold, post_hold) = (hold.clone(), hold);
+    BuyerServer::start(
+        move |_: &Value| {
+            let bid = Reply::json(json!({"decision": "bid", "price_cents": 2000}));
+            if matches!(step, Step::Ping) && ping_hold.load(Ordering::SeqCst) {
+                bid.delayed(Duration::from_secs(30))
+            } else {
+                bid
+            }
+        },
+        move |_: &Value| {
+            let accept = Reply::json(json!({"result": "accepted", "price_cents": 2000}));
+            if matches!(step, Step::Post) && post_hold.load(Ordering::SeqCst) {
+                accept.delayed(Duration::from_secs(30))
+            } else {
+                accept
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_lead_cut_off_by_kill_9_mid_auction_runs_again_on_retry_after_the_restart() {
+    for step in [Step::Ping, Step::Post] {
+        let hold = Arc::new(AtomicBool::new(true));
+        let buyer = holding_buyer(step, hold.clone()).await;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let port = free_port();
+        let config_path = dir.path().join("serve.toml");
+        std::fs::write(&config_path, http_config(port, &dir.path().join("data"), &buyer)).expect("writes");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+
+        let mut first = serve(&config_path);
+        wait_healthy(&client, &base).await;
+        let request =
+            client.post(format!("{base}/v1/leads")).bearer_auth(PUBLISHER).header("Idempotency-Key", "k-crash");
+        // Its connection dies with the process: no answer.
+        let cut_off = tokio::spawn(request.json(&crash_lead()).send());
+        let reached = || match step {
+            Step::Ping => !buyer.pings().is_empty(),
+            Step::Post => !buyer.posts().is_empty(),
+        };
+        for _ in 0..200 {
+            if reached() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(reached(), "{step:?}: the buyer holds the lead");
+        first.kill().expect("SIGKILL");
+        first.wait().expect("reaped");
+        let _ = cut_off.await;
+
+        hold.store(false, Ordering::SeqCst);
+        let mut second = serve(&config_path);
+        wait_healthy(&client, &base).await;
+        let (status, retry) = send_keyed(&client, &base, "k-crash").await;
+        let (again_status, again) = send_keyed(&client, &base, "k-crash").await;
+        second.kill().expect("stops");
+        second.wait().expect("reaped");
+
+        assert_eq!(
+            (status, &retry["outcome"]),
+            (200, &json!("sold")),
+            "{step:?}: the retry ran the auction (not 409 in progress, not a duplicate): {retry}"
+        );
+        assert_eq!((again_status, &again), (200, &retry), "{step:?}: and its answer is kept");
+    }
+}
+
+/// Runs SQL on the stopped exchange's database, as a crash at some step would have left it.
+fn leave_as_a_crash_would(data_dir: &std::path::Path, sql: &str) {
+    let conn = rusqlite::Connection::open(data_dir.join("pingpost.db")).expect("opens the database");
+    conn.execute_batch(sql).expect("edits the database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_lead_a_crash_left_after_its_sale_is_answered_sold_after_the_restart() {
+    let buyer = holding_buyer(Step::Post, Arc::new(AtomicBool::new(false))).await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("data");
+    let port = free_port();
+    let config_path = dir.path().join("serve.toml");
+    std::fs::write(&config_path, http_config(port, &data_dir, &buyer)).expect("writes");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+
+    let mut first = serve(&config_path);
+    wait_healthy(&client, &base).await;
+    let (status, sold) = send_keyed(&client, &base, "k-sold").await;
+    assert_eq!((status, &sold["outcome"], &sold["payout_cents"]), (200, &json!("sold"), &json!(1800)), "{sold}");
+    let lead_id = sold["lead_id"].as_str().expect("a lead id").to_owned();
+    // Reading the lead waits for its record to be written.
+    let read = client.get(format!("{base}/v1/leads/{lead_id}")).bearer_auth(PUBLISHER).send().await.expect("reads");
+    assert_eq!(read.status().as_u16(), 200);
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+
+    // Killed after the record, before the answer was kept; then after the sale, before the record.
+    let unanswered = "UPDATE idempotency SET status = NULL, body = NULL;";
+    let unrecorded = format!("{unanswered} DELETE FROM auction WHERE lead_id = '{lead_id}';");
+    for (step, sql) in [("after the record", unanswered.to_owned()), ("after the sale", unrecorded)] {
+        leave_as_a_crash_would(&data_dir, &sql);
+        let mut next = serve(&config_path);
+        wait_healthy(&client, &base).await;
+        let (status, retry) = send_keyed(&client, &base, "k-sold").await;
+        next.kill().expect("SIGKILL");
+        next.wait().expect("reaped");
+        assert_eq!((status, &retry), (200, &sold), "{step}: the retry gets the sale the lead made");
+    }
+    assert_eq!(buyer.posts().len(), 1, "sold once");
 }

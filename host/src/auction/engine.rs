@@ -252,14 +252,17 @@ impl ExchangeBuilder {
 }
 
 /// Per-lead options of a one-shot auction or a ping.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeadOptions {
     /// In shared mode, sell to at most this many buyers (lowers the publisher's N, never raises it).
     pub shared_max_buyers: Option<u32>,
+    /// The id the lead's auction runs under, when the caller named it before (from [`Exchange::new_lead_id`]); a
+    /// fresh id otherwise.
+    pub lead_id: Option<String>,
 }
 
 /// How a two-step ping ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PingStatus {
     /// A bid stands until `expires_at_unix_ms`: post the ping id to sell.
@@ -387,6 +390,12 @@ impl Exchange {
 
     pub(super) fn campaign_entry(&self, campaign_id: &str) -> Option<Arc<CampaignEntry>> {
         self.campaign_index.get(campaign_id).and_then(|i| self.campaigns.get(*i)).cloned()
+    }
+
+    /// A fresh lead id, for a caller that must know it before the auction runs (an idempotent request names its lead
+    /// before running it); pass it in [`LeadOptions::lead_id`].
+    pub fn new_lead_id(&self) -> String {
+        self.ids.next_id(self.clock.now_unix_ms())
     }
 
     /// Runs one lead through the whole auction and sells it (one-shot).
@@ -558,7 +567,7 @@ impl Exchange {
     async fn bid_phase(&self, lead: &Lead, options: LeadOptions) -> Result<BidPhase, (String, Early, Trace)> {
         let started = Instant::now();
         let now = self.clock.now_unix_ms();
-        let ping_id = self.ids.next_id(now);
+        let ping_id = options.lead_id.clone().unwrap_or_else(|| self.ids.next_id(now));
         let mut trace = Trace { publisher_id: lead.publisher_id.clone(), started_at_unix_ms: now, ..Trace::default() };
         macro_rules! stop {
             ($status:expr, $reason:expr) => {

@@ -28,7 +28,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::model::{Lead, Ping};
 
 /// What kind of PII (or what breach of the ping's structure) a leak is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
     FirstName,
@@ -77,7 +77,7 @@ impl PiiKind {
 }
 
 /// A PII value found in a ping: where, and what kind (never the value itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PiiLeak {
     /// The ping field, e.g. `extra.note`; an extra key that itself holds PII is named by position, `extra[key #2]`;
     /// PII found only in the extra values joined together is `extra (joined)`.

@@ -11,7 +11,7 @@ use super::validate::FieldError;
 use crate::model::{LogLine, RejectCode};
 
 /// How an auction ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeStatus {
     /// Sold to at least one buyer.

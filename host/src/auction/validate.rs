@@ -79,7 +79,7 @@ pub const MIN_AGE: u8 = 18;
 pub const MAX_AGE: u8 = 120;
 
 /// What is wrong with one field of a lead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// Dotted field name, e.g. `consumer.phone`.
     pub field: String,
@@ -218,6 +218,14 @@ fn field_value<'a>(lead: &'a Lead, field: &str) -> Option<&'a str> {
 
 fn is_zip5(zip: &str) -> bool {
     zip.len() == 5 && zip.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The keys the exchange recognises `lead`'s consumer by (its duplicate and suppression records), when its phone and
+/// email are valid: the same as [`validate_lead`] gives a valid lead.
+pub fn consumer_keys(lead: &Lead) -> Option<ConsumerKeys> {
+    let phone = normalize_phone(&lead.consumer.phone).ok()?;
+    let email = normalize_email(&lead.consumer.email).ok()?;
+    Some(ConsumerKeys::of(&phone, &email))
 }
 
 /// Normalises a US phone number to E.164 (`+1XXXXXXXXXX`), or says why it is not one.
@@ -386,6 +394,9 @@ mod tests {
         );
         assert_eq!(valid.age, 66);
         assert_eq!(valid.keys, ConsumerKeys::of("+13055550142", "ada@example.com"));
+        assert_eq!(consumer_keys(&raw), Some(valid.keys), "the same keys from the raw lead");
+        raw.consumer.phone = "not a phone".into();
+        assert_eq!(consumer_keys(&raw), None);
     }
 
     #[test]

@@ -115,6 +115,13 @@ impl RunningService {
                 .context("building the exchange")?
                 .context("building the exchange from the registry")?,
         );
+        // Requests the earlier run was still running are answered from what it stored, or released for a retry.
+        let resolved = api::idempotency::resolve_in_progress(&state, i64::MAX)
+            .await
+            .map_err(|e| anyhow::anyhow!("resolving requests left in progress: {}", e.body()))?;
+        if resolved != api::idempotency::Resolved::default() {
+            tracing::warn!(?resolved, "resolved idempotent requests left in progress by an earlier run");
+        }
 
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

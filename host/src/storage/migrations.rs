@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "service registry", sql: include_str!("migrations/0003_service_registry.sql") },
     Migration { version: 4, name: "sales and outbox", sql: include_str!("migrations/0004_sales_outbox.sql") },
     Migration { version: 5, name: "open ping expiry", sql: include_str!("migrations/0005_open_ping_expiry.sql") },
+    Migration { version: 6, name: "idempotent lead", sql: include_str!("migrations/0006_idempotent_lead.sql") },
 ];
 
 /// The schema version this build writes.

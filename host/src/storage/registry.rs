@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sqlite::{SqliteStore, backend, json_error};
 use crate::auction::ExchangeConfig;
+use crate::auction::identity::ConsumerKeys;
 use crate::auction::store::StoreError;
 use crate::plugin::World;
 
@@ -115,10 +116,33 @@ pub enum Idempotency {
     Run,
     /// Answered before: send this again.
     Replay { status: u16, body: String },
-    /// The first request with this key is still running.
-    InProgress,
+    /// The first request with this key is still running (or was left in progress by a crash: see
+    /// [`SqliteStore::idempotency_in_progress`]); it began at `started_at_unix_ms`.
+    InProgress { started_at_unix_ms: i64 },
     /// The key was used before with a different request body.
     Mismatch,
+}
+
+/// The lead an idempotent publisher request runs, named when the request begins, so one that a crash left in progress
+/// can be resolved from what the store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentLead {
+    /// The id the lead's auction runs under (for a post: the ping's id).
+    pub lead_id: String,
+    pub publisher_id: String,
+    /// The consumer's keys, when the lead can be read: the duplicate record its auction made is forgotten when the
+    /// request is released.
+    pub keys: Option<ConsumerKeys>,
+}
+
+/// A request begun with [`SqliteStore::idempotency_begin`] and not finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InProgressRequest {
+    pub principal_id: String,
+    /// The scoped key (`<route> <Idempotency-Key>`).
+    pub key: String,
+    pub started_at_unix_ms: i64,
+    pub lead: Option<IdempotentLead>,
 }
 
 impl SqliteStore {
@@ -428,32 +452,109 @@ impl SqliteStore {
         key: &str,
         request_sha256: &str,
         now_unix_ms: i64,
+        lead: Option<&IdempotentLead>,
     ) -> Result<Idempotency, StoreError> {
         let what = "checking an idempotency key";
         let (principal_id, key, request_sha256) = (principal_id.to_owned(), key.to_owned(), request_sha256.to_owned());
+        let lead = lead.cloned();
         self.write(what, move |tx| {
-            let stored: Option<(String, Option<u16>, Option<String>)> = tx
+            let stored: Option<(String, Option<u16>, Option<String>, i64)> = tx
                 .prepare_cached(
-                    "SELECT request_sha256, status, body FROM idempotency WHERE principal_id = ?1 AND key = ?2",
+                    "SELECT request_sha256, status, body, created_at_unix_ms FROM idempotency
+                     WHERE principal_id = ?1 AND key = ?2",
                 )
                 .map_err(backend(what))?
-                .query_row(params![principal_id, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .query_row(params![principal_id, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
                 .optional()
                 .map_err(backend(what))?;
             Ok(match stored {
                 None => {
+                    let keys = lead.as_ref().and_then(|l| l.keys.as_ref());
                     tx.prepare_cached(
-                        "INSERT INTO idempotency (principal_id, key, request_sha256, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO idempotency (principal_id, key, request_sha256, created_at_unix_ms, lead_id,
+                            publisher_id, phone_sha256, email_sha256)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     )
                     .map_err(backend(what))?
-                    .execute(params![principal_id, key, request_sha256, now_unix_ms])
+                    .execute(params![
+                        principal_id,
+                        key,
+                        request_sha256,
+                        now_unix_ms,
+                        lead.as_ref().map(|l| &l.lead_id),
+                        lead.as_ref().map(|l| &l.publisher_id),
+                        keys.map(|k| &k.phone_sha256),
+                        keys.map(|k| &k.email_sha256),
+                    ])
                     .map_err(backend(what))?;
                     Idempotency::Run
                 }
-                Some((sha, _, _)) if sha != request_sha256 => Idempotency::Mismatch,
-                Some((_, Some(status), Some(body))) => Idempotency::Replay { status, body },
-                Some(_) => Idempotency::InProgress,
+                Some((sha, _, _, _)) if sha != request_sha256 => Idempotency::Mismatch,
+                Some((_, Some(status), Some(body), _)) => Idempotency::Replay { status, body },
+                Some((_, _, _, started_at_unix_ms)) => Idempotency::InProgress { started_at_unix_ms },
             })
+        })
+    }
+
+    /// The requests begun before `started_before_unix_ms` that have no answer yet, oldest first: after a crash, every
+    /// request the dead process was running.
+    pub fn idempotency_in_progress(&self, started_before_unix_ms: i64) -> Result<Vec<InProgressRequest>, StoreError> {
+        let what = "listing requests in progress";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT principal_id, key, created_at_unix_ms, lead_id, publisher_id, phone_sha256, email_sha256
+                     FROM idempotency WHERE status IS NULL AND created_at_unix_ms < ?1 ORDER BY created_at_unix_ms",
+                )
+                .map_err(backend(what))?;
+            let rows = stmt
+                .query_map([started_before_unix_ms], |row| {
+                    let lead_id: Option<String> = row.get(3)?;
+                    let publisher_id: Option<String> = row.get(4)?;
+                    let (phone, email): (Option<String>, Option<String>) = (row.get(5)?, row.get(6)?);
+                    let keys = phone
+                        .zip(email)
+                        .map(|(phone_sha256, email_sha256)| ConsumerKeys { phone_sha256, email_sha256 });
+                    Ok(InProgressRequest {
+                        principal_id: row.get(0)?,
+                        key: row.get(1)?,
+                        started_at_unix_ms: row.get(2)?,
+                        lead: lead_id.zip(publisher_id).map(|(lead_id, publisher_id)| IdempotentLead {
+                            lead_id,
+                            publisher_id,
+                            keys,
+                        }),
+                    })
+                })
+                .map_err(backend(what))?;
+            rows.collect::<Result<_, _>>().map_err(backend(what))
+        })
+    }
+
+    /// Releases a request left in progress so a retry runs it again, and forgets the duplicate record its lead's
+    /// auction made (the consumer seen from the publisher at or after the request began), so the retry is not
+    /// refused as a duplicate of a lead that was never answered. Nothing happens to a request answered meanwhile.
+    pub fn idempotency_release(&self, request: &InProgressRequest) -> Result<(), StoreError> {
+        let what = "releasing a request left in progress";
+        let request = request.clone();
+        self.write(what, move |tx| {
+            let released = tx
+                .prepare_cached("DELETE FROM idempotency WHERE principal_id = ?1 AND key = ?2 AND status IS NULL")
+                .map_err(backend(what))?
+                .execute(params![request.principal_id, request.key])
+                .map_err(backend(what))?;
+            if let Some(IdempotentLead { publisher_id, keys: Some(keys), .. }) = &request.lead
+                && released > 0
+            {
+                tx.prepare_cached(
+                    "DELETE FROM consumer_seen WHERE publisher_id = ?1 AND key_sha256 IN (?2, ?3)
+                        AND seen_at_unix_ms >= ?4",
+                )
+                .map_err(backend(what))?
+                .execute(params![publisher_id, keys.phone_sha256, keys.email_sha256, request.started_at_unix_ms])
+                .map_err(backend(what))?;
+            }
+            Ok(())
         })
     }
 

@@ -1,8 +1,10 @@
 //! The HTTP API: one router, a file per audience ([`publisher`], [`buyer`], [`operator`]) and the pieces they share
-//! here: the JSON body reader that names the bad field, the error-shaping middleware, request metrics, and
-//! `Idempotency-Key` handling.
+//! here: the JSON body reader that names the bad field, the error-shaping middleware, request metrics; publishers'
+//! `Idempotency-Key` handling is [`idempotency`], their answers [`answers`].
 
+pub mod answers;
 pub mod buyer;
+pub mod idempotency;
 pub mod operator;
 pub mod publisher;
 
@@ -12,19 +14,16 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use tower_http::timeout::TimeoutLayer;
 
-use super::auth::Principal;
 use super::error::{ApiError, code_for_status};
 use super::state::AppState;
 pub use super::state::blocking;
-use crate::storage::registry::Idempotency;
 
 /// The shared state as handlers see it.
 pub type Shared = Arc<AppState>;
@@ -131,80 +130,6 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
             ApiError::invalid(field, message)
         }
     })
-}
-
-/// Runs `work` once per `Idempotency-Key` of `principal`: a retry with the same key and the same body gets the first
-/// answer back (without running again); the same key with another body is a 409. Without the header, just runs.
-pub async fn idempotent<F>(
-    state: &Shared,
-    principal: &Principal,
-    headers: &HeaderMap,
-    route: &str,
-    body: &[u8],
-    work: F,
-) -> Result<Response, ApiError>
-where
-    F: Future<Output = Result<(StatusCode, String), ApiError>>,
-{
-    let Some(key) = headers.get("idempotency-key") else {
-        return work.await.map(json_response);
-    };
-    let key = key
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| ApiError::invalid("Idempotency-Key", "must be 1–255 visible ASCII characters"))?
-        .to_owned();
-    let scoped = format!("{route} {key}");
-    let request_sha = hex::encode(Sha256::digest(body));
-    let store = state.store.clone();
-    let (id, k, sha, now) = (principal.id.clone(), scoped.clone(), request_sha, state.now());
-    let decision = tokio::task::spawn_blocking(move || store.idempotency_begin(&id, &k, &sha, now))
-        .await
-        .map_err(|e| ApiError::internal("the idempotency check", e))??;
-    match decision {
-        Idempotency::Replay { status, body } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = json_response((status, body));
-            response.headers_mut().insert("idempotent-replay", axum::http::HeaderValue::from_static("true"));
-            Ok(response)
-        }
-        Idempotency::InProgress => Err(ApiError::conflict(
-            "idempotency_in_progress",
-            "a request with this Idempotency-Key is still running; retry later",
-        )),
-        Idempotency::Mismatch => Err(ApiError::conflict(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request body",
-        )),
-        Idempotency::Run => {
-            let result = work.await;
-            let store = state.store.clone();
-            let id = principal.id.clone();
-            match &result {
-                // Answers that the exchange gave (including a refused lead) are kept; a failure of the exchange
-                // itself is not, so the publisher's retry runs again.
-                Ok((status, body)) => {
-                    let (status, body) = (status.as_u16(), body.clone());
-                    tokio::task::spawn_blocking(move || store.idempotency_finish(&id, &scoped, status, &body))
-                        .await
-                        .map_err(|e| ApiError::internal("storing the idempotent answer", e))??;
-                }
-                Err(error) if error.status.is_client_error() => {
-                    let (status, body) = (error.status.as_u16(), error.body());
-                    tokio::task::spawn_blocking(move || store.idempotency_finish(&id, &scoped, status, &body))
-                        .await
-                        .map_err(|e| ApiError::internal("storing the idempotent answer", e))??;
-                }
-                Err(_) => {
-                    tokio::task::spawn_blocking(move || store.idempotency_abandon(&id, &scoped))
-                        .await
-                        .map_err(|e| ApiError::internal("releasing the idempotency key", e))??;
-                }
-            }
-            result.map(json_response)
-        }
-    }
 }
 
 /// Middleware: runs the rest of the request on its own task and waits for it, so it finishes even when the request is

@@ -15,8 +15,11 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{RawBody, Shared, blocking, from_value, idempotent, parse_json, to_json};
-use crate::auction::{FieldError, LeadOptions, Outcome, OutcomeStatus, PiiLeak, PingOutcome, PingStatus, PostError};
+pub use super::answers::{LeadAnswer, PingAnswer};
+use super::idempotency::idempotent;
+use super::{RawBody, Shared, blocking, from_value, parse_json, to_json};
+use crate::auction::validate::consumer_keys;
+use crate::auction::{LeadOptions, PostError};
 use crate::model::Lead;
 use crate::plugin::World;
 use crate::service::auth::{Principal, Role};
@@ -24,6 +27,7 @@ use crate::service::error::ApiError;
 use crate::service::metrics::Endpoint;
 use crate::service::state::Uploaded;
 use crate::storage::AuctionRecord;
+use crate::storage::registry::IdempotentLead;
 
 /// The JSON routes.
 pub fn routes() -> Router<Shared> {
@@ -47,81 +51,6 @@ pub struct LeadQuery {
     pub shared_max_buyers: Option<u32>,
 }
 
-/// The answer to a one-shot lead or a post.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LeadAnswer {
-    pub lead_id: String,
-    /// `sold`, `unsold`, `duplicate`, `rejected` or `error`.
-    pub outcome: OutcomeStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// What the publisher is paid for the lead (all sales together), in cents; 0 unless sold.
-    pub payout_cents: u64,
-    /// How many buyers bought it.
-    pub buyers: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub field_errors: Vec<FieldError>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pii_leaks: Vec<PiiLeak>,
-}
-
-impl LeadAnswer {
-    /// The publisher's view of an auction's outcome.
-    pub fn of(outcome: &Outcome) -> Self {
-        LeadAnswer {
-            lead_id: outcome.ping_id.clone(),
-            outcome: outcome.status,
-            reason: outcome.reason.clone(),
-            payout_cents: outcome.sales.iter().map(|s| u64::from(s.payout_cents)).sum(),
-            buyers: outcome.sales.len() as u32,
-            field_errors: outcome.field_errors.clone(),
-            pii_leaks: outcome.pii_leaks.clone(),
-        }
-    }
-
-    /// 422 for a lead refused as invalid, 200 for every other outcome.
-    fn status(&self) -> StatusCode {
-        match self.outcome {
-            OutcomeStatus::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::OK,
-        }
-    }
-}
-
-/// The answer to a two-step ping.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PingAnswer {
-    pub ping_id: String,
-    /// `bid`, `no_bid`, `duplicate`, `rejected` or `error`.
-    pub outcome: PingStatus,
-    /// What the publisher would be paid for the best bid, in cents.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payout_cents: Option<u32>,
-    /// Post before this instant (unix ms) to sell at that price.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at_unix_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub field_errors: Vec<FieldError>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pii_leaks: Vec<PiiLeak>,
-}
-
-impl PingAnswer {
-    fn of(outcome: &PingOutcome) -> Self {
-        PingAnswer {
-            ping_id: outcome.ping_id.clone(),
-            outcome: outcome.status,
-            payout_cents: outcome.payout_cents,
-            expires_at_unix_ms: outcome.expires_at_unix_ms,
-            reason: outcome.reason.clone(),
-            field_errors: outcome.field_errors.clone(),
-            pii_leaks: outcome.pii_leaks.clone(),
-        }
-    }
-}
-
 /// Body of `POST /v1/post`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,9 +67,11 @@ async fn send_lead(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
-    let options = lead_options(query)?;
-    idempotent(&state, &principal, &headers, "leads", &body, async {
-        let lead = parse_lead(&body, &publisher_id)?;
+    let mut options = lead_options(query)?;
+    let parsed = parse_lead(&body, &publisher_id);
+    let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
+    idempotent(&state, &principal, &headers, "leads", &body, named, async {
+        let lead = parsed?;
         let received = state.now();
         let started = Instant::now();
         let outcome = state.exchange().run_lead_with(lead, options).await;
@@ -161,18 +92,18 @@ async fn send_ping(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
-    let options = lead_options(query)?;
-    idempotent(&state, &principal, &headers, "ping", &body, async {
-        let lead = parse_lead(&body, &publisher_id)?;
+    let mut options = lead_options(query)?;
+    let parsed = parse_lead(&body, &publisher_id);
+    let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
+    idempotent(&state, &principal, &headers, "ping", &body, named, async {
+        let lead = parsed?;
         let received = state.now();
         let started = Instant::now();
         let outcome = state.exchange().ping_with(lead, options).await;
         state.metrics.observe_ping(&outcome, started.elapsed());
         record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Now).await?;
         let answer = PingAnswer::of(&outcome);
-        let code =
-            if outcome.status == PingStatus::Rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-        to_json(code, &answer)
+        to_json(answer.status(), &answer)
     })
     .await
 }
@@ -185,8 +116,15 @@ async fn send_post(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
-    idempotent(&state, &principal, &headers, "post", &body, async {
-        let PostBody { ping_id } = parse_json(&body)?;
+    let parsed: Result<PostBody, ApiError> = parse_json(&body);
+    // The post's lead is the ping's: its duplicate record was made (and kept) by the ping.
+    let named = parsed.as_ref().ok().map(|post| IdempotentLead {
+        lead_id: post.ping_id.clone(),
+        publisher_id: publisher_id.clone(),
+        keys: None,
+    });
+    idempotent(&state, &principal, &headers, "post", &body, named, async {
+        let PostBody { ping_id } = parsed?;
         let store = state.store.clone();
         let (publisher, id) = (publisher_id.clone(), ping_id.clone());
         let known = blocking(move || Ok(store.auction_for_publisher(&publisher, &id)?.is_some())).await?;
@@ -279,7 +217,25 @@ fn lead_options(query: Result<Query<LeadQuery>, QueryRejection>) -> Result<LeadO
     if query.shared_max_buyers == Some(0) {
         return Err(ApiError::invalid("shared_max_buyers", "must be at least 1"));
     }
-    Ok(LeadOptions { shared_max_buyers: query.shared_max_buyers })
+    Ok(LeadOptions { shared_max_buyers: query.shared_max_buyers, lead_id: None })
+}
+
+/// With an `Idempotency-Key`, names the lead before it runs: its id, fixed now (in `options`), and its consumer's
+/// keys, so a request left in progress by a crash can be resolved (see [`super::idempotency`]).
+fn name_lead(
+    state: &Shared,
+    headers: &HeaderMap,
+    publisher_id: &str,
+    parsed: &Result<Lead, ApiError>,
+    options: &mut LeadOptions,
+) -> Option<IdempotentLead> {
+    if !headers.contains_key("idempotency-key") {
+        return None;
+    }
+    let lead_id = state.exchange().new_lead_id();
+    options.lead_id = Some(lead_id.clone());
+    let keys = parsed.as_ref().ok().and_then(consumer_keys);
+    Some(IdempotentLead { lead_id, publisher_id: publisher_id.to_owned(), keys })
 }
 
 /// Parses a lead for `publisher_id`: fills in a missing `publisher_id`, refuses another publisher's.
