@@ -259,12 +259,18 @@ async fn a_buyers_plugin_upload_hot_swaps_its_own_campaign_only() {
     assert_eq!((theirs.status, theirs.code()), (404, "not_found"));
     let http = upload(ACME, "acme-http", config_buyer.clone()).await;
     assert_eq!((http.status, http.code()), (409, "not_a_wasm_campaign"));
-    // A module that does not accept the campaign's config is stored but not made live.
+    // A module that does not accept the campaign's config, or cannot start within an instance's memory, is refused:
+    // nothing of it is kept, neither a version nor its compiled artifact.
+    let artifacts = || std::fs::read_dir(service.data_dir().join("cache")).map_or(0, |dir| dir.count());
+    let cached_before = artifacts();
     let scorecard = upload(ACME, "acme-main", plugin_bytes("scorecard-buyer")).await;
     assert_eq!((scorecard.status, scorecard.code()), (422, "refused"), "{}", scorecard.text);
     assert!(scorecard.message().contains("acme-main"), "{}", scorecard.text);
+    let huge = upload(ACME, "acme-main", pingpost_plugins::hostile_fixture("huge-memory").unwrap()).await;
+    assert_eq!((huge.status, huge.code()), (422, "plugin_cannot_instantiate"), "{}", huge.text);
     let plugin = service.get(OPERATOR, "/v1/plugins/campaign:acme-main").await;
-    assert_eq!(plugin.body["active_version"], Value::Null, "{}", plugin.text);
+    assert_eq!(plugin.status, 404, "no version was kept: {}", plugin.text);
+    assert_eq!(artifacts(), cached_before, "no artifact was kept");
     assert_eq!(service.get(OPERATOR, "/v1/campaigns/acme-main").await.body["target"]["plugin"], "config-buyer");
     assert_eq!(sell(&service).await.1, "acme-main");
 
@@ -302,5 +308,28 @@ async fn a_buyers_plugin_upload_hot_swaps_its_own_campaign_only() {
     assert_eq!(sell(&service).await.1, "acme-main");
     let nothing = service.post(ZENITH, "/v1/buyer/campaigns/zenith-main/plugin/rollback", &json!({})).await;
     assert_eq!((nothing.status, nothing.code()), (409, "nothing_to_roll_back"));
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyers_uploads_are_held_to_a_quota_of_stored_bytes_and_a_rate() {
+    let config_buyer = plugin_bytes("config-buyer");
+    // Room for two versions of config-buyer, not three; three uploads a minute.
+    let quota = config_buyer.len() * 5 / 2;
+    let settings = format!("[server]\nmax_plugin_bytes_per_owner = {quota}\nplugin_uploads_per_minute = 3\n");
+    let service = TestService::start(&exchange_toml().replacen("[server]\n", &settings, 1)).await;
+    let upload = |n: u32| {
+        let (service, bytes) = (&service, repackaged(&config_buyer, &format!("v{n}")));
+        async move { service.put_bytes(ACME, "/v1/buyer/campaigns/acme-main/plugin", bytes).await }
+    };
+
+    assert_eq!(upload(1).await.status, 201);
+    assert_eq!(upload(2).await.status, 201);
+    let over = upload(3).await;
+    assert_eq!((over.status, over.code()), (409, "plugin_quota_exceeded"), "{}", over.text);
+    let plugin = service.get(OPERATOR, "/v1/plugins/campaign:acme-main").await;
+    assert_eq!(plugin.body["versions"].as_array().map(Vec::len), Some(2), "{}", plugin.text);
+    let fast = upload(4).await;
+    assert_eq!((fast.status, fast.code()), (429, "rate_limited"), "{}", fast.text);
     service.shutdown().await;
 }

@@ -337,6 +337,10 @@ async fn plugin_uploads_are_validated_and_versions_hot_swap() {
     }
     let redactor = upload("bidder", plugin_bytes("standard-redactor")).await;
     assert_eq!((redactor.status, redactor.code()), (422, "wrong_world"), "{}", redactor.text);
+    // Valid, but it cannot start within an instance's memory: refused now, not when activated.
+    let huge = upload("bidder", pingpost_plugins::hostile_fixture("huge-memory").expect("a hostile fixture")).await;
+    assert_eq!((huge.status, huge.code()), (422, "plugin_cannot_instantiate"), "{}", huge.text);
+    assert!(huge.message().contains("memory"), "{}", huge.text);
     let record = service.get(OPERATOR, "/v1/plugins/bidder").await;
     assert_eq!(record.body["versions"].as_array().unwrap().len(), 1, "{}", record.text);
 
@@ -508,5 +512,22 @@ async fn traces_and_deliveries_are_readable_without_pii() {
     assert_eq!((bad.status, bad.field()), (422, "status"));
     let unknown = service.get(OPERATOR, "/v1/deliveries?state=pending").await;
     assert_eq!(unknown.status, 422);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_refusal_of_its_config_is_cut_to_a_kilobyte_in_the_answer() {
+    let service = TestService::start(&exchange_toml()).await;
+    let hostile = service.post_bytes(OPERATOR, "/v1/plugins/hostile/versions", plugin_bytes("hostile-buyer")).await;
+    assert_eq!(hostile.status, 201, "{}", hostile.text);
+    assert_eq!(service.post(OPERATOR, "/v1/plugins/hostile/activate", &json!({"version": 1})).await.status, 200);
+    let mut campaign = service.get(OPERATOR, "/v1/campaigns/acme-main").await.body;
+    // The hostile buyer refuses an unknown mode, repeating it: 40 KiB of it.
+    campaign["target"]["plugin"] = json!("hostile");
+    campaign["target"]["config"] = json!("m".repeat(40 * 1024));
+    let refused = service.put(OPERATOR, "/v1/campaigns/acme-main", &campaign).await;
+    assert_eq!((refused.status, refused.code()), (422, "refused"), "{}", &refused.text[..200.min(refused.text.len())]);
+    assert!(refused.text.len() < 2 * 1024, "the answer is {} bytes", refused.text.len());
+    assert!(refused.message().contains("more bytes]"), "{}", refused.text);
     service.shutdown().await;
 }

@@ -83,6 +83,16 @@ impl ArtifactCache {
         }
     }
 
+    /// Deletes the artifact under `key`, if there is one (a failure is logged: the file is only a cache).
+    pub fn remove(&self, key: &str) {
+        let path = self.path(key);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not delete an artifact cache file");
+        }
+    }
+
     /// Stores `component`'s artifact under `key`, atomically. A failure is logged and otherwise ignored: the cache
     /// only saves time.
     pub fn put(&self, key: &str, component: &Component) {

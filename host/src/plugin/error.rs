@@ -2,6 +2,24 @@
 
 use thiserror::Error;
 
+/// The most of a plugin's own text (a refused config's reason) an error carries, in bytes: the rest is cut, so a
+/// plugin cannot make the host store or echo megabytes.
+pub const MAX_PLUGIN_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to [`MAX_PLUGIN_REASON_BYTES`] on a character boundary, marked when cut.
+pub fn bounded_reason(mut reason: String) -> String {
+    if reason.len() > MAX_PLUGIN_REASON_BYTES {
+        let mut end = MAX_PLUGIN_REASON_BYTES;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = reason.len() - end;
+        reason.truncate(end);
+        reason.push_str(&format!("… [{cut} more bytes]"));
+    }
+    reason
+}
+
 /// Why uploaded bytes could not become a runnable plugin. Every variant says what is wrong in one line.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LoadError {

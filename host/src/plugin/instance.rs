@@ -9,7 +9,7 @@ use super::bindings::v0_1::{Buyer, BuyerPre, Redactor, RedactorPre};
 use super::component::one_line;
 use super::config::Limits;
 use super::engine::deadline_ticks;
-use super::error::CallError;
+use super::error::{CallError, bounded_reason};
 use super::sandbox::StoreState;
 use crate::model::LogLine;
 
@@ -122,12 +122,25 @@ impl<B: WorldBindings> Instance<B> {
         };
         match bindings.configure(&mut store, owner_id, config) {
             Ok(Ok(())) => {}
-            Ok(Err(reason)) => return Err(CallError::Config { reason }),
+            Ok(Err(reason)) => return Err(CallError::Config { reason: bounded_reason(reason) }),
             Err(e) => return Err(classify(&e, &store, &setup)),
         }
         // What `configure` logged belongs to no call.
         store.data_mut().log.take();
         Ok(Instance { store, bindings, calls: 0 })
+    }
+
+    /// Instantiates `pre` once under `limits` without configuring it, then drops it: whether the plugin can start at
+    /// all within its limits (its static memory and data segments, its tables and instances), whatever its config.
+    pub fn check(engine: &Engine, pre: &B::Pre, limits: &Limits) -> Result<(), CallError> {
+        let mut store = Store::new(engine, StoreState::new(limits));
+        store.limiter(|state| &mut state.limiter);
+        let setup = Limits { deadline: limits.setup_deadline, ..limits.clone() };
+        arm(&mut store, &setup)?;
+        B::instantiate(pre, &mut store).map(drop).map_err(|e| match classify(&e, &store, &setup) {
+            CallError::Trap { message } => CallError::Instantiate { reason: message },
+            other => other,
+        })
     }
 
     /// Calls done on this instance so far.

@@ -13,6 +13,7 @@ use super::component::{BinaryKind, one_line, sniff, to_component};
 use super::config::RuntimeConfig;
 use super::engine::{EpochTicker, build_engine};
 use super::error::LoadError;
+use super::instance::Instance;
 use super::pool::{BuyerPlugin, RedactorPlugin};
 use super::sandbox::StoreState;
 pub use super::validate::World;
@@ -87,6 +88,17 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
+    /// Instantiates the plugin once under the runtime's limits (not configured, then dropped): an upload whose static
+    /// memory, data segments, tables or instances do not fit the limits is refused at upload, not at activation.
+    pub fn check_instantiates(&self) -> Result<(), LoadError> {
+        let (engine, limits) = (&self.shared.engine, &self.shared.config.limits);
+        let checked = match &self.pre {
+            PluginPre::Buyer(pre) => Instance::<v0_1::Buyer>::check(engine, pre, limits),
+            PluginPre::Redactor(pre) => Instance::<v0_1::Redactor>::check(engine, pre, limits),
+        };
+        checked.map_err(|error| LoadError::FirstInstance { error })
+    }
+
     /// The sha256 of the uploaded bytes, hex.
     pub fn id(&self) -> &str {
         &self.id
@@ -206,6 +218,14 @@ impl Runtime {
             pre,
             shared: self.shared.clone(),
         }))
+    }
+
+    /// Deletes `plugin`'s compiled artifact from the cache (an upload that was refused keeps nothing on disk); a
+    /// later load of the same bytes compiles them again.
+    pub fn forget_artifact(&self, plugin: &Plugin) {
+        if let (Some(cache), Ok(digest)) = (&self.cache, hex::decode(&plugin.id)) {
+            cache.remove(&cache.key(&digest));
+        }
     }
 
     /// Loads many uploads at once, spread over the machine's cores (a restart loading every campaign's plugin).

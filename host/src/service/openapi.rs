@@ -412,6 +412,7 @@ mod tests {
                 size_bytes: 1,
                 contract_version: "0.1.0".into(),
                 from_cache: false,
+                new_version: true,
             },
         );
         let error: serde_json::Value =

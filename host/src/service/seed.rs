@@ -86,8 +86,19 @@ fn seed_exchange(
         let plugin =
             runtime.load(&bytes).with_context(|| format!("plugin {name:?} ({}) was refused", path.display()))?;
         let version = store
-            .add_plugin_version(name, plugin.world(), Role::Operator, None, plugin.id(), &bytes, "seed", now_unix_ms)?
-            .map_err(|conflict| anyhow::anyhow!("plugin {name:?}: {conflict}"))?;
+            .add_plugin_version(
+                name,
+                plugin.world(),
+                Role::Operator,
+                None,
+                plugin.id(),
+                &bytes,
+                "seed",
+                now_unix_ms,
+                None,
+            )?
+            .map_err(|conflict| anyhow::anyhow!("plugin {name:?}: {conflict}"))?
+            .version;
         store.activate_plugin(name, version, "seed", now_unix_ms)?;
         seeded.plugins += 1;
     }

@@ -37,6 +37,10 @@ pub struct ServeSettings {
     pub max_body_bytes: usize,
     /// Largest plugin upload, in bytes.
     pub max_plugin_bytes: usize,
+    /// The most plugin bytes (every stored version) one publisher or buyer may keep; operators have no quota.
+    pub max_plugin_bytes_per_owner: u64,
+    /// Plugin uploads one API key may make per minute (as a burst, then at that rate).
+    pub plugin_uploads_per_minute: u32,
     /// A request that takes longer is answered 503 `timeout`.
     pub request_timeout_ms: u64,
     /// Sustained leads, pings and posts per second allowed to one publisher.
@@ -110,6 +114,8 @@ impl Default for ServeSettings {
             data_dir: PathBuf::from("data"),
             max_body_bytes: 64 * 1024,
             max_plugin_bytes: 16 * 1024 * 1024,
+            max_plugin_bytes_per_owner: 256 * 1024 * 1024,
+            plugin_uploads_per_minute: 30,
             request_timeout_ms: 10_000,
             publisher_requests_per_second: 10_000,
             publisher_burst: 1_000,

@@ -26,7 +26,7 @@ use crate::auction::{
 use crate::clock::SharedClock;
 use crate::plugin::{LoadError, Plugin, Runtime, World};
 use crate::storage::SqliteStore;
-use crate::storage::registry::{PluginRecord, Principal, Role};
+use crate::storage::registry::{PluginConflict, PluginRecord, Principal, Role};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -43,6 +43,8 @@ pub struct AppState {
     pub recorder: Recorder,
     /// Leads, pings and posts per publisher.
     pub publisher_limiter: DefaultKeyedRateLimiter<String>,
+    /// Plugin uploads per uploading principal.
+    upload_limiter: DefaultKeyedRateLimiter<String>,
     exchange: ArcSwap<Exchange>,
     changes: tokio::sync::Mutex<()>,
     /// Loaded plugins by (name, version), so a rebuild does not reload unchanged ones.
@@ -119,6 +121,9 @@ pub struct Uploaded {
     pub contract_version: String,
     /// The compiled artifact came from the cache (the same bytes were loaded before).
     pub from_cache: bool,
+    /// False when the same bytes were already this version of the plugin.
+    #[serde(skip)]
+    pub new_version: bool,
 }
 
 impl AppState {
@@ -140,6 +145,7 @@ impl AppState {
         )?;
         let state = AppState {
             publisher_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            upload_limiter: RateLimiter::keyed(upload_quota(settings.plugin_uploads_per_minute)),
             settings,
             store: parts.store,
             runtime: parts.runtime,
@@ -205,8 +211,11 @@ impl AppState {
         .await
     }
 
-    /// Validates and compiles an upload, then stores it as the next version of plugin `name` (created, owned by
-    /// `owner`, on its first upload). Does not activate it.
+    /// Validates, compiles and instantiates an upload (once, under the runtime's limits), then stores it as the next
+    /// version of plugin `name` (created, owned by `owner`, on its first upload). Does not activate it. Refused — and
+    /// nothing kept, neither the version nor its compiled artifact — when it is not a plugin of `expected_world`,
+    /// cannot instantiate within the limits, would pass the owner's quota of stored plugin bytes, or comes faster than
+    /// the uploader's rate limit.
     pub async fn upload_plugin(
         self: &Arc<Self>,
         name: String,
@@ -215,44 +224,110 @@ impl AppState {
         bytes: Vec<u8>,
         by: &Principal,
     ) -> Result<Uploaded, ApiError> {
+        if let Err(not_until) = self.upload_limiter.check_key(&by.id) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
+        }
         let state = self.clone();
         let by = by.id.clone();
         blocking(move || {
-            let plugin = state.runtime.load(&bytes).map_err(|e| {
-                ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", e.to_string())
-            })?;
+            let unprocessable = |code: &'static str, message: String| {
+                ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            };
+            let plugin = state.runtime.load(&bytes).map_err(|e| unprocessable("invalid_plugin", e.to_string()))?;
+            // What this upload compiled is cached only if the upload is kept.
+            let refuse = |error: ApiError| {
+                if !plugin.load_report().from_cache {
+                    state.runtime.forget_artifact(&plugin);
+                }
+                Err(error)
+            };
             if let Some(expected) = expected_world.filter(|w| *w != plugin.world()) {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                let found = plugin.world();
+                return refuse(unprocessable(
                     "wrong_world",
-                    format!("expected a {expected:?} plugin, the upload is a {:?} plugin", plugin.world()),
+                    format!("expected a {expected:?} plugin, the upload is a {found:?} plugin"),
                 ));
             }
-            let version = state
-                .store
-                .add_plugin_version(
-                    &name,
-                    plugin.world(),
-                    owner.0,
-                    owner.1.as_deref(),
-                    plugin.id(),
-                    &bytes,
-                    &by,
-                    state.now(),
-                )?
-                .map_err(|conflict| ApiError::conflict("plugin_conflict", format!("plugin {name:?}: {conflict}")))?;
-            state.remember(&name, version, plugin.clone());
+            if let Err(error) = plugin.check_instantiates() {
+                return refuse(unprocessable("plugin_cannot_instantiate", error.to_string()));
+            }
+            let quota = (owner.0 != Role::Operator).then_some(state.settings.max_plugin_bytes_per_owner);
+            let (world, sha, now) = (plugin.world(), plugin.id(), state.now());
+            let added = match state.store.add_plugin_version(
+                &name,
+                world,
+                owner.0,
+                owner.1.as_deref(),
+                sha,
+                &bytes,
+                &by,
+                now,
+                quota,
+            ) {
+                Ok(Ok(added)) => added,
+                Ok(Err(conflict @ PluginConflict::Quota { .. })) => {
+                    return refuse(ApiError::conflict("plugin_quota_exceeded", format!("plugin {name:?}: {conflict}")));
+                }
+                Ok(Err(conflict)) => {
+                    return refuse(ApiError::conflict("plugin_conflict", format!("plugin {name:?}: {conflict}")));
+                }
+                Err(error) => return refuse(error.into()),
+            };
+            state.remember(&name, added.version, plugin.clone());
             Ok(Uploaded {
                 name,
-                version,
+                version: added.version,
                 world: plugin.world(),
                 sha256: plugin.id().to_owned(),
                 size_bytes: plugin.size_bytes(),
                 contract_version: plugin.contract_version().to_owned(),
                 from_cache: plugin.load_report().from_cache,
+                new_version: added.new,
             })
         })
         .await
+    }
+
+    /// [`AppState::upload_plugin`], then a hot swap to it with `edit` applied (a buyer's or a publisher's own
+    /// upload). When the exchange does not build with it — e.g. the owner's config, which the new version's
+    /// `configure` refuses — nothing changes and nothing of the upload is kept.
+    pub async fn upload_and_activate(
+        self: &Arc<Self>,
+        name: String,
+        owner: (Role, Option<String>),
+        world: World,
+        bytes: Vec<u8>,
+        by: &Principal,
+        edit: impl FnOnce(&mut ExchangeConfig) -> Result<(), ApiError> + Send + 'static,
+    ) -> Result<Uploaded, ApiError> {
+        let uploaded = self.upload_plugin(name.clone(), owner, Some(world), bytes, by).await?;
+        let activate = Some((name.clone(), uploaded.version, by.id.clone()));
+        if let Err(error) = self.change_with(activate, edit).await {
+            if uploaded.new_version {
+                self.discard(&name, uploaded.version).await;
+            }
+            return Err(error);
+        }
+        Ok(uploaded)
+    }
+
+    /// Forgets a version just uploaded and refused: the stored version, the loaded plugin and its compiled artifact.
+    async fn discard(self: &Arc<Self>, name: &str, version: u32) {
+        let state = self.clone();
+        let name = name.to_owned();
+        let discarded = blocking(move || {
+            let key = (name.clone(), version);
+            let plugin = state.loaded.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            if let Some(plugin) = plugin {
+                state.runtime.forget_artifact(&plugin);
+            }
+            Ok(state.store.discard_plugin_version(&name, version)?)
+        })
+        .await;
+        if let Err(error) = discarded {
+            tracing::error!(error = %error.body(), "could not discard a refused plugin upload");
+        }
     }
 
     /// Makes `version` the live version of plugin `name`: a hot swap. Refused (and nothing changes) when the
@@ -362,4 +437,10 @@ pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| Err(ApiError::internal("a blocking task", e)))
+}
+
+/// `per_minute` uploads a minute, all of them at once at most.
+fn upload_quota(per_minute: u32) -> Quota {
+    let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_minute(per_minute).allow_burst(per_minute)
 }

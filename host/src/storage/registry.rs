@@ -304,7 +304,8 @@ impl SqliteStore {
         wasm: &[u8],
         uploaded_by: &str,
         now_unix_ms: i64,
-    ) -> Result<Result<u32, PluginConflict>, StoreError> {
+        quota_bytes: Option<u64>,
+    ) -> Result<Result<AddedVersion, PluginConflict>, StoreError> {
         let what = "storing a plugin version";
         let (name, owner_id, sha256) = (name.to_owned(), owner_id.map(str::to_owned), sha256.to_owned());
         let (wasm, uploaded_by) = (wasm.to_vec(), uploaded_by.to_owned());
@@ -335,7 +336,21 @@ impl SqliteStore {
                 .optional()
                 .map_err(backend(what))?;
             if let Some(version) = existing {
-                return Ok(Ok(version));
+                return Ok(Ok(AddedVersion { version, new: false }));
+            }
+            if let Some(quota_bytes) = quota_bytes {
+                let used: i64 = tx
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(v.size_bytes), 0) FROM plugin_version v JOIN plugin p ON p.name = v.name
+                         WHERE p.owner_role = ?1 AND p.owner_id IS ?2",
+                    )
+                    .map_err(backend(what))?
+                    .query_row(params![owner_role.as_str(), owner_id], |row| row.get(0))
+                    .map_err(backend(what))?;
+                let (used_bytes, upload_bytes) = (used.max(0) as u64, wasm.len() as u64);
+                if used_bytes + upload_bytes > quota_bytes {
+                    return Ok(Err(PluginConflict::Quota { used_bytes, upload_bytes, quota_bytes }));
+                }
             }
             let version: u32 = tx
                 .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM plugin_version WHERE name = ?1")
@@ -349,7 +364,34 @@ impl SqliteStore {
             .map_err(backend(what))?
             .execute(params![name, version, sha256, wasm.len() as i64, wasm, uploaded_by, now_unix_ms])
             .map_err(backend(what))?;
-            Ok(Ok(version))
+            Ok(Ok(AddedVersion { version, new: true }))
+        })
+    }
+
+    /// Deletes version `version` of plugin `name` that was just added and then refused (its activation failed), so a
+    /// refused upload keeps nothing; the plugin goes too when that was its only version. A version that is live, or
+    /// was ever activated, stays.
+    pub fn discard_plugin_version(&self, name: &str, version: u32) -> Result<(), StoreError> {
+        let what = "discarding a refused plugin version";
+        let name = name.to_owned();
+        self.write(what, move |tx| {
+            tx.prepare_cached(
+                "DELETE FROM plugin_version WHERE name = ?1 AND version = ?2
+                    AND NOT EXISTS (SELECT 1 FROM plugin WHERE name = ?1 AND active_version = ?2)
+                    AND NOT EXISTS (SELECT 1 FROM plugin_activation WHERE name = ?1 AND version = ?2)",
+            )
+            .map_err(backend(what))?
+            .execute(params![name, version])
+            .map_err(backend(what))?;
+            tx.prepare_cached(
+                "DELETE FROM plugin WHERE name = ?1 AND active_version IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM plugin_version WHERE name = ?1)
+                    AND NOT EXISTS (SELECT 1 FROM plugin_activation WHERE name = ?1)",
+            )
+            .map_err(backend(what))?
+            .execute([&name])
+            .map_err(backend(what))?;
+            Ok(())
         })
     }
 
@@ -593,6 +635,18 @@ pub enum PluginConflict {
     World { expected: World, found: World },
     #[error("the plugin belongs to someone else")]
     Owner,
+    #[error(
+        "the owner's plugins already hold {used_bytes} bytes; this upload of {upload_bytes} would pass the quota of {quota_bytes}"
+    )]
+    Quota { used_bytes: u64, upload_bytes: u64, quota_bytes: u64 },
+}
+
+/// A version stored by [`SqliteStore::add_plugin_version`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddedVersion {
+    pub version: u32,
+    /// False when the same bytes were already a version of the plugin (that version is returned).
+    pub new: bool,
 }
 
 fn entity_rows(tx: &Transaction<'_>, kind: EntityKind) -> Result<Vec<String>, StoreError> {

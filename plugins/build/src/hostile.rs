@@ -15,6 +15,7 @@ pub const HOSTILE_FIXTURES: &[(&str, &str)] = &[
     ("wrong-version", "a component exporting pingpost:plugin/bidder@2.0.0, a future major contract version"),
     ("wasi-sockets", "a buyer-world component that also imports wasi:sockets/tcp@0.2.0"),
     ("wasi-filesystem", "a buyer-world component that also imports wasi:filesystem/types@0.2.0"),
+    ("huge-memory", "a buyer-world component whose module starts with 64 MiB of memory, over any instance's limit"),
     ("random-bytes", "4 KiB of seeded pseudo-random bytes, the same on every call"),
     ("empty", "zero bytes"),
     ("truncated", "the first half of the built config-buyer plugin"),
@@ -41,7 +42,7 @@ const CORE_MODULE_WAT: &str = include_str!("../../hostile/core-module.wat");
 pub fn hostile_fixture(name: &str) -> Result<Vec<u8>> {
     match name {
         "core-module" => wat::parse_str(CORE_MODULE_WAT).context("parsing plugins/hostile/core-module.wat"),
-        "wrong-world" | "wrong-version" | "wasi-sockets" | "wasi-filesystem" => component(name),
+        "wrong-world" | "wrong-version" | "wasi-sockets" | "wasi-filesystem" | "huge-memory" => component(name),
         "random-bytes" => Ok(random_bytes(0x5EED_F1C7_0B5E_55ED, RANDOM_BYTES_LEN)),
         "empty" => Ok(Vec::new()),
         "truncated" => {
@@ -66,6 +67,9 @@ fn component(world: &str) -> Result<Vec<u8>> {
     let package = resolve.push_str(path, text).with_context(|| format!("parsing {path}"))?;
     let world_id = resolve.select_world(&[package], Some(world)).with_context(|| format!("world {world} in {path}"))?;
     let mut module = wit_component::dummy_module(&resolve, world_id, ManglingAndAbi::Standard32);
+    if world == "huge-memory" {
+        module = with_initial_memory_pages(&module, HUGE_MEMORY_PAGES)?;
+    }
     wit_component::embed_component_metadata(&mut module, &resolve, world_id, StringEncoding::UTF8)
         .with_context(|| format!("embedding the component type of world {world}"))?;
     ComponentEncoder::default()
@@ -74,6 +78,20 @@ fn component(world: &str) -> Result<Vec<u8>> {
         .with_context(|| format!("reading the dummy module of world {world}"))?
         .encode()
         .with_context(|| format!("encoding world {world} as a component"))
+}
+
+/// Initial memory of the `huge-memory` fixture: 1,024 pages of 64 KiB, 64 MiB.
+const HUGE_MEMORY_PAGES: u32 = 1024;
+
+/// `module` with its (one) memory's minimum size set to `pages`.
+fn with_initial_memory_pages(module: &[u8], pages: u32) -> Result<Vec<u8>> {
+    let text = wasmprinter::print_bytes(module).context("printing the dummy module")?;
+    let start = text.find("(memory ").context("the dummy module has no memory")?;
+    // `(memory (;0;) 0)`: the limits follow the index comment and run to the declaration's closing parenthesis.
+    let limits = start + text[start..].find(";)").context("a memory without its index comment")? + 2;
+    let end = limits + text[limits..].find(')').context("an unterminated memory")?;
+    let rewritten = format!("{} {pages}{}", &text[..limits], &text[end..]);
+    wat::parse_str(&rewritten).context("re-assembling the dummy module")
 }
 
 /// `len` bytes from splitmix64 seeded with `seed`: deterministic noise without a dependency.
@@ -111,6 +129,13 @@ mod tests {
             .validate_all(bytes)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_huge_memory_fixture_starts_with_64_mib() {
+        let text = wasmprinter::print_bytes(fixture("huge-memory")).expect("prints");
+        assert!(text.contains(&format!("(memory (;0;) {HUGE_MEMORY_PAGES})")), "{text}");
+        validate(&fixture("huge-memory")).expect("a valid component");
     }
 
     #[test]

@@ -198,10 +198,9 @@ async fn upload_plugin(
     }
     let name = campaign_plugin(&campaign_id);
     let owner = (Role::Buyer, Some(buyer_id.clone()));
-    let uploaded = state.upload_plugin(name.clone(), owner, Some(World::Buyer), body.to_vec(), &principal).await?;
-    let activate = Some((name.clone(), uploaded.version, principal.id.clone()));
-    state
-        .change_with(activate, move |config| {
+    let live_name = name.clone();
+    let uploaded = state
+        .upload_and_activate(name, owner, World::Buyer, body.to_vec(), &principal, move |config| {
             let campaign = config
                 .campaigns
                 .iter_mut()
@@ -209,7 +208,7 @@ async fn upload_plugin(
                 .ok_or_else(|| ApiError::not_found(format!("no campaign {campaign_id:?} of yours")))?;
             match &mut campaign.target {
                 CampaignTarget::Wasm { plugin, .. } => {
-                    *plugin = name;
+                    *plugin = live_name;
                     Ok(())
                 }
                 CampaignTarget::Http(_) => Err(not_wasm(&campaign_id)),

@@ -178,24 +178,16 @@ async fn upload_redactor(
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     let publisher_id = principal.publisher()?.to_owned();
     let name = format!("redactor:{publisher_id}");
+    let owner = (Role::Publisher, Some(publisher_id.clone()));
+    let live_name = name.clone();
     let uploaded = state
-        .upload_plugin(
-            name.clone(),
-            (Role::Publisher, Some(publisher_id.clone())),
-            Some(World::Redactor),
-            body.to_vec(),
-            &principal,
-        )
-        .await?;
-    let activate = Some((name.clone(), uploaded.version, principal.id.clone()));
-    state
-        .change_with(activate, move |config| {
+        .upload_and_activate(name, owner, World::Redactor, body.to_vec(), &principal, move |config| {
             let publisher = config
                 .publishers
                 .iter_mut()
                 .find(|p| p.id == publisher_id)
                 .ok_or_else(|| ApiError::not_found(format!("publisher {publisher_id:?} is not configured")))?;
-            publisher.redactor = name;
+            publisher.redactor = live_name;
             Ok(())
         })
         .await?;
