@@ -330,3 +330,82 @@ async fn an_idempotent_lead_a_crash_left_after_its_sale_is_answered_sold_after_t
     }
     assert_eq!(buyer.posts().len(), 1, "sold once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_that_fails_part_way_seeds_nothing_and_the_next_start_seeds_everything() {
+    let buyer = holding_buyer(Step::Post, Arc::new(AtomicBool::new(false))).await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("data");
+    let port = free_port();
+    let config_path = dir.path().join("serve.toml");
+    let good = http_config(port, &data_dir, &buyer);
+    // The same file with one more plugin, which does not load: the start fails after the first plugins were read.
+    let broken = dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm not really").expect("writes");
+    let plugin_line = format!("[plugins]\nzz-broken = {:?}\n", broken.display().to_string());
+    let campaign = r#"
+[[campaigns]]
+id = "zz-wasm"
+buyer_id = "acme"
+target = { kind = "wasm", plugin = "zz-broken", config = {}, delivery = { kind = "pickup" } }
+"#;
+    let with_broken = good.replacen("[plugins]\n", &plugin_line, 1) + campaign;
+    std::fs::write(&config_path, &with_broken).expect("writes");
+    let mut first = serve(&config_path);
+    let mut exited = None;
+    for _ in 0..1200 {
+        exited = first.try_wait().expect("polls");
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(failed) = exited else {
+        let _ = first.kill();
+        panic!("the start with a broken plugin did not fail");
+    };
+    assert!(!failed.success(), "a plugin that does not load fails the start");
+    let conn = rusqlite::Connection::open(data_dir.join("pingpost.db")).expect("the database was made");
+    let counts: (i64, i64) = conn
+        .query_row("SELECT (SELECT COUNT(*) FROM plugin), (SELECT COUNT(*) FROM registry_entity)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("counts");
+    assert_eq!(counts, (0, 0), "nothing of the failed seed was kept");
+    drop(conn);
+
+    std::fs::write(&config_path, &good).expect("writes");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut second = serve(&config_path);
+    wait_healthy(&client, &base).await;
+    let (status, sold) = send_keyed(&client, &base, "k-after-seed").await;
+    second.kill().expect("SIGKILL");
+    second.wait().expect("reaped");
+    assert_eq!((status, &sold["outcome"]), (200, &json!("sold")), "the exchange was seeded: {sold}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_seeded_store_is_seeded_again_not_served_as_an_empty_exchange() {
+    let buyer = holding_buyer(Step::Post, Arc::new(AtomicBool::new(false))).await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("data");
+    let port = free_port();
+    let config_path = dir.path().join("serve.toml");
+    std::fs::write(&config_path, http_config(port, &data_dir, &buyer)).expect("writes");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut first = serve(&config_path);
+    wait_healthy(&client, &base).await;
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    // What a first start that died between its plugins and its exchange left, before seeding was one transaction.
+    leave_as_a_crash_would(&data_dir, "DELETE FROM registry_entity; DELETE FROM registry_seed;");
+
+    let mut second = serve(&config_path);
+    wait_healthy(&client, &base).await;
+    let (status, sold) = send_keyed(&client, &base, "k-reseeded").await;
+    second.kill().expect("SIGKILL");
+    second.wait().expect("reaped");
+    assert_eq!((status, &sold["outcome"]), (200, &json!("sold")), "{sold}");
+}

@@ -1,6 +1,7 @@
-//! First start: fills an empty registry from the config file — every plugin the exchange names becomes version 1 of
-//! an operator-owned plugin (validated and compiled now), then the publishers, buyers and campaigns — and creates the
-//! file's API keys. On later starts the registry is the truth and the file's exchange is ignored (keys named in the
+//! First start: fills an empty registry from the config file, in one transaction — every plugin the exchange names
+//! becomes version 1 of an operator-owned plugin (validated, compiled and instantiated now), then the publishers,
+//! buyers and campaigns — and creates the file's API keys. A first start that failed part-way stored nothing and
+//! seeds on the next start. On later starts the registry is the truth and the file's exchange is ignored (keys named in the
 //! file but missing from the registry are still added).
 
 use anyhow::{Context, Result};
@@ -10,7 +11,7 @@ use super::settings::{ApiKeySeed, ServeConfig};
 use crate::auction::exchange_file::ExchangeFile;
 use crate::plugin::Runtime;
 use crate::storage::SqliteStore;
-use crate::storage::registry::{Principal, Role};
+use crate::storage::registry::{Principal, Role, SeedPlugin};
 
 /// What seeding did, for the start-up log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub struct Seeded {
 pub fn seed(store: &SqliteStore, runtime: &Runtime, config: &ServeConfig, now_unix_ms: i64) -> Result<Seeded> {
     let mut seeded = Seeded::default();
     if let Some(file) = &config.seed
-        && store.registry_is_empty()?
+        && store.registry_needs_seed()?
     {
         seed_exchange(store, runtime, file, now_unix_ms, &mut seeded)?;
     }
@@ -81,28 +82,23 @@ fn seed_exchange(
     now_unix_ms: i64,
     seeded: &mut Seeded,
 ) -> Result<()> {
+    let mut plugins = Vec::new();
     for (name, path) in &file.plugin_files {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {name:?} from {}", path.display()))?;
         let plugin =
             runtime.load(&bytes).with_context(|| format!("plugin {name:?} ({}) was refused", path.display()))?;
-        let version = store
-            .add_plugin_version(
-                name,
-                plugin.world(),
-                Role::Operator,
-                None,
-                plugin.id(),
-                &bytes,
-                "seed",
-                now_unix_ms,
-                None,
-            )?
-            .map_err(|conflict| anyhow::anyhow!("plugin {name:?}: {conflict}"))?
-            .version;
-        store.activate_plugin(name, version, "seed", now_unix_ms)?;
-        seeded.plugins += 1;
+        plugin
+            .check_instantiates()
+            .with_context(|| format!("plugin {name:?} ({}) cannot start within its limits", path.display()))?;
+        plugins.push(SeedPlugin {
+            name: name.clone(),
+            world: plugin.world(),
+            sha256: plugin.id().to_owned(),
+            wasm: bytes,
+        });
     }
-    store.save_registry_config(&file.config, now_unix_ms)?;
+    seeded.plugins = plugins.len();
+    store.seed_registry(plugins, &file.config, now_unix_ms).context("seeding the registry from the config file")?;
     seeded.publishers = file.config.publishers.len();
     seeded.buyers = file.config.buyers.len();
     seeded.campaigns = file.config.campaigns.len();

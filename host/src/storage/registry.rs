@@ -237,56 +237,61 @@ impl SqliteStore {
     /// Replaces the registry's publishers, buyers and campaigns with `config` in one transaction (a config change
     /// the service checked by building an exchange from it first). Existing entities keep their position.
     pub fn save_registry_config(&self, config: &ExchangeConfig, now_unix_ms: i64) -> Result<(), StoreError> {
-        let what = "saving the registry";
-        let mut entries: Vec<(EntityKind, String, String)> = Vec::new();
-        for p in &config.publishers {
-            entries.push((EntityKind::Publisher, p.id.clone(), serde_json::to_string(p).map_err(json_error(what))?));
-        }
-        for b in &config.buyers {
-            entries.push((EntityKind::Buyer, b.id.clone(), serde_json::to_string(b).map_err(json_error(what))?));
-        }
-        for c in &config.campaigns {
-            entries.push((EntityKind::Campaign, c.id.clone(), serde_json::to_string(c).map_err(json_error(what))?));
-        }
+        let entries = entity_entries(config)?;
+        self.write("saving the registry", move |tx| save_entities_in(tx, &entries, now_unix_ms))
+    }
+
+    /// Seeds an empty registry in one transaction: each of `plugins` becomes version 1 of an operator-owned plugin
+    /// and goes live, then `config`'s publishers, buyers and campaigns are saved and the registry is marked seeded.
+    /// A failure (a full disk) leaves the registry as it was: never half-seeded.
+    pub fn seed_registry(
+        &self,
+        plugins: Vec<SeedPlugin>,
+        config: &ExchangeConfig,
+        now_unix_ms: i64,
+    ) -> Result<(), StoreError> {
+        let what = "seeding the registry";
+        let entries = entity_entries(config)?;
         self.write(what, move |tx| {
-            tx.execute("CREATE TEMP TABLE IF NOT EXISTS keep_entity (kind TEXT, id TEXT)", []).map_err(backend(what))?;
-            tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
-            for (kind, id, json) in &entries {
-                tx.prepare_cached(
-                    "INSERT INTO registry_entity (kind, id, position, config_json, updated_at_unix_ms)
-                     VALUES (?1, ?2, (SELECT COALESCE(MAX(position), 0) + 1 FROM registry_entity WHERE kind = ?1), ?3, ?4)
-                     ON CONFLICT (kind, id) DO UPDATE SET config_json = ?3, updated_at_unix_ms = ?4
-                        WHERE config_json IS NOT ?3",
-                )
-                .map_err(backend(what))?
-                .execute(params![kind.as_str(), id, json, now_unix_ms])
-                .map_err(backend(what))?;
-                tx.prepare_cached("INSERT INTO keep_entity (kind, id) VALUES (?1, ?2)")
-                    .map_err(backend(what))?
-                    .execute(params![kind.as_str(), id])
-                    .map_err(backend(what))?;
+            for plugin in &plugins {
+                let owner = (Role::Operator, None);
+                let added = add_version_in(
+                    tx,
+                    &plugin.name,
+                    plugin.world,
+                    owner,
+                    &plugin.sha256,
+                    &plugin.wasm,
+                    "seed",
+                    now_unix_ms,
+                    None,
+                )?
+                .map_err(|conflict| StoreError::Backend(format!("{what}: plugin {:?}: {conflict}", plugin.name)))?;
+                activate_in(tx, &plugin.name, added.version, "seed", now_unix_ms)?;
             }
-            tx.execute(
-                "DELETE FROM registry_entity WHERE NOT EXISTS
-                    (SELECT 1 FROM keep_entity k WHERE k.kind = registry_entity.kind AND k.id = registry_entity.id)",
-                [],
-            )
-            .map_err(backend(what))?;
-            tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
+            save_entities_in(tx, &entries, now_unix_ms)?;
+            tx.prepare_cached("INSERT OR REPLACE INTO registry_seed (id, seeded_at_unix_ms) VALUES (1, ?1)")
+                .map_err(backend(what))?
+                .execute([now_unix_ms])
+                .map_err(backend(what))?;
             Ok(())
         })
     }
 
-    /// True when the registry holds no publisher, buyer, campaign or plugin yet (a first start).
-    pub fn registry_is_empty(&self) -> Result<bool, StoreError> {
+    /// Whether the registry must be seeded from the config file: it was never seeded and holds no publisher, buyer
+    /// or campaign. That is a first start — or a store a failed first start half-seeded (plugins but nothing else)
+    /// before seeding was one transaction, which is seeded again rather than served as an empty exchange.
+    pub fn registry_needs_seed(&self) -> Result<bool, StoreError> {
         let what = "checking the registry";
         self.read(what, |tx| {
-            let count: i64 = tx
-                .query_row("SELECT (SELECT COUNT(*) FROM registry_entity) + (SELECT COUNT(*) FROM plugin)", [], |row| {
-                    row.get(0)
-                })
+            let (seeded, entities): (i64, i64) = tx
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM registry_seed), (SELECT COUNT(*) FROM registry_entity)",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .map_err(backend(what))?;
-            Ok(count == 0)
+            Ok(seeded == 0 && entities == 0)
         })
     }
 
@@ -306,65 +311,11 @@ impl SqliteStore {
         now_unix_ms: i64,
         quota_bytes: Option<u64>,
     ) -> Result<Result<AddedVersion, PluginConflict>, StoreError> {
-        let what = "storing a plugin version";
         let (name, owner_id, sha256) = (name.to_owned(), owner_id.map(str::to_owned), sha256.to_owned());
         let (wasm, uploaded_by) = (wasm.to_vec(), uploaded_by.to_owned());
-        self.write(what, move |tx| {
-            let (name, owner_id, sha256) = (name.as_str(), owner_id.as_deref(), sha256.as_str());
-            match plugin_head(tx, name)? {
-                None => {
-                    tx.prepare_cached(
-                        "INSERT INTO plugin (name, world, owner_role, owner_id, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .map_err(backend(what))?
-                    .execute(params![name, world_str(world), owner_role.as_str(), owner_id, now_unix_ms])
-                    .map_err(backend(what))?;
-                }
-                Some(head) => {
-                    if head.world != world {
-                        return Ok(Err(PluginConflict::World { expected: head.world, found: world }));
-                    }
-                    if head.owner_role != owner_role || head.owner_id.as_deref() != owner_id {
-                        return Ok(Err(PluginConflict::Owner));
-                    }
-                }
-            }
-            let existing: Option<u32> = tx
-                .prepare_cached("SELECT version FROM plugin_version WHERE name = ?1 AND sha256 = ?2")
-                .map_err(backend(what))?
-                .query_row(params![name, sha256], |row| row.get(0))
-                .optional()
-                .map_err(backend(what))?;
-            if let Some(version) = existing {
-                return Ok(Ok(AddedVersion { version, new: false }));
-            }
-            if let Some(quota_bytes) = quota_bytes {
-                let used: i64 = tx
-                    .prepare_cached(
-                        "SELECT COALESCE(SUM(v.size_bytes), 0) FROM plugin_version v JOIN plugin p ON p.name = v.name
-                         WHERE p.owner_role = ?1 AND p.owner_id IS ?2",
-                    )
-                    .map_err(backend(what))?
-                    .query_row(params![owner_role.as_str(), owner_id], |row| row.get(0))
-                    .map_err(backend(what))?;
-                let (used_bytes, upload_bytes) = (used.max(0) as u64, wasm.len() as u64);
-                if used_bytes + upload_bytes > quota_bytes {
-                    return Ok(Err(PluginConflict::Quota { used_bytes, upload_bytes, quota_bytes }));
-                }
-            }
-            let version: u32 = tx
-                .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM plugin_version WHERE name = ?1")
-                .map_err(backend(what))?
-                .query_row([name], |row| row.get(0))
-                .map_err(backend(what))?;
-            tx.prepare_cached(
-                "INSERT INTO plugin_version (name, version, sha256, size_bytes, wasm, uploaded_by, uploaded_at_unix_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .map_err(backend(what))?
-            .execute(params![name, version, sha256, wasm.len() as i64, wasm, uploaded_by, now_unix_ms])
-            .map_err(backend(what))?;
-            Ok(Ok(AddedVersion { version, new: true }))
+        self.write("storing a plugin version", move |tx| {
+            let owner = (owner_role, owner_id.as_deref());
+            add_version_in(tx, &name, world, owner, &sha256, &wasm, &uploaded_by, now_unix_ms, quota_bytes)
         })
     }
 
@@ -438,21 +389,8 @@ impl SqliteStore {
 
     /// Makes `version` the live version of `name` and records the activation (for rollback).
     pub fn activate_plugin(&self, name: &str, version: u32, by: &str, now_unix_ms: i64) -> Result<(), StoreError> {
-        let what = "activating a plugin version";
         let (name, by) = (name.to_owned(), by.to_owned());
-        self.write(what, move |tx| {
-            tx.prepare_cached("UPDATE plugin SET active_version = ?2 WHERE name = ?1")
-                .map_err(backend(what))?
-                .execute(params![name, version])
-                .map_err(backend(what))?;
-            tx.prepare_cached(
-                "INSERT INTO plugin_activation (name, version, activated_by, activated_at_unix_ms) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(backend(what))?
-            .execute(params![name, version, by, now_unix_ms])
-            .map_err(backend(what))?;
-            Ok(())
-        })
+        self.write("activating a plugin version", move |tx| activate_in(tx, &name, version, &by, now_unix_ms))
     }
 
     /// The version a rollback of `name` goes back to: the latest activated version before the live one that is not
@@ -641,12 +579,157 @@ pub enum PluginConflict {
     Quota { used_bytes: u64, upload_bytes: u64, quota_bytes: u64 },
 }
 
+/// A plugin the config file names, validated and compiled, for [`SqliteStore::seed_registry`].
+#[derive(Debug, Clone)]
+pub struct SeedPlugin {
+    pub name: String,
+    pub world: World,
+    pub sha256: String,
+    pub wasm: Vec<u8>,
+}
+
 /// A version stored by [`SqliteStore::add_plugin_version`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddedVersion {
     pub version: u32,
     /// False when the same bytes were already a version of the plugin (that version is returned).
     pub new: bool,
+}
+
+/// The rows `config`'s publishers, buyers and campaigns are saved as.
+fn entity_entries(config: &ExchangeConfig) -> Result<Vec<(EntityKind, String, String)>, StoreError> {
+    let what = "saving the registry";
+    let mut entries: Vec<(EntityKind, String, String)> = Vec::new();
+    for p in &config.publishers {
+        entries.push((EntityKind::Publisher, p.id.clone(), serde_json::to_string(p).map_err(json_error(what))?));
+    }
+    for b in &config.buyers {
+        entries.push((EntityKind::Buyer, b.id.clone(), serde_json::to_string(b).map_err(json_error(what))?));
+    }
+    for c in &config.campaigns {
+        entries.push((EntityKind::Campaign, c.id.clone(), serde_json::to_string(c).map_err(json_error(what))?));
+    }
+    Ok(entries)
+}
+
+/// Replaces the registry's entities with `entries` inside `tx`; existing ones keep their position.
+fn save_entities_in(
+    tx: &Transaction<'_>,
+    entries: &[(EntityKind, String, String)],
+    now_unix_ms: i64,
+) -> Result<(), StoreError> {
+    let what = "saving the registry";
+    tx.execute("CREATE TEMP TABLE IF NOT EXISTS keep_entity (kind TEXT, id TEXT)", []).map_err(backend(what))?;
+    tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
+    for (kind, id, json) in entries {
+        tx.prepare_cached(
+            "INSERT INTO registry_entity (kind, id, position, config_json, updated_at_unix_ms)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(position), 0) + 1 FROM registry_entity WHERE kind = ?1), ?3, ?4)
+                 ON CONFLICT (kind, id) DO UPDATE SET config_json = ?3, updated_at_unix_ms = ?4
+                    WHERE config_json IS NOT ?3",
+        )
+        .map_err(backend(what))?
+        .execute(params![kind.as_str(), id, json, now_unix_ms])
+        .map_err(backend(what))?;
+        tx.prepare_cached("INSERT INTO keep_entity (kind, id) VALUES (?1, ?2)")
+            .map_err(backend(what))?
+            .execute(params![kind.as_str(), id])
+            .map_err(backend(what))?;
+    }
+    tx.execute(
+        "DELETE FROM registry_entity WHERE NOT EXISTS
+                (SELECT 1 FROM keep_entity k WHERE k.kind = registry_entity.kind AND k.id = registry_entity.id)",
+        [],
+    )
+    .map_err(backend(what))?;
+    tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
+    Ok(())
+}
+
+/// [`SqliteStore::add_plugin_version`] inside `tx`.
+#[allow(clippy::too_many_arguments)]
+fn add_version_in(
+    tx: &Transaction<'_>,
+    name: &str,
+    world: World,
+    (owner_role, owner_id): (Role, Option<&str>),
+    sha256: &str,
+    wasm: &[u8],
+    uploaded_by: &str,
+    now_unix_ms: i64,
+    quota_bytes: Option<u64>,
+) -> Result<Result<AddedVersion, PluginConflict>, StoreError> {
+    let what = "storing a plugin version";
+    match plugin_head(tx, name)? {
+        None => {
+            tx.prepare_cached(
+                    "INSERT INTO plugin (name, world, owner_role, owner_id, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(backend(what))?
+                .execute(params![name, world_str(world), owner_role.as_str(), owner_id, now_unix_ms])
+                .map_err(backend(what))?;
+        }
+        Some(head) => {
+            if head.world != world {
+                return Ok(Err(PluginConflict::World { expected: head.world, found: world }));
+            }
+            if head.owner_role != owner_role || head.owner_id.as_deref() != owner_id {
+                return Ok(Err(PluginConflict::Owner));
+            }
+        }
+    }
+    let existing: Option<u32> = tx
+        .prepare_cached("SELECT version FROM plugin_version WHERE name = ?1 AND sha256 = ?2")
+        .map_err(backend(what))?
+        .query_row(params![name, sha256], |row| row.get(0))
+        .optional()
+        .map_err(backend(what))?;
+    if let Some(version) = existing {
+        return Ok(Ok(AddedVersion { version, new: false }));
+    }
+    if let Some(quota_bytes) = quota_bytes {
+        let used: i64 = tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(v.size_bytes), 0) FROM plugin_version v JOIN plugin p ON p.name = v.name
+                     WHERE p.owner_role = ?1 AND p.owner_id IS ?2",
+            )
+            .map_err(backend(what))?
+            .query_row(params![owner_role.as_str(), owner_id], |row| row.get(0))
+            .map_err(backend(what))?;
+        let (used_bytes, upload_bytes) = (used.max(0) as u64, wasm.len() as u64);
+        if used_bytes + upload_bytes > quota_bytes {
+            return Ok(Err(PluginConflict::Quota { used_bytes, upload_bytes, quota_bytes }));
+        }
+    }
+    let version: u32 = tx
+        .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM plugin_version WHERE name = ?1")
+        .map_err(backend(what))?
+        .query_row([name], |row| row.get(0))
+        .map_err(backend(what))?;
+    tx.prepare_cached(
+        "INSERT INTO plugin_version (name, version, sha256, size_bytes, wasm, uploaded_by, uploaded_at_unix_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .map_err(backend(what))?
+    .execute(params![name, version, sha256, wasm.len() as i64, wasm, uploaded_by, now_unix_ms])
+    .map_err(backend(what))?;
+    Ok(Ok(AddedVersion { version, new: true }))
+}
+
+/// Makes `version` the live version of `name` and records the activation, inside `tx`.
+fn activate_in(tx: &Transaction<'_>, name: &str, version: u32, by: &str, now_unix_ms: i64) -> Result<(), StoreError> {
+    let what = "activating a plugin version";
+    tx.prepare_cached("UPDATE plugin SET active_version = ?2 WHERE name = ?1")
+        .map_err(backend(what))?
+        .execute(params![name, version])
+        .map_err(backend(what))?;
+    tx.prepare_cached(
+        "INSERT INTO plugin_activation (name, version, activated_by, activated_at_unix_ms) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .map_err(backend(what))?
+    .execute(params![name, version, by, now_unix_ms])
+    .map_err(backend(what))?;
+    Ok(())
 }
 
 fn entity_rows(tx: &Transaction<'_>, kind: EntityKind) -> Result<Vec<String>, StoreError> {
