@@ -77,6 +77,37 @@ fn serve(config: &std::path::Path) -> Child {
         .expect("pingpost serve starts")
 }
 
+/// One node's files and address: a temp dir holding `serve.toml` and `data/`, a free port, a client.
+struct Node {
+    dir: tempfile::TempDir,
+    port: u16,
+    data_dir: std::path::PathBuf,
+    config_path: std::path::PathBuf,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Node {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let port = free_port();
+        let (data_dir, config_path) = (dir.path().join("data"), dir.path().join("serve.toml"));
+        let base = format!("http://127.0.0.1:{port}");
+        Node { dir, port, data_dir, config_path, base, client: reqwest::Client::new() }
+    }
+
+    fn write_config(&self, text: &str) {
+        std::fs::write(&self.config_path, text).expect("writes the config");
+    }
+
+    /// Starts `pingpost serve` on the node's config and waits until it is healthy.
+    async fn start(&self) -> Child {
+        let child = serve(&self.config_path);
+        wait_healthy(&self.client, &self.base).await;
+        child
+    }
+}
+
 async fn wait_healthy(client: &reqwest::Client, base: &str) {
     for _ in 0..600 {
         if let Ok(response) = client.get(format!("{base}/healthz")).send().await
@@ -104,15 +135,11 @@ async fn a_sold_lead_is_delivered_after_kill_9_and_restart() {
         },
     )
     .await;
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let port = free_port();
-    let config_path = dir.path().join("serve.toml");
-    std::fs::write(&config_path, config(port, &dir.path().join("data"), &webhook.post_url())).expect("writes");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let node = Node::new();
+    node.write_config(&config(node.port, &node.data_dir, &webhook.post_url()));
+    let (base, client) = (&node.base, &node.client);
 
-    let mut first = serve(&config_path);
-    wait_healthy(&client, &base).await;
+    let mut first = node.start().await;
     let lead = json!({
         "vertical": "health-insurance",
         "consumer": { "first_name": "Ana", "last_name": "Diaz", "phone": "3055550199", "email": "ana@example.com",
@@ -143,8 +170,7 @@ async fn a_sold_lead_is_delivered_after_kill_9_and_restart() {
     first.wait().expect("the killed process is reaped");
     let tries_before_restart = webhook.posts().len();
     up.store(true, Ordering::SeqCst);
-    let mut second = serve(&config_path);
-    wait_healthy(&client, &base).await;
+    let mut second = node.start().await;
 
     let mut delivered = false;
     for _ in 0..200 {
@@ -243,15 +269,11 @@ async fn an_idempotent_lead_cut_off_by_kill_9_mid_auction_runs_again_on_retry_af
     for step in [Step::Ping, Step::Post] {
         let hold = Arc::new(AtomicBool::new(true));
         let buyer = holding_buyer(step, hold.clone()).await;
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let port = free_port();
-        let config_path = dir.path().join("serve.toml");
-        std::fs::write(&config_path, http_config(port, &dir.path().join("data"), &buyer)).expect("writes");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let node = Node::new();
+        node.write_config(&http_config(node.port, &node.data_dir, &buyer));
+        let (base, client) = (&node.base, &node.client);
 
-        let mut first = serve(&config_path);
-        wait_healthy(&client, &base).await;
+        let mut first = node.start().await;
         let request =
             client.post(format!("{base}/v1/leads")).bearer_auth(PUBLISHER).header("Idempotency-Key", "k-crash");
         // Its connection dies with the process: no answer.
@@ -272,10 +294,9 @@ async fn an_idempotent_lead_cut_off_by_kill_9_mid_auction_runs_again_on_retry_af
         let _ = cut_off.await;
 
         hold.store(false, Ordering::SeqCst);
-        let mut second = serve(&config_path);
-        wait_healthy(&client, &base).await;
-        let (status, retry) = send_keyed(&client, &base, "k-crash").await;
-        let (again_status, again) = send_keyed(&client, &base, "k-crash").await;
+        let mut second = node.start().await;
+        let (status, retry) = send_keyed(client, base, "k-crash").await;
+        let (again_status, again) = send_keyed(client, base, "k-crash").await;
         second.kill().expect("stops");
         second.wait().expect("reaped");
 
@@ -297,17 +318,12 @@ fn leave_as_a_crash_would(data_dir: &std::path::Path, sql: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_lead_a_crash_left_after_its_sale_is_answered_sold_after_the_restart() {
     let buyer = holding_buyer(Step::Post, Arc::new(AtomicBool::new(false))).await;
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let data_dir = dir.path().join("data");
-    let port = free_port();
-    let config_path = dir.path().join("serve.toml");
-    std::fs::write(&config_path, http_config(port, &data_dir, &buyer)).expect("writes");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let node = Node::new();
+    node.write_config(&http_config(node.port, &node.data_dir, &buyer));
+    let (base, client, data_dir) = (&node.base, &node.client, &node.data_dir);
 
-    let mut first = serve(&config_path);
-    wait_healthy(&client, &base).await;
-    let (status, sold) = send_keyed(&client, &base, "k-sold").await;
+    let mut first = node.start().await;
+    let (status, sold) = send_keyed(client, base, "k-sold").await;
     assert_eq!((status, &sold["outcome"], &sold["payout_cents"]), (200, &json!("sold"), &json!(1800)), "{sold}");
     let lead_id = sold["lead_id"].as_str().expect("a lead id").to_owned();
     // Reading the lead waits for its record to be written.
@@ -320,10 +336,9 @@ async fn an_idempotent_lead_a_crash_left_after_its_sale_is_answered_sold_after_t
     let unanswered = "UPDATE idempotency SET status = NULL, body = NULL;";
     let unrecorded = format!("{unanswered} DELETE FROM auction WHERE lead_id = '{lead_id}';");
     for (step, sql) in [("after the record", unanswered.to_owned()), ("after the sale", unrecorded)] {
-        leave_as_a_crash_would(&data_dir, &sql);
-        let mut next = serve(&config_path);
-        wait_healthy(&client, &base).await;
-        let (status, retry) = send_keyed(&client, &base, "k-sold").await;
+        leave_as_a_crash_would(data_dir, &sql);
+        let mut next = node.start().await;
+        let (status, retry) = send_keyed(client, base, "k-sold").await;
         next.kill().expect("SIGKILL");
         next.wait().expect("reaped");
         assert_eq!((status, &retry), (200, &sold), "{step}: the retry gets the sale the lead made");
@@ -334,13 +349,10 @@ async fn an_idempotent_lead_a_crash_left_after_its_sale_is_answered_sold_after_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_start_that_fails_part_way_seeds_nothing_and_the_next_start_seeds_everything() {
     let buyer = holding_buyer(Step::Post, Arc::new(AtomicBool::new(false))).await;
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let data_dir = dir.path().join("data");
-    let port = free_port();
-    let config_path = dir.path().join("serve.toml");
-    let good = http_config(port, &data_dir, &buyer);
+    let node = Node::new();
+    let good = http_config(node.port, &node.data_dir, &buyer);
     // The same file with one more plugin, which does not load: the start fails after the first plugins were read.
-    let broken = dir.path().join("broken.wasm");
+    let broken = node.dir.path().join("broken.wasm");
     std::fs::write(&broken, b"\0asm not really").expect("writes");
     let plugin_line = format!("[plugins]\nzz-broken = {:?}\n", broken.display().to_string());
     let campaign = r#"
@@ -350,8 +362,8 @@ buyer_id = "acme"
 target = { kind = "wasm", plugin = "zz-broken", config = {}, delivery = { kind = "pickup" } }
 "#;
     let with_broken = good.replacen("[plugins]\n", &plugin_line, 1) + campaign;
-    std::fs::write(&config_path, &with_broken).expect("writes");
-    let mut first = serve(&config_path);
+    node.write_config(&with_broken);
+    let mut first = serve(&node.config_path);
     let mut exited = None;
     for _ in 0..1200 {
         exited = first.try_wait().expect("polls");
@@ -365,7 +377,7 @@ target = { kind = "wasm", plugin = "zz-broken", config = {}, delivery = { kind =
         panic!("the start with a broken plugin did not fail");
     };
     assert!(!failed.success(), "a plugin that does not load fails the start");
-    let conn = rusqlite::Connection::open(data_dir.join("pingpost.db")).expect("the database was made");
+    let conn = rusqlite::Connection::open(node.data_dir.join("pingpost.db")).expect("the database was made");
     let counts: (i64, i64) = conn
         .query_row("SELECT (SELECT COUNT(*) FROM plugin), (SELECT COUNT(*) FROM registry_entity)", [], |row| {
             Ok((row.get(0)?, row.get(1)?))
@@ -374,12 +386,9 @@ target = { kind = "wasm", plugin = "zz-broken", config = {}, delivery = { kind =
     assert_eq!(counts, (0, 0), "nothing of the failed seed was kept");
     drop(conn);
 
-    std::fs::write(&config_path, &good).expect("writes");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut second = serve(&config_path);
-    wait_healthy(&client, &base).await;
-    let (status, sold) = send_keyed(&client, &base, "k-after-seed").await;
+    node.write_config(&good);
+    let mut second = node.start().await;
+    let (status, sold) = send_keyed(&node.client, &node.base, "k-after-seed").await;
     second.kill().expect("SIGKILL");
     second.wait().expect("reaped");
     assert_eq!((status, &sold["outcome"]), (200, &json!("sold")), "the exchange was seeded: {sold}");
@@ -388,23 +397,16 @@ target = { kind = "wasm", plugin = "zz-broken", config = {}, delivery = { kind =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_seeded_store_is_seeded_again_not_served_as_an_empty_exchange() {
     let buyer = holding_buyer(Step::Post, Arc::new(AtomicBool::new(false))).await;
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let data_dir = dir.path().join("data");
-    let port = free_port();
-    let config_path = dir.path().join("serve.toml");
-    std::fs::write(&config_path, http_config(port, &data_dir, &buyer)).expect("writes");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut first = serve(&config_path);
-    wait_healthy(&client, &base).await;
+    let node = Node::new();
+    node.write_config(&http_config(node.port, &node.data_dir, &buyer));
+    let mut first = node.start().await;
     first.kill().expect("SIGKILL");
     first.wait().expect("reaped");
     // What a first start that died between its plugins and its exchange left, before seeding was one transaction.
-    leave_as_a_crash_would(&data_dir, "DELETE FROM registry_entity; DELETE FROM registry_seed;");
+    leave_as_a_crash_would(&node.data_dir, "DELETE FROM registry_entity; DELETE FROM registry_seed;");
 
-    let mut second = serve(&config_path);
-    wait_healthy(&client, &base).await;
-    let (status, sold) = send_keyed(&client, &base, "k-reseeded").await;
+    let mut second = node.start().await;
+    let (status, sold) = send_keyed(&node.client, &node.base, "k-reseeded").await;
     second.kill().expect("SIGKILL");
     second.wait().expect("reaped");
     assert_eq!((status, &sold["outcome"]), (200, &json!("sold")), "{sold}");

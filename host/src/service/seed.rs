@@ -11,7 +11,7 @@ use super::settings::{ApiKeySeed, ServeConfig};
 use crate::auction::exchange_file::ExchangeFile;
 use crate::plugin::Runtime;
 use crate::storage::SqliteStore;
-use crate::storage::registry::{Principal, Role, SeedPlugin};
+use crate::storage::registry::{PluginUpload, Principal, Role};
 
 /// What seeding did, for the start-up log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -90,11 +90,15 @@ fn seed_exchange(
         plugin
             .check_instantiates()
             .with_context(|| format!("plugin {name:?} ({}) cannot start within its limits", path.display()))?;
-        plugins.push(SeedPlugin {
+        plugins.push(PluginUpload {
             name: name.clone(),
             world: plugin.world(),
+            owner_role: Role::Operator,
+            owner_id: None,
             sha256: plugin.id().to_owned(),
             wasm: bytes,
+            uploaded_by: "seed".to_owned(),
+            at_unix_ms: now_unix_ms,
         });
     }
     seeded.plugins = plugins.len();

@@ -26,7 +26,7 @@ use crate::auction::{
 use crate::clock::SharedClock;
 use crate::plugin::{LoadError, Plugin, Runtime, World};
 use crate::storage::SqliteStore;
-use crate::storage::registry::{PluginConflict, PluginRecord, Principal, Role};
+use crate::storage::registry::{PluginConflict, PluginRecord, PluginUpload, Principal, Role};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -253,18 +253,17 @@ impl AppState {
                 return refuse(unprocessable("plugin_cannot_instantiate", error.to_string()));
             }
             let quota = (owner.0 != Role::Operator).then_some(state.settings.max_plugin_bytes_per_owner);
-            let (world, sha, now) = (plugin.world(), plugin.id(), state.now());
-            let added = match state.store.add_plugin_version(
-                &name,
-                world,
-                owner.0,
-                owner.1.as_deref(),
-                sha,
-                &bytes,
-                &by,
-                now,
-                quota,
-            ) {
+            let upload = PluginUpload {
+                name: name.clone(),
+                world: plugin.world(),
+                owner_role: owner.0,
+                owner_id: owner.1.clone(),
+                sha256: plugin.id().to_owned(),
+                wasm: bytes,
+                uploaded_by: by,
+                at_unix_ms: state.now(),
+            };
+            let added = match state.store.add_plugin_version(upload, quota) {
                 Ok(Ok(added)) => added,
                 Ok(Err(conflict @ PluginConflict::Quota { .. })) => {
                     return refuse(ApiError::conflict("plugin_quota_exceeded", format!("plugin {name:?}: {conflict}")));

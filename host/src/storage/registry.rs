@@ -241,12 +241,11 @@ impl SqliteStore {
         self.write("saving the registry", move |tx| save_entities_in(tx, &entries, now_unix_ms))
     }
 
-    /// Seeds an empty registry in one transaction: each of `plugins` becomes version 1 of an operator-owned plugin
-    /// and goes live, then `config`'s publishers, buyers and campaigns are saved and the registry is marked seeded.
+    /// Seeds an empty registry in one transaction: each of `plugins` becomes version 1 of its plugin and goes live, then `config`'s publishers, buyers and campaigns are saved and the registry is marked seeded.
     /// A failure (a full disk) leaves the registry as it was: never half-seeded.
     pub fn seed_registry(
         &self,
-        plugins: Vec<SeedPlugin>,
+        plugins: Vec<PluginUpload>,
         config: &ExchangeConfig,
         now_unix_ms: i64,
     ) -> Result<(), StoreError> {
@@ -254,20 +253,9 @@ impl SqliteStore {
         let entries = entity_entries(config)?;
         self.write(what, move |tx| {
             for plugin in &plugins {
-                let owner = (Role::Operator, None);
-                let added = add_version_in(
-                    tx,
-                    &plugin.name,
-                    plugin.world,
-                    owner,
-                    &plugin.sha256,
-                    &plugin.wasm,
-                    "seed",
-                    now_unix_ms,
-                    None,
-                )?
-                .map_err(|conflict| StoreError::Backend(format!("{what}: plugin {:?}: {conflict}", plugin.name)))?;
-                activate_in(tx, &plugin.name, added.version, "seed", now_unix_ms)?;
+                let added = add_version_in(tx, plugin, None)?
+                    .map_err(|conflict| StoreError::Backend(format!("{what}: plugin {:?}: {conflict}", plugin.name)))?;
+                activate_in(tx, &plugin.name, added.version, &plugin.uploaded_by, now_unix_ms)?;
             }
             save_entities_in(tx, &entries, now_unix_ms)?;
             tx.prepare_cached("INSERT OR REPLACE INTO registry_seed (id, seeded_at_unix_ms) VALUES (1, ?1)")
@@ -297,26 +285,13 @@ impl SqliteStore {
 
     /// Stores an uploaded plugin version, creating the named plugin (with `world` and owner) on its first upload.
     /// Re-uploading bytes identical to a kept version returns that version. Refuses (returns `Err`) an upload whose
-    /// world differs from the plugin's.
-    #[allow(clippy::too_many_arguments)]
+    /// world differs from the plugin's, or one that would take the owner's stored bytes past `quota_bytes`.
     pub fn add_plugin_version(
         &self,
-        name: &str,
-        world: World,
-        owner_role: Role,
-        owner_id: Option<&str>,
-        sha256: &str,
-        wasm: &[u8],
-        uploaded_by: &str,
-        now_unix_ms: i64,
+        upload: PluginUpload,
         quota_bytes: Option<u64>,
     ) -> Result<Result<AddedVersion, PluginConflict>, StoreError> {
-        let (name, owner_id, sha256) = (name.to_owned(), owner_id.map(str::to_owned), sha256.to_owned());
-        let (wasm, uploaded_by) = (wasm.to_vec(), uploaded_by.to_owned());
-        self.write("storing a plugin version", move |tx| {
-            let owner = (owner_role, owner_id.as_deref());
-            add_version_in(tx, &name, world, owner, &sha256, &wasm, &uploaded_by, now_unix_ms, quota_bytes)
-        })
+        self.write("storing a plugin version", move |tx| add_version_in(tx, &upload, quota_bytes))
     }
 
     /// Deletes version `version` of plugin `name` that was just added and then refused (its activation failed), so a
@@ -579,13 +554,18 @@ pub enum PluginConflict {
     Quota { used_bytes: u64, upload_bytes: u64, quota_bytes: u64 },
 }
 
-/// A plugin the config file names, validated and compiled, for [`SqliteStore::seed_registry`].
+/// An upload to store as a version of plugin `name` (validated and compiled by the caller).
 #[derive(Debug, Clone)]
-pub struct SeedPlugin {
+pub struct PluginUpload {
     pub name: String,
     pub world: World,
+    /// Who owns the plugin when this upload creates it (a version of an existing plugin must match).
+    pub owner_role: Role,
+    pub owner_id: Option<String>,
     pub sha256: String,
     pub wasm: Vec<u8>,
+    pub uploaded_by: String,
+    pub at_unix_ms: i64,
 }
 
 /// A version stored by [`SqliteStore::add_plugin_version`].
@@ -647,19 +627,15 @@ fn save_entities_in(
 }
 
 /// [`SqliteStore::add_plugin_version`] inside `tx`.
-#[allow(clippy::too_many_arguments)]
 fn add_version_in(
     tx: &Transaction<'_>,
-    name: &str,
-    world: World,
-    (owner_role, owner_id): (Role, Option<&str>),
-    sha256: &str,
-    wasm: &[u8],
-    uploaded_by: &str,
-    now_unix_ms: i64,
+    upload: &PluginUpload,
     quota_bytes: Option<u64>,
 ) -> Result<Result<AddedVersion, PluginConflict>, StoreError> {
     let what = "storing a plugin version";
+    let PluginUpload { name, world, owner_role, owner_id, sha256, wasm, uploaded_by, at_unix_ms: now_unix_ms } = upload;
+    let (name, world, owner_role, owner_id) = (name.as_str(), *world, *owner_role, owner_id.as_deref());
+    let now_unix_ms = *now_unix_ms;
     match plugin_head(tx, name)? {
         None => {
             tx.prepare_cached(
