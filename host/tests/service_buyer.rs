@@ -313,23 +313,29 @@ async fn a_buyers_plugin_upload_hot_swaps_its_own_campaign_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyers_uploads_are_held_to_a_quota_of_stored_bytes_and_a_rate() {
+    async fn upload(service: &TestService, bytes: Vec<u8>) -> Answer {
+        service.put_bytes(ACME, "/v1/buyer/campaigns/acme-main/plugin", bytes).await
+    }
     let config_buyer = plugin_bytes("config-buyer");
-    // Room for two versions of config-buyer, not three; three uploads a minute.
+    let with = |settings: String| exchange_toml().replacen("[server]\n", &settings, 1);
+    // Room for two versions of config-buyer, not three.
     let quota = config_buyer.len() * 5 / 2;
-    let settings = format!("[server]\nmax_plugin_bytes_per_owner = {quota}\nplugin_uploads_per_minute = 3\n");
-    let service = TestService::start(&exchange_toml().replacen("[server]\n", &settings, 1)).await;
-    let upload = |n: u32| {
-        let (service, bytes) = (&service, repackaged(&config_buyer, &format!("v{n}")));
-        async move { service.put_bytes(ACME, "/v1/buyer/campaigns/acme-main/plugin", bytes).await }
-    };
-
-    assert_eq!(upload(1).await.status, 201);
-    assert_eq!(upload(2).await.status, 201);
-    let over = upload(3).await;
+    let service = TestService::start(&with(format!("[server]\nmax_plugin_bytes_per_owner = {quota}\n"))).await;
+    for n in 1..=2 {
+        let stored = upload(&service, repackaged(&config_buyer, &format!("v{n}"))).await;
+        assert_eq!(stored.status, 201, "{}", stored.text);
+    }
+    let over = upload(&service, repackaged(&config_buyer, "v3")).await;
     assert_eq!((over.status, over.code()), (409, "plugin_quota_exceeded"), "{}", over.text);
     let plugin = service.get(OPERATOR, "/v1/plugins/campaign:acme-main").await;
     assert_eq!(plugin.body["versions"].as_array().map(Vec::len), Some(2), "{}", plugin.text);
-    let fast = upload(4).await;
+    service.shutdown().await;
+
+    // One upload a minute: the second, right after, is refused before its bytes are even read as Wasm.
+    let service = TestService::start(&with("[server]\nplugin_uploads_per_minute = 1\n".into())).await;
+    let garbage = || pingpost_plugins::hostile_fixture("random-bytes").unwrap();
+    assert_eq!(upload(&service, garbage()).await.code(), "invalid_plugin");
+    let fast = upload(&service, garbage()).await;
     assert_eq!((fast.status, fast.code()), (429, "rate_limited"), "{}", fast.text);
     service.shutdown().await;
 }
