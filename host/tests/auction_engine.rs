@@ -627,3 +627,29 @@ async fn a_post_rejection_that_repeats_the_consumers_pii_is_withheld_from_the_tr
     let trace = serde_json::to_string(&outcome).expect("serialises");
     assert!(pii_in(&trace, &lead).is_empty(), "{:?}", pii_in(&trace, &lead));
 }
+
+#[tokio::test]
+async fn a_lead_nobody_answered_in_time_is_not_a_duplicate_when_sent_again_but_one_buyers_passed_on_is() {
+    let mut p = publisher(SelectionMode::Exclusive);
+    p.dedupe_window_days = 30;
+    p.ping_deadline_ms = 300;
+    let late = BuyerServer::scripted(
+        Reply::json(json!({"decision": "bid", "price_cents": 2000})).delayed(Duration::from_millis(1_500)),
+        Reply::json(json!({"result": "accepted", "price_cents": 2000})),
+    )
+    .await;
+    let f = build(config(p.clone(), &["b1"], vec![http_campaign("slow", "b1", late.endpoints(2_000))]));
+    let unanswered = f.exchange.run_lead(lead(61)).await;
+    assert_eq!(unanswered.status, OutcomeStatus::Unsold, "{:?}", unanswered.reason);
+    assert_eq!(unanswered.trace.campaigns[0].answer, Some(Answer::Timeout));
+    let again = f.exchange.run_lead(lead(61)).await;
+    assert_eq!(again.status, OutcomeStatus::Unsold, "auctioned again, not a duplicate: {:?}", again.reason);
+
+    let passed = build(config(p, &["b1"], vec![rejecting_campaign("no", "b1")]));
+    assert_eq!(passed.exchange.run_lead(lead(62)).await.status, OutcomeStatus::Unsold);
+    assert_eq!(
+        passed.exchange.run_lead(lead(62)).await.status,
+        OutcomeStatus::Duplicate,
+        "the buyers saw it and passed"
+    );
+}

@@ -498,3 +498,52 @@ async fn a_request_whose_task_was_lost_is_resolved_once_older_than_any_auction_c
     assert_eq!(replayed.body, resolved.body);
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_the_exchange_has_no_room_for_is_refused_503_before_it_is_accepted_and_not_burned() {
+    let slow = BuyerServer::scripted(
+        Reply::json(json!({"decision": "bid", "price_cents": 2000})).delayed(Duration::from_millis(1500)),
+        Reply::json(json!({"result": "accepted", "price_cents": 2000})),
+    )
+    .await;
+    let toml = format!("[server]\nmax_auctions_in_flight = 1\n{}", http_buyers_toml(&[("slow", &slow)], 5_000));
+    let t = TestService::start(&toml).await;
+    let first = tokio::spawn({
+        let (client, url) = (t.client.clone(), t.url("/v1/leads"));
+        async move { client.post(url).bearer_auth(PUBLISHER).json(&lead(41)).send().await }
+    });
+    eventually("the first lead's ping", || !slow.pings().is_empty()).await;
+
+    let refused = t.send(PUBLISHER, t.client.post(t.url("/v1/leads")).json(&lead(42))).await;
+    assert_eq!((refused.status, refused.code()), (503, "overloaded"), "{}", refused.text);
+    let retry_after = t.client.post(t.url("/v1/leads")).bearer_auth(PUBLISHER).json(&lead(42)).send().await;
+    assert_eq!(
+        retry_after.expect("answered").headers().get("retry-after").map(|v| v.as_bytes().to_vec()),
+        Some(b"1".to_vec())
+    );
+    let first = first.await.expect("runs").expect("answered").json::<Value>().await.expect("JSON");
+    assert_eq!(first["outcome"], "sold", "{first}");
+
+    let later = t.send(PUBLISHER, t.client.post(t.url("/v1/leads")).json(&lead(42))).await;
+    assert_eq!((later.status, &later.body["outcome"]), (200, &json!("sold")), "not a duplicate: {}", later.text);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stalls_is_a_408_with_the_json_error_not_a_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (t, _webhook) = start("body_read_timeout_ms = 300").await;
+    let mut stream = tokio::net::TcpStream::connect(t.service.addr).await.expect("connects");
+    let head = format!(
+        "POST /v1/leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PUBLISHER}\r\nContent-Type: application/json\r\n\
+         Content-Length: 400\r\n\r\n{{\"vertical\": "
+    );
+    stream.write_all(head.as_bytes()).await.expect("sends the start of a body");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "answered (and closed) without the rest of the body");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"body_timeout""#), "{answer}");
+    t.shutdown().await;
+}

@@ -227,6 +227,11 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
     assert_eq!(t.note("outside the window", store.check_and_record_lead("p1", &a, 1_500, 3_000).await), Ok(None));
     assert_eq!(t.note("seen again at 3000", store.check_and_record_lead("p1", &a, 0, 4_000).await), Ok(Some(3_000)));
     assert_eq!(t.note("same email", store.check_and_record_lead("p1", &a_email, 3_000, 4_000).await), Ok(Some(3_000)));
+    // A lead the exchange could not auction is forgotten: only the record it made.
+    t.note("forget another record", store.forget_lead("p1", &a, 2_999).await).expect("forgets nothing");
+    assert_eq!(t.note("still seen", store.check_and_record_lead("p1", &a, 0, 5_000).await), Ok(Some(3_000)));
+    t.note("forget the lead seen at 3000", store.forget_lead("p1", &a, 3_000).await).expect("forgets");
+    assert_eq!(t.note("new again", store.check_and_record_lead("p1", &a, 0, 6_000).await), Ok(None));
 
     // Suppression per buyer, checked by the reservation itself: a pending sale counts as a purchase until released,
     // a committed one is recorded; suppression is checked before the caps.

@@ -346,6 +346,12 @@ struct BidPhase {
     started: Instant,
 }
 
+/// Whether campaigns were pinged and every answer is a timeout.
+fn nobody_answered_in_time(trace: &Trace) -> bool {
+    let mut answers = trace.campaigns.iter().filter_map(|c| c.answer.as_ref()).peekable();
+    answers.peek().is_some() && answers.all(|answer| matches!(answer, Answer::Timeout))
+}
+
 /// An auction that ended before posting.
 struct Early {
     status: OutcomeStatus,
@@ -392,6 +398,19 @@ impl Exchange {
         self.campaign_index.get(campaign_id).and_then(|i| self.campaigns.get(*i)).cloned()
     }
 
+    /// When no pinged campaign answered in time (every answer a timeout), the lead went unsold because no answer could
+    /// arrive within the deadline — an exchange too busy to run its auction, or a network down — not because the
+    /// buyers passed: its duplicate record is forgotten so the publisher may send it again.
+    async fn forget_if_nobody_answered(&self, valid: &ValidLead, trace: &Trace) {
+        if !nobody_answered_in_time(trace) {
+            return;
+        }
+        let publisher_id = &valid.lead.publisher_id;
+        if let Err(error) = self.store.forget_lead(publisher_id, &valid.keys, trace.started_at_unix_ms).await {
+            tracing::error!(publisher = %publisher_id, %error, "could not forget a lead nobody answered in time");
+        }
+    }
+
     /// A fresh lead id, for a caller that must know it before the auction runs (an idempotent request names its lead
     /// before running it); pass it in [`LeadOptions::lead_id`].
     pub fn new_lead_id(&self) -> String {
@@ -410,6 +429,9 @@ impl Exchange {
             Err((ping_id, early, trace)) => return early_outcome(ping_id, early, trace),
         };
         let BidPhase { ping_id, valid, ranked, max_buyers, trace, started } = phase;
+        if ranked.is_empty() {
+            self.forget_if_nobody_answered(&valid, &trace).await;
+        }
         let Some(publisher) = self.publishers.get(&valid.lead.publisher_id) else {
             let early = Early {
                 status: OutcomeStatus::Error,
@@ -466,7 +488,10 @@ impl Exchange {
             trace: Trace::default(),
         };
         match best {
-            None => outcome.reason = Some(no_sale_reason(&trace)),
+            None => {
+                self.forget_if_nobody_answered(&valid, &trace).await;
+                outcome.reason = Some(no_sale_reason(&trace));
+            }
             Some(best) => {
                 let record = PingRecord {
                     ping_id: ping_id.clone(),

@@ -6,6 +6,7 @@
 //! (first start: the registry from the config file), [`metrics`] (Prometheus), [`outbox`] (webhook deliveries),
 //! [`recorder`] (auction records, batched), [`retention`] (the PII purge).
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -147,6 +148,7 @@ impl RunningService {
             ping_sweep_interval: Duration::from_secs(settings.expired_ping_sweep_secs),
         };
         let retention = retention::spawn(store, parts.clock, schedule, stopped);
+        let _probe = state.admission.spawn_probe(stop.subscribe());
         tracing::info!(%addr, "pingpost is serving");
         Ok(RunningService { addr, state, generated_operator_key, stop, server, outbox, retention })
     }

@@ -41,8 +41,15 @@ pub struct ServeSettings {
     pub max_plugin_bytes_per_owner: u64,
     /// Plugin uploads one API key may make per minute (as a burst, then at that rate).
     pub plugin_uploads_per_minute: u32,
+    /// Auctions (leads, pings, posts) running at once; the next lead is answered `503 overloaded`.
+    pub max_auctions_in_flight: usize,
+    /// How far behind (a timer firing late, in ms) the async workers may be before leads are answered `503
+    /// overloaded` rather than accepted and timed out.
+    pub max_scheduling_delay_ms: u64,
     /// A request that takes longer is answered 503 `timeout`.
     pub request_timeout_ms: u64,
+    /// A request body that takes longer to arrive is answered 408 `body_timeout` (keep it under the request timeout).
+    pub body_read_timeout_ms: u64,
     /// Sustained leads, pings and posts per second allowed to one publisher.
     pub publisher_requests_per_second: u32,
     /// Requests a publisher may send at once above the sustained rate.
@@ -116,7 +123,10 @@ impl Default for ServeSettings {
             max_plugin_bytes: 16 * 1024 * 1024,
             max_plugin_bytes_per_owner: 256 * 1024 * 1024,
             plugin_uploads_per_minute: 30,
+            max_auctions_in_flight: 4_096,
+            max_scheduling_delay_ms: 100,
             request_timeout_ms: 10_000,
+            body_read_timeout_ms: 5_000,
             publisher_requests_per_second: 10_000,
             publisher_burst: 1_000,
             pii_retention_days: 30,

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::admission::{Admission, AdmissionLimits};
 use super::auth::KeyRing;
 use super::error::ApiError;
 use super::metrics::Metrics;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub publisher_limiter: DefaultKeyedRateLimiter<String>,
     /// Plugin uploads per uploading principal.
     upload_limiter: DefaultKeyedRateLimiter<String>,
+    /// Which leads the exchange can take now.
+    pub admission: Admission,
     exchange: ArcSwap<Exchange>,
     changes: tokio::sync::Mutex<()>,
     /// Loaded plugins by (name, version), so a rebuild does not reload unchanged ones.
@@ -146,6 +149,10 @@ impl AppState {
         let state = AppState {
             publisher_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             upload_limiter: RateLimiter::keyed(upload_quota(settings.plugin_uploads_per_minute)),
+            admission: Admission::new(AdmissionLimits {
+                max_in_flight: settings.max_auctions_in_flight.max(1),
+                max_scheduling_delay: std::time::Duration::from_millis(settings.max_scheduling_delay_ms),
+            }),
             settings,
             store: parts.store,
             runtime: parts.runtime,

@@ -108,8 +108,18 @@ pub struct RawBody(pub Bytes);
 impl FromRequest<Shared> for RawBody {
     type Rejection = ApiError;
 
+    /// A body that does not arrive within `server.body_read_timeout_ms` is `408 body_timeout`: a stalled client
+    /// holds a connection, not an auction.
     async fn from_request(request: Request, state: &Shared) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(request, state).await.map(RawBody).map_err(ApiError::from_body)
+        let limit = Duration::from_millis(state.settings.body_read_timeout_ms);
+        match tokio::time::timeout(limit, Bytes::from_request(request, state)).await {
+            Ok(read) => read.map(RawBody).map_err(ApiError::from_body),
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the request body did not arrive within {} ms", limit.as_millis()),
+            )),
+        }
     }
 }
 

@@ -67,6 +67,7 @@ async fn send_lead(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
+    let _admitted = state.admission.admit()?;
     let mut options = lead_options(query)?;
     let parsed = parse_lead(&body, &publisher_id);
     let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
@@ -92,6 +93,7 @@ async fn send_ping(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
+    let _admitted = state.admission.admit()?;
     let mut options = lead_options(query)?;
     let parsed = parse_lead(&body, &publisher_id);
     let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
@@ -116,6 +118,7 @@ async fn send_post(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
+    let _admitted = state.admission.admit()?;
     let parsed: Result<PostBody, ApiError> = parse_json(&body);
     // The post's lead is the ping's: its duplicate record was made (and kept) by the ping.
     let named = parsed.as_ref().ok().map(|post| IdempotentLead {
