@@ -323,14 +323,9 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     /// Whether `buyer_id` bought (committed a purchase of) this consumer at or after `since_unix_ms`: the engine's
     /// cheap eligibility filter; [`AuctionStore::reserve`] makes the binding check.
     async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError>;
-    /// Forgets the record [`AuctionStore::check_and_record_lead`] made at `seen_at_unix_ms` of this consumer from
+    /// Forgets the record [`AuctionStore::check_and_record_lead`] made at `seen_at` (unix ms) of this consumer from
     /// `publisher_id`: the lead went unsold for the exchange's own reasons, so a resend is not a duplicate.
-    async fn forget_lead(
-        &self,
-        publisher_id: &str,
-        keys: &ConsumerKeys,
-        seen_at_unix_ms: i64,
-    ) -> Result<(), StoreError>;
+    async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError>;
     /// Stores a two-step ping until its post.
     async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
     /// Claims a ping for its post, once.
@@ -578,16 +573,11 @@ impl AuctionStore for MemoryStore {
         Ok(seen)
     }
 
-    async fn forget_lead(
-        &self,
-        publisher_id: &str,
-        keys: &ConsumerKeys,
-        seen_at_unix_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         for hash in [&keys.phone_sha256, &keys.email_sha256] {
             let key = (publisher_id.to_owned(), hash.clone());
-            if inner.seen.get(&key) == Some(&seen_at_unix_ms) {
+            if inner.seen.get(&key) == Some(&seen_at) {
                 inner.seen.remove(&key);
             }
         }

@@ -690,12 +690,7 @@ impl AuctionStore for SqliteStore {
             .await
     }
 
-    async fn forget_lead(
-        &self,
-        publisher_id: &str,
-        keys: &ConsumerKeys,
-        seen_at_unix_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError> {
         let what = "forgetting a lead the exchange could not auction";
         let (publisher_id, keys) = (publisher_id.to_owned(), keys.clone());
         self.write_async(what, move |tx| {
@@ -703,7 +698,7 @@ impl AuctionStore for SqliteStore {
                 "DELETE FROM consumer_seen WHERE publisher_id = ?1 AND key_sha256 IN (?2, ?3) AND seen_at_unix_ms = ?4",
             )
             .map_err(backend(what))?
-            .execute(params![publisher_id, keys.phone_sha256, keys.email_sha256, seen_at_unix_ms])
+            .execute(params![publisher_id, keys.phone_sha256, keys.email_sha256, seen_at])
             .map_err(backend(what))?;
             Ok(())
         })
