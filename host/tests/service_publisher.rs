@@ -14,7 +14,7 @@ use pingpost::clock::Clock;
 use pingpost::service::api::idempotency::STALE_AFTER_MS;
 use pingpost::storage::registry::{Idempotency, IdempotentLead};
 use serde_json::{Value, json};
-use service_harness::{TestService, api_keys, http_buyer_tables, plugin_bytes, standard_plugins};
+use service_harness::{TestService, api_keys, exchange_head, http_buyer_tables, plugin_bytes, standard_plugins};
 use sha2::{Digest, Sha256};
 
 const OPERATOR: &str = "op-key";
@@ -392,19 +392,8 @@ async fn an_auction_cut_off_by_the_request_timeout_still_finishes_and_records_it
 /// `pub-1` and one HTTP campaign per `(id, buyer)`, each on its own buyer of the same name; exclusive, so a refused
 /// post falls back to the next bid.
 fn http_buyers_toml(buyers: &[(&str, &BuyerServer)], post_deadline_ms: u64) -> String {
-    let mut toml = format!(
-        r#"
-{keys}
-
-{plugins}
-[[publishers]]
-id = "pub-1"
-ping_deadline_ms = 5000
-post_deadline_ms = {post_deadline_ms}
-"#,
-        keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
-        plugins = standard_plugins(),
-    );
+    let keys = api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]);
+    let mut toml = exchange_head(&keys, &format!("post_deadline_ms = {post_deadline_ms}"));
     for (id, server) in buyers {
         toml.push_str(&http_buyer_tables(id, &format!("{id}-http"), &server.ping_url(), &server.post_url(), 2000));
     }

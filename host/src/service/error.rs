@@ -87,6 +87,17 @@ impl ApiError {
     }
 
     /// 429 with `Retry-After`.
+    /// 503 `store_unavailable`: the store cannot write (a full disk); nothing was accepted, retry shortly.
+    pub fn store_unavailable() -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the exchange cannot write to its store right now; nothing was accepted, retry shortly",
+        );
+        error.retry_after_secs = Some(1);
+        error
+    }
+
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
         error.retry_after_secs = Some(retry_after_secs.max(1));

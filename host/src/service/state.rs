@@ -48,6 +48,8 @@ pub struct AppState {
     upload_limiter: DefaultKeyedRateLimiter<String>,
     /// Which leads the exchange can take now.
     pub admission: Admission,
+    /// When the store was last probed with a write while it could not write.
+    last_probe: Mutex<Option<std::time::Instant>>,
     exchange: ArcSwap<Exchange>,
     changes: tokio::sync::Mutex<()>,
     /// Loaded plugins by (name, version), so a rebuild does not reload unchanged ones.
@@ -149,6 +151,7 @@ impl AppState {
         let state = AppState {
             publisher_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             upload_limiter: RateLimiter::keyed(upload_quota(settings.plugin_uploads_per_minute)),
+            last_probe: Mutex::new(None),
             admission: Admission::new(AdmissionLimits {
                 max_in_flight: settings.max_auctions_in_flight.max(1),
                 max_scheduling_delay: std::time::Duration::from_millis(settings.max_scheduling_delay_ms),
@@ -334,6 +337,34 @@ impl AppState {
         if let Err(error) = discarded {
             tracing::error!(error = %error.body(), "could not discard a refused plugin upload");
         }
+    }
+
+    /// `Ok` while the store writes. While it cannot (a full disk), a probe write — at most one every 500 ms — says
+    /// whether it can again; until it can, `503 store_unavailable` (the probe's success clears the failure).
+    pub async fn store_writable(self: &Arc<Self>) -> Result<(), ApiError> {
+        if self.store.write_failure().is_none() {
+            return Ok(());
+        }
+        let due = {
+            let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_millis(500));
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            let state = self.clone();
+            let probed = blocking(move || Ok(state.store.probe_write(state.now())?)).await;
+            if probed.is_ok() && self.store.write_failure().is_none() {
+                tracing::info!("the store writes again");
+                return Ok(());
+            }
+        }
+        if let Some(error) = self.store.write_failure() {
+            tracing::warn!(%error, "refusing requests while the store cannot write");
+        }
+        Err(ApiError::store_unavailable())
     }
 
     /// Makes `version` the live version of plugin `name`: a hot swap. Refused (and nothing changes) when the

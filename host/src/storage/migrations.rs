@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "open ping expiry", sql: include_str!("migrations/0005_open_ping_expiry.sql") },
     Migration { version: 6, name: "idempotent lead", sql: include_str!("migrations/0006_idempotent_lead.sql") },
     Migration { version: 7, name: "registry seed", sql: include_str!("migrations/0007_registry_seed.sql") },
+    Migration { version: 8, name: "health probe", sql: include_str!("migrations/0008_health_probe.sql") },
 ];
 
 /// The schema version this build writes.

@@ -252,6 +252,25 @@ impl SqliteStore {
         self.writer.stats()
     }
 
+    /// Why the store cannot write now (the last batch could not be committed: a full disk, an I/O error); `None`
+    /// while writes commit.
+    pub fn write_failure(&self) -> Option<String> {
+        self.writer.failing()
+    }
+
+    /// Tries one small write, and says whether the store can write again: what the service asks while
+    /// [`SqliteStore::write_failure`] says it cannot (a disk with space again commits, and the failure clears).
+    pub fn probe_write(&self, now_unix_ms: i64) -> Result<(), StoreError> {
+        let what = "probing the store with a write";
+        self.write(what, move |tx| {
+            tx.prepare_cached("INSERT OR REPLACE INTO health_probe (id, at_unix_ms) VALUES (1, ?1)")
+                .map_err(backend(what))?
+                .execute([now_unix_ms])
+                .map_err(backend(what))?;
+            Ok(())
+        })
+    }
+
     /// A write from a synchronous caller (the service's queries in sibling files, run off the async workers): queued
     /// to the writer, run in its own savepoint of the next batch, returned once that batch is committed.
     pub(crate) fn write<T, E, F>(&self, what: &'static str, body: F) -> Result<T, E>

@@ -60,6 +60,8 @@ struct Counters {
     batches: AtomicU64,
     jobs: AtomicU64,
     largest_batch: AtomicU64,
+    /// Why the last batch could not be committed; `None` once one is.
+    failing: std::sync::Mutex<Option<String>>,
 }
 
 /// The thread that owns the write connection, and the queue to it.
@@ -94,6 +96,11 @@ impl Writer {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         self.awaited(what, body, false).await
+    }
+
+    /// Why the last batch could not begin or commit (a full disk, an I/O error); `None` while batches commit.
+    pub fn failing(&self) -> Option<String> {
+        self.counters.failing.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// [`Writer::write`] for synchronous callers: blocks the calling thread until the batch is committed.
@@ -333,7 +340,9 @@ fn write_batch(
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
-            first.answer(Err(&format!("beginning a batch: {error}")));
+            let error = format!("beginning a batch: {error}");
+            *counters.failing.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+            first.answer(Err(&error));
             count(counters, 1);
             return;
         }
@@ -375,6 +384,7 @@ fn write_batch(
         None => tx.commit().map_err(|error| format!("committing the batch: {error}")),
     };
     count(counters, ran.len());
+    *counters.failing.lock().unwrap_or_else(|p| p.into_inner()) = committed.as_ref().err().cloned();
     for job in ran {
         job.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }

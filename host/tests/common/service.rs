@@ -46,24 +46,38 @@ pub fn api_keys(keys: &[(&str, Option<&str>, &str)]) -> String {
         .collect()
 }
 
+/// The start of a test exchange: `keys` (from [`api_keys`]), the standard plugins, and publisher `pub-1` with a 5 s
+/// ping deadline and `publisher` (more lines of its table: at least `post_deadline_ms`).
+pub fn exchange_head(keys: &str, publisher: &str) -> String {
+    format!(
+        "\n{keys}\n{plugins}\n[[publishers]]\nid = \"pub-1\"\nping_deadline_ms = 5000\n{publisher}\n",
+        plugins = standard_plugins()
+    )
+}
+
+/// A buyer `buyer_id` (New York time) and its Wasm campaign `campaign_id` on `config-buyer` bidding `price_cents`,
+/// kept for pick-up.
+pub fn wasm_buyer_tables(buyer_id: &str, campaign_id: &str, price_cents: u32) -> String {
+    let config = format!("{{ base_price_cents = {price_cents} }}");
+    let target = format!(
+        "target = {{ kind = \"wasm\", plugin = \"config-buyer\", config = {config}, delivery = {{ kind = \"pickup\" }} }}\n"
+    );
+    campaign_tables(buyer_id, campaign_id, &target)
+}
+
 /// A buyer `buyer_id` (New York time) and its HTTP campaign `campaign_id` pinging `ping_url` and posting to
 /// `post_url`, as `[[buyers]]` and `[[campaigns]]` tables.
 pub fn http_buyer_tables(buyer_id: &str, campaign_id: &str, ping_url: &str, post_url: &str, timeout_ms: u64) -> String {
-    format!(
-        r#"
-[[buyers]]
-id = "{buyer_id}"
-time_zone = "America/New_York"
+    let target = format!(
+        "[campaigns.target]\nkind = \"http\"\nping_url = \"{ping_url}\"\npost_url = \"{post_url}\"\ntimeout_ms = {timeout_ms}\n"
+    );
+    campaign_tables(buyer_id, campaign_id, &target)
+}
 
-[[campaigns]]
-id = "{campaign_id}"
-buyer_id = "{buyer_id}"
-[campaigns.target]
-kind = "http"
-ping_url = "{ping_url}"
-post_url = "{post_url}"
-timeout_ms = {timeout_ms}
-"#
+/// Buyer `buyer_id` (New York time) and its campaign `campaign_id` reached by `target` (the campaign table's rest).
+fn campaign_tables(buyer_id: &str, campaign_id: &str, target: &str) -> String {
+    format!(
+        "\n[[buyers]]\nid = \"{buyer_id}\"\ntime_zone = \"America/New_York\"\n\n[[campaigns]]\nid = \"{campaign_id}\"\nbuyer_id = \"{buyer_id}\"\n{target}"
     )
 }
 

@@ -51,8 +51,10 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`: the process is up and its database answers.
+/// `GET /healthz`: the process is up, its database answers and it can write (`503 store_unavailable` while it
+/// cannot, e.g. on a full disk).
 async fn healthz(State(state): State<Shared>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    state.store_writable().await?;
     let store = state.store.clone();
     let version = tokio::task::spawn_blocking(move || store.schema_version())
         .await

@@ -19,7 +19,7 @@ pub use super::answers::{LeadAnswer, PingAnswer};
 use super::idempotency::idempotent;
 use super::{RawBody, Shared, blocking, from_value, parse_json, to_json};
 use crate::auction::validate::consumer_keys;
-use crate::auction::{LeadOptions, PostError};
+use crate::auction::{LeadOptions, OutcomeStatus, PostError};
 use crate::model::Lead;
 use crate::plugin::World;
 use crate::service::auth::{Principal, Role};
@@ -68,6 +68,7 @@ async fn send_lead(
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
     let _admitted = state.admission.admit()?;
+    state.store_writable().await?;
     let mut options = lead_options(query)?;
     let parsed = parse_lead(&body, &publisher_id);
     let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
@@ -76,6 +77,7 @@ async fn send_lead(
         let received = state.now();
         let started = Instant::now();
         let outcome = state.exchange().run_lead_with(lead, options).await;
+        unsold_for_the_store(&state, outcome.status)?;
         state.metrics.observe_outcome(Endpoint::Leads, &outcome, started.elapsed());
         record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
         let answer = LeadAnswer::of(&outcome);
@@ -94,6 +96,7 @@ async fn send_ping(
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
     let _admitted = state.admission.admit()?;
+    state.store_writable().await?;
     let mut options = lead_options(query)?;
     let parsed = parse_lead(&body, &publisher_id);
     let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
@@ -119,6 +122,7 @@ async fn send_post(
 ) -> Result<Response, ApiError> {
     let publisher_id = allowed(&state, &principal)?;
     let _admitted = state.admission.admit()?;
+    state.store_writable().await?;
     let parsed: Result<PostBody, ApiError> = parse_json(&body);
     // The post's lead is the ping's: its duplicate record was made (and kept) by the ping.
     let named = parsed.as_ref().ok().map(|post| IdempotentLead {
@@ -147,6 +151,7 @@ async fn send_post(
             PostError::UnknownPublisher(_) => ApiError::conflict("publisher_removed", error.to_string()),
             PostError::Store(e) => ApiError::from(e),
         })?;
+        unsold_for_the_store(&state, outcome.status)?;
         state.metrics.observe_outcome(Endpoint::Post, &outcome, started.elapsed());
         record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
         let answer = LeadAnswer::of(&outcome);
@@ -195,6 +200,18 @@ async fn upload_redactor(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+/// A lead that did not sell while the store could not write (its sale, or its record, failed) is `503
+/// store_unavailable`, not an answer: the publisher's retry runs it again once the store writes.
+fn unsold_for_the_store(state: &Shared, status: OutcomeStatus) -> Result<(), ApiError> {
+    match state.store.write_failure() {
+        Some(error) if status != OutcomeStatus::Sold => {
+            tracing::warn!(%error, "a lead went unsold while the store could not write");
+            Err(ApiError::store_unavailable())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The publisher id of the key, after the publisher's rate limit.
