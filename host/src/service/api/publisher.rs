@@ -19,7 +19,7 @@ pub use super::answers::{LeadAnswer, PingAnswer};
 use super::idempotency::idempotent;
 use super::{RawBody, Shared, blocking, from_value, parse_json, to_json};
 use crate::auction::validate::consumer_keys;
-use crate::auction::{LeadOptions, OutcomeStatus, PostError};
+use crate::auction::{LeadOptions, OutcomeStatus, PingStatus, PostError};
 use crate::model::Lead;
 use crate::plugin::World;
 use crate::service::auth::{Principal, Role};
@@ -105,6 +105,9 @@ async fn send_ping(
         let received = state.now();
         let started = Instant::now();
         let outcome = state.exchange().ping_with(lead, options).await;
+        if outcome.status != PingStatus::Bid {
+            unsold_for_the_store(&state, OutcomeStatus::Unsold)?;
+        }
         state.metrics.observe_ping(&outcome, started.elapsed());
         record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Now).await?;
         let answer = PingAnswer::of(&outcome);
@@ -202,8 +205,9 @@ async fn upload_redactor(
     Ok((StatusCode::CREATED, Json(uploaded)))
 }
 
-/// A lead that did not sell while the store could not write (its sale, or its record, failed) is `503
-/// store_unavailable`, not an answer: the publisher's retry runs it again once the store writes.
+/// A lead that did not sell (or a ping that kept no bid) while the store could not write (its sale, its ping or its
+/// record failed) is `503 store_unavailable`, not an answer: the publisher's retry runs it again once the store
+/// writes.
 fn unsold_for_the_store(state: &Shared, status: OutcomeStatus) -> Result<(), ApiError> {
     match state.store.write_failure() {
         Some(error) if status != OutcomeStatus::Sold => {
