@@ -66,6 +66,15 @@ fn check_fails_naming_a_forbidden_wasi_import() {
 }
 
 #[test]
+fn check_fails_on_a_plugin_that_cannot_start_within_the_memory_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "huge.wasm", fixture("huge-memory"));
+    let out = pingpost(&["plugin", "check", s(&file)]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("cannot start within the default limits"), "{}", stderr(&out));
+}
+
+#[test]
 fn run_prints_the_decision_fuel_memory_and_logs_as_json() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ping_file = write(dir.path(), "ping.json", serde_json::to_vec(&ping()).expect("json"));

@@ -74,6 +74,9 @@ fn load(runtime: &Runtime, file: &Path) -> Result<Arc<Plugin>> {
 fn check(file: &Path) -> Result<ExitCode> {
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let plugin = load(&runtime, file)?;
+    plugin
+        .check_instantiates()
+        .with_context(|| format!("{} cannot start within the default limits", file.display()))?;
     println!("world: {}", plugin.world());
     println!("contract: {}", plugin.contract_version());
     println!("imports: {}", plugin.imports().join(", "));
