@@ -234,10 +234,7 @@ impl AppState {
         bytes: Vec<u8>,
         by: &Principal,
     ) -> Result<Uploaded, ApiError> {
-        if let Err(not_until) = self.upload_limiter.check_key(&by.id) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
-        }
+        check_rate(&self.upload_limiter, &by.id)?;
         let state = self.clone();
         let by = by.id.clone();
         blocking(move || {
@@ -480,4 +477,12 @@ pub async fn blocking<T: Send + 'static>(
 fn upload_quota(per_minute: u32) -> Quota {
     let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
     Quota::per_minute(per_minute).allow_burst(per_minute)
+}
+
+/// Takes one request of `key` from `limiter`, or refuses it `429 rate_limited` with the wait until the next one.
+pub fn check_rate(limiter: &DefaultKeyedRateLimiter<String>, key: &str) -> Result<(), ApiError> {
+    limiter.check_key(&key.to_owned()).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        ApiError::rate_limited(wait.as_secs_f64().ceil() as u64)
+    })
 }

@@ -62,6 +62,8 @@ struct Counters {
     largest_batch: AtomicU64,
     /// Why the last batch could not be committed; `None` once one is.
     failing: std::sync::Mutex<Option<String>>,
+    /// Whether `failing` holds a reason: read per lead without taking the lock.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// The thread that owns the write connection, and the queue to it.
@@ -100,6 +102,9 @@ impl Writer {
 
     /// Why the last batch could not begin or commit (a full disk, an I/O error); `None` while batches commit.
     pub fn failing(&self) -> Option<String> {
+        if !self.counters.failed.load(Ordering::Acquire) {
+            return None;
+        }
         self.counters.failing.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -341,7 +346,7 @@ fn write_batch(
         Ok(tx) => tx,
         Err(error) => {
             let error = format!("beginning a batch: {error}");
-            *counters.failing.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+            set_failing(counters, Some(error.clone()));
             first.answer(Err(&error));
             count(counters, 1);
             return;
@@ -384,7 +389,7 @@ fn write_batch(
         None => tx.commit().map_err(|error| format!("committing the batch: {error}")),
     };
     count(counters, ran.len());
-    *counters.failing.lock().unwrap_or_else(|p| p.into_inner()) = committed.as_ref().err().cloned();
+    set_failing(counters, committed.as_ref().err().cloned());
     for job in ran {
         job.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }
@@ -393,6 +398,13 @@ fn write_batch(
 /// Runs one savepoint statement (cached: every job runs the same three).
 fn savepoint(tx: &Transaction<'_>, sql: &str) -> Result<(), String> {
     tx.prepare_cached(sql).and_then(|mut stmt| stmt.execute([])).map(|_| ()).map_err(|error| error.to_string())
+}
+
+/// Records why batches fail (`None`: they commit again).
+fn set_failing(counters: &Counters, reason: Option<String>) {
+    let mut failing = counters.failing.lock().unwrap_or_else(|p| p.into_inner());
+    counters.failed.store(reason.is_some(), Ordering::Release);
+    *failing = reason;
 }
 
 fn count(counters: &Counters, jobs: usize) {

@@ -25,7 +25,7 @@ use crate::plugin::World;
 use crate::service::auth::{Principal, Role};
 use crate::service::error::ApiError;
 use crate::service::metrics::Endpoint;
-use crate::service::state::Uploaded;
+use crate::service::state::{Uploaded, check_rate};
 use crate::storage::AuctionRecord;
 use crate::storage::registry::IdempotentLead;
 
@@ -221,10 +221,7 @@ fn unsold_for_the_store(state: &Shared, status: OutcomeStatus) -> Result<(), Api
 /// The publisher id of the key, after the publisher's rate limit.
 fn allowed(state: &Shared, principal: &Principal) -> Result<String, ApiError> {
     let publisher_id = principal.publisher()?.to_owned();
-    if let Err(not_until) = state.publisher_limiter.check_key(&publisher_id) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
-    }
+    check_rate(&state.publisher_limiter, &publisher_id)?;
     Ok(publisher_id)
 }
 
