@@ -1,11 +1,12 @@
 //! The PII guard on the hot path: building the guard from a lead and checking a ping, for the Florida lead and its
-//! standard-redactor ping (two extras), and for a ping whose extras hold free text. `cargo bench -p pingpost --bench
-//! pii_guard`; figures in BENCHMARKS.md ("PII guard").
+//! standard-redactor ping (two extras), and for a ping whose extras hold free text; each check alone, and as the
+//! engine runs it: the vertical's extras schema first, then the value layer on the values the schema leaves open.
+//! `cargo bench -p pingpost --bench pii_guard`; figures in BENCHMARKS.md ("PII guard").
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pingpost::auction::PiiGuard;
+use pingpost::auction::{ExtraField, PiiGuard, Vertical, Verticals};
 use pingpost::model::{ConsentFlags, Gender, Lead, Ping};
 
 fn florida_lead() -> Lead {
@@ -29,7 +30,7 @@ fn ping(lead: &Lead, extra: &[(&str, &str)]) -> Ping {
 
 fn bench(c: &mut Criterion) {
     let lead = florida_lead();
-    let standard = ping(&lead, &[("household_size", "2"), ("currently_insured", "no")]);
+    let standard = ping(&lead, &[("household_size", "2"), ("currently_insured", "false")]);
     let free_text = ping(
         &lead,
         &[("agent_note", "prefers a call after five in the afternoon"), ("household_size", "2"), ("plan", "ppo")],
@@ -41,6 +42,25 @@ fn bench(c: &mut Criterion) {
     let guard = PiiGuard::for_lead(&lead, 58);
     group.bench_function("check_standard_ping", |b| b.iter(|| black_box(guard.check(black_box(&standard)))));
     group.bench_function("check_free_text_ping", |b| b.iter(|| black_box(guard.check(black_box(&free_text)))));
+    let mut verticals = Vertical::builtin();
+    verticals[0].extras.insert("agent_note".into(), ExtraField::FreeText { max_len: 120 });
+    verticals[0].extras.insert("plan".into(), ExtraField::Enum { values: vec!["ppo".into(), "hmo".into()] });
+    let verticals = Verticals::new(&verticals).expect("valid verticals");
+    let rules = verticals.get("health-insurance").expect("built in");
+    let engine_check = |ping: &Ping| {
+        let mut leaks = rules.check_ping_extras(&ping.extra);
+        if leaks.is_empty() {
+            leaks = guard.check_where(ping, |key| rules.scan(key));
+        }
+        leaks
+    };
+    assert!(engine_check(&standard).is_empty() && engine_check(&free_text).is_empty());
+    group.bench_function("schema_then_guard_standard_ping", |b| {
+        b.iter(|| black_box(engine_check(black_box(&standard))))
+    });
+    group.bench_function("schema_then_guard_free_text_ping", |b| {
+        b.iter(|| black_box(engine_check(black_box(&free_text))))
+    });
     group.finish();
 }
 

@@ -11,15 +11,15 @@ mod http_buyer_server;
 use std::time::Duration;
 
 use auction_fixture::{
-    NOW, build, config, hostile_campaign, http_campaign, lead, pii_in, publisher, rejecting_campaign, wasm_campaign,
-    wasm_campaign_with, wasm_inputs,
+    NOW, build, config, hostile_campaign, http_campaign, lead, pii_in, publisher, rejecting_campaign,
+    verticals_with_agent_note, wasm_campaign, wasm_campaign_with, wasm_inputs,
 };
 use http_buyer_server::{BuyerServer, Reply};
 use pingpost::auction::eligibility::Ineligible;
 use pingpost::auction::trace::TargetKind;
 use pingpost::auction::{
     Answer, AuctionStore, CampaignStatus, Caps, Day, Delivery, Exclusivity, LeadOptions, OutcomeStatus, PiiKind,
-    PingStatus, PostError, PostResult, SaleDelivery, Schedule, SelectionMode,
+    PiiLeak, PingStatus, PostError, PostResult, SaleDelivery, Schedule, SelectionMode,
 };
 use pingpost::model::RejectCode;
 use serde_json::json;
@@ -362,18 +362,21 @@ async fn a_full_daily_cap_sends_the_lead_to_the_next_buyer_until_local_midnight(
 #[tokio::test]
 async fn the_pii_guard_refuses_a_leaky_redactor_config_and_names_the_field() {
     let mut p = publisher(SelectionMode::Exclusive);
-    // The operator let a free-text extra key through the standard redactor; the publisher put a phone number in it.
+    // The operator made `agent_note` a free-text extra and let it through the standard redactor; the publisher put a
+    // phone number in it.
     p.redactor_config = json!({"allow_extra": ["coverage_type", "agent_note"]}).to_string();
     let server = BuyerServer::scripted(
         Reply::json(json!({"decision": "bid", "price_cents": 100})),
         Reply::json(json!({"result": "duplicate"})),
     )
     .await;
-    let f = build(config(
+    let mut exchange = config(
         p,
         &["b1", "b2"],
         vec![wasm_campaign("wasm", "b1", 1000), http_campaign("http", "b2", server.endpoints(2_000))],
-    ));
+    );
+    exchange.verticals = verticals_with_agent_note();
+    let f = build(exchange);
     let mut leaky = lead(25);
     leaky.extra.insert("agent_note".into(), "call back on 305-550-0025 after 5pm".into());
     let outcome = f.exchange.run_lead(leaky).await;
@@ -391,11 +394,50 @@ async fn the_pii_guard_refuses_a_leaky_redactor_config_and_names_the_field() {
 }
 
 #[tokio::test]
+async fn a_ping_extra_outside_the_verticals_schema_is_refused_before_any_buyer_is_pinged() {
+    let mut p = publisher(SelectionMode::Exclusive);
+    // The redactor passes through extras the vertical's schema does not define, or values outside their types.
+    p.redactor_config = json!({"allow_extra": ["coverage_type", "household_size", "agent_note"]}).to_string();
+    let f = build(config(p, &["b1"], vec![wasm_campaign("c", "b1", 1000)]));
+    let cases: [(&str, &str, &str); 4] = [
+        ("agent_note", "prefers mornings", "extra[key #1]"),
+        ("household_size", "3055550142", "extra.household_size"),
+        ("household_size", "03", "extra.household_size"),
+        ("coverage_type", "family of jane doe", "extra.coverage_type"),
+    ];
+    for (n, (key, value, field)) in cases.into_iter().enumerate() {
+        let mut l = lead(40 + n as u32);
+        l.extra.clear();
+        l.extra.insert(key.into(), value.into());
+        // What a lead names of the schema must be of its type: such a lead is invalid before it reaches the redactor.
+        let outcome = f.exchange.run_lead(l.clone()).await;
+        if key == "agent_note" {
+            assert_eq!(outcome.status, OutcomeStatus::Error, "{key}={value}");
+            assert_eq!(outcome.pii_leaks, [PiiLeak { field: field.into(), kind: PiiKind::OffSchema }]);
+            let reason = outcome.reason.clone().expect("a reason");
+            assert!(reason.contains(field) && !reason.contains(value), "{reason}");
+        } else {
+            assert_eq!(outcome.status, OutcomeStatus::Rejected, "{key}={value}");
+            assert_eq!(outcome.field_errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), [field]);
+        }
+        assert!(wasm_inputs(&outcome).is_empty(), "nobody was pinged for {key}={value}");
+    }
+    let mut fine = lead(50);
+    fine.extra = [("coverage_type", "family"), ("household_size", "3")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(f.exchange.run_lead(fine).await.status, OutcomeStatus::Sold);
+}
+
+#[tokio::test]
 async fn a_lead_the_pii_guard_refused_is_not_remembered_as_seen() {
     let mut p = publisher(SelectionMode::Exclusive);
     p.dedupe_window_days = 30;
     p.redactor_config = json!({"allow_extra": ["agent_note"]}).to_string();
-    let f = build(config(p, &["b1"], vec![wasm_campaign("c", "b1", 1000)]));
+    let mut exchange = config(p, &["b1"], vec![wasm_campaign("c", "b1", 1000)]);
+    exchange.verticals = verticals_with_agent_note();
+    let f = build(exchange);
     let mut leaky = lead(27);
     leaky.extra.insert("agent_note".into(), "email zenobia.q27@example.net".into());
     assert_eq!(f.exchange.run_lead(leaky).await.status, OutcomeStatus::Error);

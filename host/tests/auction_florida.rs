@@ -18,7 +18,7 @@ use pingpost::auction::exchange_file::ExchangeFile;
 use pingpost::auction::trace::Answer;
 use pingpost::auction::{
     CampaignTarget, EngineSettings, ExchangeParts, HttpBuyerClient, MemoryStore, Outcome, OutcomeStatus, SaleDelivery,
-    SeededIds, validate_lead,
+    SeededIds, Verticals, validate_lead,
 };
 use pingpost::clock::ManualClock;
 use pingpost::model::{Lead, RejectCode};
@@ -192,7 +192,8 @@ async fn the_26_dollar_buyer_wins_among_12_bids_from_18_campaigns_and_only_it_se
     assert_eq!(outcome.sales[0].price_cents, 2600);
 
     // The winner's server got the full lead (as validated: phone in E.164, email in lower case), at its price.
-    let validated = validate_lead(&lead, NOW_UNIX_MS, true).expect("the example lead is valid").lead;
+    let validated =
+        validate_lead(&lead, NOW_UNIX_MS, true, &Verticals::default()).expect("the example lead is valid").lead;
     let winner_posts = servers["sunshine-health-direct"].posts();
     assert_eq!(winner_posts.len(), 1);
     assert_eq!(winner_posts[0]["lead"], serde_json::to_value(&validated).unwrap());

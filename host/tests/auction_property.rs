@@ -25,8 +25,8 @@ use auction_fixture::{NOW, pii_in};
 use http_buyer_server::{BuyerServer, Recorded, Reply, Route};
 use pingpost::auction::{
     Buyer, Campaign, CampaignStatus, CampaignTarget, Caps, Delivery, EngineSettings, ExchangeBuilder, ExchangeConfig,
-    ExchangeParts, Exclusivity, HttpBuyerClient, LeadOptions, MemoryStore, Outcome, OutcomeStatus, Publisher,
-    STANDARD_REDACTOR, Schedule, SeededIds, SelectionMode,
+    ExchangeParts, Exclusivity, ExtraField, HttpBuyerClient, LeadOptions, MemoryStore, Outcome, OutcomeStatus,
+    Publisher, STANDARD_REDACTOR, Schedule, SeededIds, SelectionMode, Vertical,
 };
 use pingpost::clock::ManualClock;
 use pingpost::model::{Consent, Consumer, Lead};
@@ -283,7 +283,12 @@ fn exchange_config(case: &CaseSpec, server: &BuyerServer) -> ExchangeConfig {
             }
         })
         .collect();
-    ExchangeConfig { publishers: vec![publisher], buyers, campaigns }
+    // `note` is a free-text extra, so what keeps a leaky note from the buyers is the PII guard's value layer.
+    let mut verticals = Vertical::builtin();
+    for vertical in &mut verticals {
+        vertical.extras.insert("note".into(), ExtraField::FreeText { max_len: 256 });
+    }
+    ExchangeConfig { verticals, publishers: vec![publisher], buyers, campaigns }
 }
 
 /// What the generated population exercised, so the properties are known not to hold vacuously.

@@ -312,6 +312,44 @@ async fn a_buyers_plugin_upload_hot_swaps_its_own_campaign_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_plugin_versions_are_pruned_and_an_operator_deletes_one_that_is_not_live() {
+    async fn upload(service: &TestService, bytes: Vec<u8>) -> Answer {
+        service.put_bytes(ACME, "/v1/buyer/campaigns/acme-main/plugin", bytes).await
+    }
+    async fn versions(service: &TestService) -> Vec<u64> {
+        let plugin = service.get(OPERATOR, "/v1/plugins/campaign:acme-main").await;
+        plugin.body["versions"].as_array().expect("versions").iter().map(|v| v["version"].as_u64().unwrap()).collect()
+    }
+    let config_buyer = plugin_bytes("config-buyer");
+    // Two versions kept, and a quota of two and a half: the versions pruning will delete do not count against it, so
+    // a buyer that keeps uploading is never stopped by its old versions.
+    let quota = config_buyer.len() * 5 / 2;
+    let settings = format!("[server]\nplugin_versions_kept = 2\nmax_plugin_bytes_per_owner = {quota}\n");
+    let service = TestService::start(&exchange_toml().replacen("[server]\n", &settings, 1)).await;
+    for n in 1..=5 {
+        let stored = upload(&service, repackaged(&config_buyer, &format!("v{n}"))).await;
+        assert_eq!(stored.status, 201, "upload {n}: {}", stored.text);
+    }
+    assert_eq!(versions(&service).await, [4, 5], "the two newest are kept");
+    let rolled = service.post(ACME, "/v1/buyer/campaigns/acme-main/plugin/rollback", &json!({})).await;
+    assert_eq!((rolled.status, rolled.body["active_version"].as_u64()), (200, Some(4)), "{}", rolled.text);
+    let again = service.post(ACME, "/v1/buyer/campaigns/acme-main/plugin/rollback", &json!({})).await;
+    assert_eq!((again.status, again.body["active_version"].as_u64()), (200, Some(5)), "{}", again.text);
+    assert_eq!(sell(&service).await.1, "acme-main");
+
+    let live = service.delete(OPERATOR, "/v1/plugins/campaign:acme-main/versions/5").await;
+    assert_eq!((live.status, live.code()), (409, "plugin_version_live"), "{}", live.text);
+    assert_eq!(service.delete(ACME, "/v1/plugins/campaign:acme-main/versions/4").await.status, 403);
+    assert_eq!(service.delete(OPERATOR, "/v1/plugins/campaign:acme-main/versions/4").await.status, 204);
+    assert_eq!(service.delete(OPERATOR, "/v1/plugins/campaign:acme-main/versions/4").await.status, 404);
+    assert_eq!(versions(&service).await, [5]);
+    let nothing = service.post(ACME, "/v1/buyer/campaigns/acme-main/plugin/rollback", &json!({})).await;
+    assert_eq!((nothing.status, nothing.code()), (409, "nothing_to_roll_back"), "{}", nothing.text);
+    assert_eq!(sell(&service).await.1, "acme-main", "the live version still sells");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyers_uploads_are_held_to_a_quota_of_stored_bytes_and_a_rate() {
     async fn upload(service: &TestService, bytes: Vec<u8>) -> Answer {
         service.put_bytes(ACME, "/v1/buyer/campaigns/acme-main/plugin", bytes).await

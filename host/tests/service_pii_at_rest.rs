@@ -18,7 +18,8 @@ use service_harness::{TestService, api_keys, http_buyer_tables, standard_plugins
 const OPERATOR: &str = "op-key";
 const PUBLISHER: &str = "pub-key";
 
-/// `pub-1` (standard redactor, passing the extra `note`; 30-day dedupe; bids stand 60 s) and one HTTP buyer.
+/// Health insurance with a free-text extra `note`, `pub-1` (standard redactor, passing `note`; 30-day dedupe; bids
+/// stand 60 s) and one HTTP buyer.
 fn exchange_toml(buyer: &BuyerServer) -> String {
     format!(
         r#"
@@ -28,6 +29,11 @@ expired_ping_sweep_secs = 1
 {keys}
 
 {plugins}
+[[verticals]]
+name = "health-insurance"
+requires = ["consent.tcpa_text", "consent.evidence"]
+extras.note = {{ type = "free_text", max_len = 120 }}
+
 [[publishers]]
 id = "pub-1"
 redactor = "standard"

@@ -1,4 +1,5 @@
-//! The exchange's configuration: publishers, buyers and their campaigns, as the exchange file describes them.
+//! The exchange's configuration: verticals, publishers, buyers and their campaigns, as the exchange file describes
+//! them.
 //!
 //! These are plain serde types (`deny_unknown_fields`, so a typo in an exchange file is an error, not a silent
 //! default). [`super::ExchangeBuilder`] turns them, plus the loaded plugins, into a running [`super::Exchange`].
@@ -7,6 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::http_buyer::HttpEndpoints;
+use super::vertical::Vertical;
 
 /// The plugin reference that names the standard redactor (the exchange file loader maps it to the built-in plugin).
 pub const STANDARD_REDACTOR: &str = "standard";
@@ -259,6 +261,10 @@ impl CampaignTarget {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeConfig {
+    /// The products the exchange trades and the schema of each one's ping extras; none means the built-in set
+    /// ([`Vertical::builtin`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verticals: Vec<Vertical>,
     #[serde(default)]
     pub publishers: Vec<Publisher>,
     #[serde(default)]

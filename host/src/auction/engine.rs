@@ -15,12 +15,13 @@ use super::eligibility::{self, EligibilityInput, Ineligible, cap_windows};
 use super::fanout::{FanOut, PingJob};
 use super::http_buyer::{HttpBuyerClient, HttpEndpoints};
 use super::ids::IdSource;
-use super::pii::{PiiGuard, PiiLeak};
+use super::pii::{PiiGuard, PiiLeak, Scan};
 use super::post::PostJob;
 use super::select::{self, Candidate};
 use super::store::{AuctionStore, PingClaim, PingRecord, StoreError};
 use super::trace::{Answer, CampaignTrace, Outcome, OutcomeStatus, Sale, TargetKind, Trace, micros};
 use super::validate::{FieldError, ValidLead, validate_lead};
+use super::vertical::{VerticalError, Verticals};
 use crate::clock::SharedClock;
 use crate::model::{Lead, Ping};
 use crate::plugin::{BuyerPlugin, LoadError, Plugin, PluginSlot, RedactorPlugin, Runtime, World};
@@ -92,6 +93,9 @@ pub enum BuildError {
     /// One field of a publisher or campaign is out of its range.
     #[error("{used_by}: {field} {detail}")]
     Field { used_by: String, field: &'static str, detail: String },
+    /// A vertical's definition is refused.
+    #[error(transparent)]
+    Vertical(#[from] VerticalError),
     #[error("{used_by}: the plugin could not be set up: {source}")]
     Plugin {
         used_by: String,
@@ -157,6 +161,7 @@ impl ExchangeBuilder {
             Ok(plugin.clone())
         };
 
+        let verticals = Verticals::new(&self.config.verticals)?;
         let mut publishers = HashMap::new();
         for publisher in self.config.publishers {
             let used_by = format!("publisher {:?}", publisher.id);
@@ -238,6 +243,7 @@ impl ExchangeBuilder {
         }
 
         Ok(Exchange {
+            verticals,
             publishers,
             buyers,
             campaigns,
@@ -315,6 +321,7 @@ pub enum PostError {
 /// The running exchange: configuration, plugins and injected parts. Cheap to share behind an `Arc`; every entry
 /// point takes `&self` and may run concurrently with others.
 pub struct Exchange {
+    pub(super) verticals: Verticals,
     pub(super) publishers: HashMap<String, PublisherEntry>,
     pub(super) buyers: HashMap<String, Buyer>,
     pub(super) campaigns: Vec<Arc<CampaignEntry>>,
@@ -606,7 +613,7 @@ impl Exchange {
         }
 
         let publisher = self.publishers.get(&lead.publisher_id);
-        let valid = match validate_lead(lead, now, publisher.is_some()) {
+        let valid = match validate_lead(lead, now, publisher.is_some(), &self.verticals) {
             Ok(valid) => valid,
             Err(errors) => {
                 trace.step("validate", started.elapsed(), format!("{} field errors", errors.len()));
@@ -637,7 +644,12 @@ impl Exchange {
             }
         };
         trace.step("redact", started.elapsed(), "");
-        let leaks = guard.check(&ping);
+        // The lead passed validation, so its vertical is one of the exchange's; the ping's is checked to be the same.
+        let schema = self.verticals.get(&valid.lead.vertical);
+        let mut leaks = schema.map(|rules| rules.check_ping_extras(&ping.extra)).unwrap_or_default();
+        if leaks.is_empty() {
+            leaks = guard.check_where(&ping, |key| schema.map_or(Scan::KeyAndValue, |rules| rules.scan(key)));
+        }
         if !leaks.is_empty() {
             trace.step("pii_guard", started.elapsed(), "refused");
             let named: Vec<String> = leaks.iter().map(ToString::to_string).collect();

@@ -21,6 +21,7 @@ pub mod store;
 pub mod text;
 pub mod trace;
 pub mod validate;
+pub mod vertical;
 
 pub use config::{
     Buyer, Campaign, CampaignStatus, CampaignTarget, Caps, Day, Delivery, ExchangeConfig, Exclusivity, Publisher,
@@ -33,7 +34,8 @@ pub use engine::{
 pub use http_buyer::{HttpBuyerClient, HttpBuyerError, HttpEndpoints, PingRequest, PostAnswer, PostRequest};
 pub use identity::ConsumerKeys;
 pub use ids::{IdSource, RandomIds, SeededIds};
-pub use pii::{PiiGuard, PiiKind, PiiLeak};
+pub use pii::{PiiGuard, PiiKind, PiiLeak, Scan};
 pub use store::{AuctionStore, MemoryStore, SaleDelivery, SaleRecord, StoreError, StoredSale};
 pub use trace::{Answer, Outcome, OutcomeStatus, PostResult, Sale, Trace};
 pub use validate::{FieldError, ValidLead, validate_lead};
+pub use vertical::{ExtraField, Vertical, VerticalError, VerticalRules, Verticals};

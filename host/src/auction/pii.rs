@@ -51,6 +51,8 @@ pub enum PiiKind {
     CardNumberLike,
     /// `local@domain.tld`: an email address, whoever's.
     EmailLike,
+    /// An extra the vertical's schema does not name, or a value outside its type.
+    OffSchema,
 }
 
 impl PiiKind {
@@ -72,8 +74,20 @@ impl PiiKind {
             PiiKind::SsnLike => "ssn_like",
             PiiKind::CardNumberLike => "card_number_like",
             PiiKind::EmailLike => "email_like",
+            PiiKind::OffSchema => "off_schema",
         }
     }
+}
+
+/// What the guard's value layer searches of one extra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// Nothing: the value is one of a closed set the operator wrote (an enum, a bool).
+    Skip,
+    /// The value: the key is the operator's.
+    Value,
+    /// The key and the value: neither is known to the exchange.
+    KeyAndValue,
 }
 
 /// A PII value found in a ping: where, and what kind (never the value itself).
@@ -89,6 +103,7 @@ impl std::fmt::Display for PiiLeak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
             PiiKind::NotDerived => write!(f, "{} is not the value the exchange derives from the lead", self.field),
+            PiiKind::OffSchema => write!(f, "{} is not in the vertical's extras schema", self.field),
             PiiKind::PhoneLike | PiiKind::SsnLike | PiiKind::CardNumberLike | PiiKind::EmailLike => {
                 write!(f, "{} holds a {}", self.field, self.kind.as_str())
             }
@@ -253,8 +268,14 @@ impl PiiGuard {
         }
     }
 
-    /// Every leak found in `ping`, by field; empty when the ping is clean.
+    /// Every leak found in `ping`, by field, searching every extra key and value; empty when the ping is clean.
     pub fn check(&self, ping: &Ping) -> Vec<PiiLeak> {
+        self.check_where(ping, |_| Scan::KeyAndValue)
+    }
+
+    /// Every leak found in `ping`, by field, searching each extra as `scan` says for its key (the vertical's extras
+    /// schema knows which keys are the operator's and which values are a closed set); empty when the ping is clean.
+    pub fn check_where(&self, ping: &Ping, scan: impl Fn(&str) -> Scan) -> Vec<PiiLeak> {
         let mut leaks = Vec::new();
         let d = &self.derived;
         let mut structural = |field: &str, ok: bool| {
@@ -274,22 +295,29 @@ impl PiiGuard {
         structural("consent.tcpa_text", !ping.consent.tcpa_text || d.tcpa_text);
         // The publisher writes the source id itself: it is searched like free text.
         self.scan(&mut leaks, "source_id", &ping.source_id);
+        let mut searched = Vec::with_capacity(ping.extra.len());
         for (index, (key, value)) in ping.extra.iter().enumerate() {
+            let how = scan(key);
+            if how == Scan::Skip {
+                continue;
+            }
+            searched.push(value.as_str());
             // A key that leaks is named by position: naming it would repeat the value.
             let position = format!("extra[key #{}]", index + 1);
             let before = leaks.len();
-            self.scan(&mut leaks, &position, key);
+            if how == Scan::KeyAndValue {
+                self.scan(&mut leaks, &position, key);
+            }
             if leaks.len() == before {
                 self.scan(&mut leaks, &format!("extra.{key}"), value);
             } else {
                 self.scan(&mut leaks, &format!("{position} value"), value);
             }
         }
-        if ping.extra.len() > 1 && leaks.is_empty() {
+        if searched.len() > 1 && leaks.is_empty() {
             // A value split across extras: the values joined, in key order and in reverse key order.
-            let values: Vec<&str> = ping.extra.values().map(String::as_str).collect();
-            let forward = values.concat();
-            let backward: String = values.iter().rev().copied().collect();
+            let forward = searched.concat();
+            let backward: String = searched.iter().rev().copied().collect();
             self.scan(&mut leaks, "extra (joined)", &forward);
             if leaks.is_empty() {
                 self.scan(&mut leaks, "extra (joined)", &backward);

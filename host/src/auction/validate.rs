@@ -1,15 +1,7 @@
 //! Lead validation: every problem reported at once, each naming the field it is about.
 //!
-//! Required fields per vertical (besides the consumer's first and last name, phone, email, state, ZIP and date of
-//! birth, which every lead needs):
-//!
-//! | vertical | also required |
-//! |---|---|
-//! | `health-insurance` | `consent.tcpa_text`, and `consent.trusted_form_url` or `consent.jornaya_leadid` |
-//! | `medicare` | as `health-insurance`, and the consumer is 64 or older |
-//! | `auto-insurance` | `consumer.street`, `consumer.city`, `consent.tcpa_text` |
-//! | `mortgage` | `consumer.street`, `consumer.city`, `consent.tcpa_text`, `extra.loan_purpose` |
-//! | `solar` | `consumer.street`, `consumer.city`, `consent.tcpa_text`, `extra.homeowner` |
+//! Every lead needs the consumer's first and last name, phone, email, state, ZIP and date of birth; its vertical
+//! ([`super::vertical`]) says what else, and the type of each extra it names.
 //!
 //! Valid values: a state is one of the 50 USPS state codes or `DC`; a ZIP is five digits; a phone is E.164
 //! (`+1` and ten digits) or ten digits (spaces, dots, dashes and parentheses allowed), area code not starting with 0
@@ -22,55 +14,13 @@ use serde::Serialize;
 use crate::model::Lead;
 
 use super::identity::ConsumerKeys;
+use super::vertical::Verticals;
 
 /// The 50 US states and DC, by USPS code.
 pub const US_STATES: [&str; 51] = [
     "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA",
     "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR",
     "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY",
-];
-
-/// One requirement of a vertical beyond the common fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requirement {
-    /// A non-empty field, by its dotted name (`consumer.street`, `consent.tcpa_text`, `extra.homeowner`).
-    Field(&'static str),
-    /// TrustedForm or Jornaya consent evidence.
-    ConsentEvidence,
-    /// The consumer is at least this old.
-    MinAge(u8),
-}
-
-/// The verticals the exchange accepts and what each needs (the table in this module's docs).
-pub const VERTICALS: &[(&str, &[Requirement])] = &[
-    ("health-insurance", &[Requirement::Field("consent.tcpa_text"), Requirement::ConsentEvidence]),
-    ("medicare", &[Requirement::Field("consent.tcpa_text"), Requirement::ConsentEvidence, Requirement::MinAge(64)]),
-    (
-        "auto-insurance",
-        &[
-            Requirement::Field("consumer.street"),
-            Requirement::Field("consumer.city"),
-            Requirement::Field("consent.tcpa_text"),
-        ],
-    ),
-    (
-        "mortgage",
-        &[
-            Requirement::Field("consumer.street"),
-            Requirement::Field("consumer.city"),
-            Requirement::Field("consent.tcpa_text"),
-            Requirement::Field("extra.loan_purpose"),
-        ],
-    ),
-    (
-        "solar",
-        &[
-            Requirement::Field("consumer.street"),
-            Requirement::Field("consumer.city"),
-            Requirement::Field("consent.tcpa_text"),
-            Requirement::Field("extra.homeowner"),
-        ],
-    ),
 ];
 
 /// Youngest and oldest accepted consumer.
@@ -87,7 +37,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &str, reason: impl Into<String>) -> Self {
         FieldError { field: field.to_owned(), reason: reason.into() }
     }
 }
@@ -109,8 +59,14 @@ pub struct ValidLead {
     pub keys: ConsumerKeys,
 }
 
-/// Validates `lead` as of `now_unix_ms`; `publisher_known` says whether its publisher id exists.
-pub fn validate_lead(lead: &Lead, now_unix_ms: i64, publisher_known: bool) -> Result<ValidLead, Vec<FieldError>> {
+/// Validates `lead` as of `now_unix_ms` against the exchange's `verticals`; `publisher_known` says whether its
+/// publisher id exists.
+pub fn validate_lead(
+    lead: &Lead,
+    now_unix_ms: i64,
+    publisher_known: bool,
+    verticals: &Verticals,
+) -> Result<ValidLead, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut out = lead.clone();
 
@@ -119,9 +75,9 @@ pub fn validate_lead(lead: &Lead, now_unix_ms: i64, publisher_known: bool) -> Re
     } else if !publisher_known {
         errors.push(FieldError::new("publisher_id", format!("unknown publisher {:?}", lead.publisher_id)));
     }
-    let requirements = VERTICALS.iter().find(|(name, _)| *name == lead.vertical).map(|(_, reqs)| *reqs);
-    if requirements.is_none() {
-        let known: Vec<&str> = VERTICALS.iter().map(|(name, _)| *name).collect();
+    let vertical = verticals.get(&lead.vertical);
+    if vertical.is_none() {
+        let known: Vec<&str> = verticals.names().collect();
         errors.push(FieldError::new(
             "vertical",
             format!("unknown vertical {:?}; known: {}", lead.vertical, known.join(", ")),
@@ -163,33 +119,8 @@ pub fn validate_lead(lead: &Lead, now_unix_ms: i64, publisher_known: bool) -> Re
         }
     };
 
-    for requirement in requirements.unwrap_or(&[]) {
-        match *requirement {
-            Requirement::Field(field) => {
-                if field_value(lead, field).is_none_or(|v| v.trim().is_empty()) {
-                    errors.push(FieldError::new(field, format!("is required for {}", lead.vertical)));
-                }
-            }
-            Requirement::ConsentEvidence => {
-                let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-                if !present(&lead.consent.trusted_form_url) && !present(&lead.consent.jornaya_leadid) {
-                    errors.push(FieldError::new(
-                        "consent.trusted_form_url",
-                        format!("{} needs a TrustedForm certificate URL or a Jornaya LeadiD", lead.vertical),
-                    ));
-                }
-            }
-            Requirement::MinAge(min) => {
-                if let Some(age) = age
-                    && age < min
-                {
-                    errors.push(FieldError::new(
-                        "consumer.date_of_birth",
-                        format!("gives an age of {age}; {} needs {min} or older", lead.vertical),
-                    ));
-                }
-            }
-        }
+    if let Some(vertical) = vertical {
+        vertical.check_lead(lead, age, &mut errors);
     }
 
     match age {
@@ -198,21 +129,6 @@ pub fn validate_lead(lead: &Lead, now_unix_ms: i64, publisher_known: bool) -> Re
             Ok(ValidLead { lead: out, age, keys })
         }
         _ => Err(errors),
-    }
-}
-
-/// The value of a dotted field name, for the requirement table.
-fn field_value<'a>(lead: &'a Lead, field: &str) -> Option<&'a str> {
-    let c = &lead.consumer;
-    let consent = &lead.consent;
-    match field {
-        "consumer.street" => Some(&c.street),
-        "consumer.city" => Some(&c.city),
-        "consent.tcpa_text" => consent.tcpa_text.as_deref(),
-        "consent.trusted_form_url" => consent.trusted_form_url.as_deref(),
-        "consent.jornaya_leadid" => consent.jornaya_leadid.as_deref(),
-        "consent.ip" => consent.ip.as_deref(),
-        other => other.strip_prefix("extra.").and_then(|key| lead.extra.get(key)).map(String::as_str),
     }
 }
 
@@ -363,7 +279,7 @@ mod tests {
     }
 
     fn error_fields(lead: &Lead) -> Vec<String> {
-        match validate_lead(lead, 1_773_489_600_000, true) {
+        match validate_lead(lead, 1_773_489_600_000, true, &Verticals::default()) {
             Ok(_) => vec![],
             Err(errors) => errors.into_iter().map(|e| e.field).collect(),
         }
@@ -378,7 +294,7 @@ mod tests {
         let mut solar = lead("solar");
         solar.consumer.street = "1 Sun St".into();
         solar.consumer.city = "Tampa".into();
-        solar.extra.insert("homeowner".into(), "yes".into());
+        solar.extra.insert("homeowner".into(), "true".into());
         assert_eq!(error_fields(&solar), Vec::<String>::new());
         assert_eq!(error_fields(&lead("pet-insurance")), ["vertical"]);
     }
@@ -387,7 +303,7 @@ mod tests {
     fn a_valid_lead_comes_back_normalised_with_its_age_and_hashed_keys() {
         let mut raw = lead("health-insurance");
         raw.consumer.email = "Ada@Example.COM".into();
-        let valid = validate_lead(&raw, 1_773_489_600_000, true).expect("valid");
+        let valid = validate_lead(&raw, 1_773_489_600_000, true, &Verticals::default()).expect("valid");
         assert_eq!(
             (valid.lead.consumer.phone.as_str(), valid.lead.consumer.email.as_str()),
             ("+13055550142", "ada@example.com")
@@ -400,11 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn every_vertical_in_the_table_is_distinct() {
-        let mut names: Vec<&str> = VERTICALS.iter().map(|(n, _)| *n).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), VERTICALS.len());
+    fn there_are_fifty_states_and_dc() {
         assert_eq!(US_STATES.len(), 51);
     }
 }

@@ -223,7 +223,12 @@ impl Runtime {
     /// Deletes `plugin`'s compiled artifact from the cache (an upload that was refused keeps nothing on disk); a
     /// later load of the same bytes compiles them again.
     pub fn forget_artifact(&self, plugin: &Plugin) {
-        if let (Some(cache), Ok(digest)) = (&self.cache, hex::decode(&plugin.id)) {
+        self.forget_artifact_of(&plugin.id);
+    }
+
+    /// Removes the cached compiled artifact of the upload whose SHA-256 (hex) is `sha256`, if there is one.
+    pub fn forget_artifact_of(&self, sha256: &str) {
+        if let (Some(cache), Ok(digest)) = (&self.cache, hex::decode(sha256)) {
             cache.remove(&cache.key(&digest));
         }
     }

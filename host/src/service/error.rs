@@ -156,6 +156,7 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => "timeout",
         StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
         s if s.is_client_error() => "bad_request",
         _ => "internal",
     }

@@ -613,6 +613,7 @@ mod tests {
             ..campaign("c-paused", wasm("config-buyer", json!({ "base_price_cents": 9000 })))
         };
         let config = ExchangeConfig {
+            verticals: vec![],
             publishers: vec![Publisher {
                 id: "pub-1".into(),
                 redactor: STANDARD_REDACTOR.into(),

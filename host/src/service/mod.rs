@@ -10,6 +10,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;
@@ -60,7 +61,7 @@ pub struct RunningService {
     /// The operator key made on this start because the registry had no operator (shown once); `None` otherwise.
     pub generated_operator_key: Option<String>,
     stop: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     outbox: OutboxHandle,
     retention: JoinHandle<()>,
 }
@@ -130,14 +131,18 @@ impl RunningService {
         let addr = listener.local_addr().context("reading the listening address")?;
         let (stop, stopped) = watch::channel(false);
         let app = api::router(state.clone());
-        let mut server_stop = stopped.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = server_stop.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let limits = listener::ConnectionLimits {
+            max_connections: listener::fitting_connection_cap(settings.max_connections),
+            header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+        };
+        if limits.max_connections < settings.max_connections {
+            tracing::warn!(
+                wanted = settings.max_connections,
+                cap = limits.max_connections,
+                "the file-descriptor limit (ulimit -n) lowers the connection cap"
+            );
+        }
+        let server = tokio::spawn(listener::serve(listener, app, limits, stopped.clone()));
         let outbox = OutboxWorker::new(store.clone(), http, parts.clock.clone(), settings.outbox.worker_settings())
             .with_jitter(Arc::new(RandomJitter::from_os_rng()))
             .with_metrics(metrics)
@@ -159,7 +164,7 @@ impl RunningService {
         self.state.recorder.flush().await;
         self.outbox.shutdown().await;
         let _ = self.retention.await;
-        self.server.await.context("the server task")?.context("the server")?;
+        self.server.await.context("the server task")?;
         Ok(())
     }
 

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 pub enum Access {
     /// No key needed.
     Public,
+    /// Any valid key, of whatever role.
+    AnyKey,
     Operator,
     Publisher,
     Buyer,
@@ -39,7 +41,7 @@ const fn route(
     Route { method, path, access, summary, request, response }
 }
 
-use Access::{Buyer, Operator, Public, Publisher};
+use Access::{AnyKey, Buyer, Operator, Public, Publisher};
 
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
@@ -136,6 +138,14 @@ pub const ROUTES: &[Route] = &[
         (201, Some("Uploaded")),
     ),
     route(
+        "delete",
+        "/v1/plugins/{name}/versions/{version}",
+        Operator,
+        "Delete a version that is not live",
+        None,
+        (204, None),
+    ),
+    route(
         "post",
         "/v1/plugins/{name}/activate",
         Operator,
@@ -159,6 +169,32 @@ pub const ROUTES: &[Route] = &[
         (200, None),
     ),
     route("get", "/v1/deliveries", Operator, "Webhook deliveries of sold leads (outbox)", None, (200, None)),
+    // Every key: verticals.
+    route(
+        "get",
+        "/v1/verticals",
+        AnyKey,
+        "The verticals, each with what a lead needs and its extras schema",
+        None,
+        (200, None),
+    ),
+    route("get", "/v1/verticals/{name}", AnyKey, "One vertical", None, (200, Some("Vertical"))),
+    route(
+        "put",
+        "/v1/verticals/{name}",
+        Operator,
+        "Create or replace a vertical",
+        Some("Vertical"),
+        (200, Some("Vertical")),
+    ),
+    route(
+        "delete",
+        "/v1/verticals/{name}",
+        Operator,
+        "Delete a vertical (its leads are refused from then on)",
+        None,
+        (204, None),
+    ),
 ];
 
 /// The schemas the routes name, as JSON Schema (OpenAPI 3.1 dialect).
@@ -176,6 +212,29 @@ pub fn schemas() -> Value {
                 "code": { "type": "string", "description": "Stable snake_case code" },
                 "message": { "type": "string" },
                 "field": { "type": "string", "description": "JSON path of the offending field" } } } }
+        },
+        "Vertical": {
+            "type": "object", "required": ["name"],
+            "description": "A product the exchange trades: what its leads need beyond the common fields, and every key \
+                its pings' extras may hold, with the key's type. A ping with an extra outside the schema reaches no buyer.",
+            "properties": {
+                "name": { "type": "string", "pattern": "^[a-z0-9-]{1,64}$", "examples": ["solar"] },
+                "requires": { "type": "array", "items": { "type": "string" },
+                    "examples": [["consumer.street", "consent.tcpa_text", "consent.evidence", "extra.homeowner"]] },
+                "min_age": { "type": "integer", "minimum": 18, "maximum": 120, "default": 18 },
+                "extras": { "type": "object", "additionalProperties": { "oneOf": [
+                    { "type": "object", "required": ["type", "values"], "properties": {
+                        "type": { "const": "enum" }, "values": { "type": "array", "items": string } } },
+                    { "type": "object", "required": ["type", "min", "max"], "properties": {
+                        "type": { "const": "int" }, "min": { "type": "integer" }, "max": { "type": "integer" } } },
+                    { "type": "object", "required": ["type"], "properties": { "type": { "const": "bool" } } },
+                    { "type": "object", "required": ["type", "pattern"], "properties": {
+                        "type": { "const": "code" }, "pattern": { "type": "string", "description": "Regular expression, matched whole" },
+                        "max_len": { "type": "integer", "minimum": 1, "maximum": 64, "default": 16 } } },
+                    { "type": "object", "required": ["type", "max_len"], "properties": {
+                        "type": { "const": "free_text" }, "max_len": { "type": "integer", "minimum": 1, "maximum": 256 } } }
+                ] } }
+            }
         },
         "Lead": {
             "type": "object", "required": ["vertical", "consumer"],
@@ -253,7 +312,8 @@ pub fn document() -> Value {
         });
         if route.access != Access::Public {
             operation["security"] = json!([{ "apiKey": [] }]);
-            operation["tags"] = json!([format!("{:?}", route.access).to_lowercase()]);
+            let tag = if route.access == AnyKey { "verticals".to_owned() } else { format!("{:?}", route.access) };
+            operation["tags"] = json!([tag.to_lowercase()]);
         }
         let parameters: Vec<Value> = route
             .path
@@ -402,6 +462,9 @@ mod tests {
                 pii_leaks,
             },
         );
+        for vertical in crate::auction::Vertical::builtin() {
+            matches_schema("Vertical", vertical);
+        }
         matches_schema(
             "Uploaded",
             crate::service::state::Uploaded {

@@ -41,11 +41,18 @@ pub struct ServeSettings {
     pub max_plugin_bytes_per_owner: u64,
     /// Plugin uploads one API key may make per minute (as a burst, then at that rate).
     pub plugin_uploads_per_minute: u32,
+    /// Versions kept of each plugin: after an upload is kept, older ones (never the live one) are deleted.
+    pub plugin_versions_kept: u32,
     /// Auctions (leads, pings, posts) running at once; the next lead is answered `503 overloaded`.
     pub max_auctions_in_flight: usize,
     /// How far behind (a timer firing late, in ms) the async workers may be before leads are answered `503
     /// overloaded` rather than accepted and timed out.
     pub max_scheduling_delay_ms: u64,
+    /// Connections open at once; at the cap new ones wait in the kernel's backlog (lowered to fit `ulimit -n`).
+    pub max_connections: usize,
+    /// A connection that does not send a request's headers within this many ms — the first request, or the next one
+    /// on a kept-alive connection — is closed. Behind a load balancer, keep it above the balancer's idle timeout.
+    pub header_read_timeout_ms: u64,
     /// A request that takes longer is answered 503 `timeout`.
     pub request_timeout_ms: u64,
     /// A request body that takes longer to arrive is answered 408 `body_timeout` (keep it under the request timeout).
@@ -123,8 +130,11 @@ impl Default for ServeSettings {
             max_plugin_bytes: 16 * 1024 * 1024,
             max_plugin_bytes_per_owner: 256 * 1024 * 1024,
             plugin_uploads_per_minute: 30,
+            plugin_versions_kept: 10,
             max_auctions_in_flight: 4_096,
             max_scheduling_delay_ms: 100,
+            max_connections: 4_096,
+            header_read_timeout_ms: 30_000,
             request_timeout_ms: 10_000,
             body_read_timeout_ms: 5_000,
             publisher_requests_per_second: 10_000,

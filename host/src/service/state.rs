@@ -27,7 +27,9 @@ use crate::auction::{
 use crate::clock::SharedClock;
 use crate::plugin::{LoadError, Plugin, Runtime, World};
 use crate::storage::SqliteStore;
-use crate::storage::registry::{PluginConflict, PluginRecord, PluginUpload, Principal, Role};
+use crate::storage::registry::{
+    DeletedVersion, PluginConflict, PluginQuota, PluginRecord, PluginUpload, Principal, Role, VersionDeleteError,
+};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -259,7 +261,10 @@ impl AppState {
             if let Err(error) = plugin.check_instantiates() {
                 return refuse(unprocessable("plugin_cannot_instantiate", error.to_string()));
             }
-            let quota = (owner.0 != Role::Operator).then_some(state.settings.max_plugin_bytes_per_owner);
+            let quota = (owner.0 != Role::Operator).then_some(PluginQuota {
+                bytes: state.settings.max_plugin_bytes_per_owner,
+                versions_kept: state.settings.plugin_versions_kept,
+            });
             let upload = PluginUpload {
                 name: name.clone(),
                 world: plugin.world(),
@@ -315,7 +320,58 @@ impl AppState {
             }
             return Err(error);
         }
+        self.prune_versions(&name).await;
         Ok(uploaded)
+    }
+
+    /// Deletes plugin `name`'s versions older than its `server.plugin_versions_kept` newest (never the live one),
+    /// with what the service holds of them: run after an upload is kept, so stored bytes and quotas stay bounded.
+    pub async fn prune_versions(self: &Arc<Self>, name: &str) {
+        let state = self.clone();
+        let name = name.to_owned();
+        let pruned = blocking(move || {
+            let deleted = state.store.prune_plugin_versions(&name, state.settings.plugin_versions_kept)?;
+            for version in &deleted {
+                state.forget_version(&name, version);
+            }
+            if !deleted.is_empty() {
+                let versions: Vec<u32> = deleted.iter().map(|d| d.version).collect();
+                tracing::info!(plugin = %name, ?versions, "old plugin versions deleted");
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(error) = pruned {
+            tracing::error!(error = %error.body(), "could not prune old plugin versions");
+        }
+    }
+
+    /// Deletes version `version` of plugin `name` (refused while it is live) with what the service holds of it.
+    pub async fn delete_version(self: &Arc<Self>, name: &str, version: u32) -> Result<(), ApiError> {
+        let state = self.clone();
+        let name = name.to_owned();
+        blocking(move || match state.store.delete_plugin_version(&name, version)? {
+            Ok(deleted) => {
+                state.forget_version(&name, &deleted);
+                tracing::info!(plugin = %name, version, "plugin version deleted");
+                Ok(())
+            }
+            Err(VersionDeleteError::NotFound) => {
+                Err(ApiError::not_found(format!("plugin {name:?} has no version {version}")))
+            }
+            Err(error @ VersionDeleteError::Live) => {
+                Err(ApiError::conflict("plugin_version_live", format!("plugin {name:?} version {version}: {error}")))
+            }
+        })
+        .await
+    }
+
+    /// Drops a deleted version's loaded plugin, and its compiled artifact when no version keeps those bytes.
+    fn forget_version(&self, name: &str, deleted: &DeletedVersion) {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).remove(&(name.to_owned(), deleted.version));
+        if let Some(sha256) = &deleted.unused_sha256 {
+            self.runtime.forget_artifact_of(sha256);
+        }
     }
 
     /// Forgets a version just uploaded and refused: the stored version, the loaded plugin and its compiled artifact.

@@ -29,6 +29,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "idempotent lead", sql: include_str!("migrations/0006_idempotent_lead.sql") },
     Migration { version: 7, name: "registry seed", sql: include_str!("migrations/0007_registry_seed.sql") },
     Migration { version: 8, name: "health probe", sql: include_str!("migrations/0008_health_probe.sql") },
+    Migration { version: 9, name: "registry verticals", sql: include_str!("migrations/0009_registry_verticals.sql") },
+    Migration { version: 10, name: "plugin version sha", sql: include_str!("migrations/0010_plugin_version_sha.sql") },
 ];
 
 /// The schema version this build writes.

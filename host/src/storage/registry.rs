@@ -68,6 +68,7 @@ pub struct KeyRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
+    Vertical,
     Publisher,
     Buyer,
     Campaign,
@@ -77,6 +78,7 @@ impl EntityKind {
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
+            EntityKind::Vertical => "vertical",
             EntityKind::Publisher => "publisher",
             EntityKind::Buyer => "buyer",
             EntityKind::Campaign => "campaign",
@@ -221,6 +223,9 @@ impl SqliteStore {
         let what = "reading the registry";
         self.read(what, |tx| {
             let mut config = ExchangeConfig::default();
+            for json in entity_rows(tx, EntityKind::Vertical)? {
+                config.verticals.push(serde_json::from_str(&json).map_err(json_error(what))?);
+            }
             for json in entity_rows(tx, EntityKind::Publisher)? {
                 config.publishers.push(serde_json::from_str(&json).map_err(json_error(what))?);
             }
@@ -234,7 +239,7 @@ impl SqliteStore {
         })
     }
 
-    /// Replaces the registry's publishers, buyers and campaigns with `config` in one transaction (a config change
+    /// Replaces the registry's verticals, publishers, buyers and campaigns with `config` in one transaction (a config change
     /// the service checked by building an exchange from it first). Existing entities keep their position.
     pub fn save_registry_config(&self, config: &ExchangeConfig, now_unix_ms: i64) -> Result<(), StoreError> {
         let entries = entity_entries(config)?;
@@ -285,13 +290,14 @@ impl SqliteStore {
 
     /// Stores an uploaded plugin version, creating the named plugin (with `world` and owner) on its first upload.
     /// Re-uploading bytes identical to a kept version returns that version. Refuses (returns `Err`) an upload whose
-    /// world differs from the plugin's, or one that would take the owner's stored bytes past `quota_bytes`.
+    /// world differs from the plugin's, or one that would take the owner's stored bytes past `quota` (counting what
+    /// the owner keeps once the plugin's versions are pruned to the quota's `versions_kept`).
     pub fn add_plugin_version(
         &self,
         upload: PluginUpload,
-        quota_bytes: Option<u64>,
+        quota: Option<PluginQuota>,
     ) -> Result<Result<AddedVersion, PluginConflict>, StoreError> {
-        self.write("storing a plugin version", move |tx| add_version_in(tx, &upload, quota_bytes))
+        self.write("storing a plugin version", move |tx| add_version_in(tx, &upload, quota))
     }
 
     /// Deletes version `version` of plugin `name` that was just added and then refused (its activation failed), so a
@@ -318,6 +324,54 @@ impl SqliteStore {
             .execute([&name])
             .map_err(backend(what))?;
             Ok(())
+        })
+    }
+
+    /// Deletes the versions of plugin `name` older than its `keep` newest, except the live one, so what an owner
+    /// keeps (and its quota) stays bounded as it uploads. Returns the deleted versions with the SHA-256 of each whose
+    /// bytes no version of any plugin keeps any more (its compiled artifact can go).
+    pub fn prune_plugin_versions(&self, name: &str, keep: u32) -> Result<Vec<DeletedVersion>, StoreError> {
+        let what = "pruning plugin versions";
+        let name = name.to_owned();
+        self.write(what, move |tx| {
+            let old: Vec<u32> = tx
+                .prepare_cached(
+                    "SELECT version FROM plugin_version WHERE name = ?1
+                        AND version NOT IN (SELECT version FROM plugin_version WHERE name = ?1 ORDER BY version DESC LIMIT ?2)
+                        AND version IS NOT (SELECT active_version FROM plugin WHERE name = ?1)",
+                )
+                .map_err(backend(what))?
+                .query_map(params![name, keep.max(1)], |row| row.get(0))
+                .map_err(backend(what))?
+                .collect::<Result<_, _>>()
+                .map_err(backend(what))?;
+            old.into_iter().map(|version| delete_version_in(tx, &name, version)).collect()
+        })
+    }
+
+    /// Deletes version `version` of plugin `name`; refused while it is the live version. The plugin's activation
+    /// history keeps its rows (a rollback skips versions no longer kept).
+    pub fn delete_plugin_version(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Result<DeletedVersion, VersionDeleteError>, StoreError> {
+        let what = "deleting a plugin version";
+        let name = name.to_owned();
+        self.write(what, move |tx| {
+            let Some(head) = plugin_head(tx, &name)? else { return Ok(Err(VersionDeleteError::NotFound)) };
+            if head.active_version == Some(version) {
+                return Ok(Err(VersionDeleteError::Live));
+            }
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM plugin_version WHERE name = ?1 AND version = ?2")
+                .map_err(backend(what))?
+                .exists(params![name, version])
+                .map_err(backend(what))?;
+            if !exists {
+                return Ok(Err(VersionDeleteError::NotFound));
+            }
+            delete_version_in(tx, &name, version).map(Ok)
         })
     }
 
@@ -369,16 +423,17 @@ impl SqliteStore {
     }
 
     /// The version a rollback of `name` goes back to: the latest activated version before the live one that is not
-    /// the live one.
+    /// the live one and is still kept.
     pub fn rollback_target(&self, name: &str) -> Result<Option<u32>, StoreError> {
         let what = "finding the rollback version";
         self.read(what, |tx| {
             let Some(head) = plugin_head(tx, name)? else { return Ok(None) };
             let Some(active) = head.active_version else { return Ok(None) };
             tx.prepare_cached(
-                "SELECT version FROM plugin_activation WHERE name = ?1 AND version != ?2
-                    AND id < (SELECT MAX(id) FROM plugin_activation WHERE name = ?1 AND version = ?2)
-                 ORDER BY id DESC LIMIT 1",
+                "SELECT a.version FROM plugin_activation a WHERE a.name = ?1 AND a.version != ?2
+                    AND a.id < (SELECT MAX(id) FROM plugin_activation WHERE name = ?1 AND version = ?2)
+                    AND EXISTS (SELECT 1 FROM plugin_version v WHERE v.name = ?1 AND v.version = a.version)
+                 ORDER BY a.id DESC LIMIT 1",
             )
             .map_err(backend(what))?
             .query_row(params![name, active], |row| row.get(0))
@@ -568,6 +623,48 @@ pub struct PluginUpload {
     pub at_unix_ms: i64,
 }
 
+/// What one owner may keep of its plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginQuota {
+    /// Stored bytes, every version of every plugin the owner has.
+    pub bytes: u64,
+    /// Versions kept of each plugin (older ones are pruned once an upload is kept).
+    pub versions_kept: u32,
+}
+
+/// A version deleted by [`SqliteStore::prune_plugin_versions`] or [`SqliteStore::delete_plugin_version`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedVersion {
+    pub version: u32,
+    /// The SHA-256 of its bytes when no version of any plugin keeps them any more (its compiled artifact can go).
+    pub unused_sha256: Option<String>,
+}
+
+/// Why a plugin version was not deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VersionDeleteError {
+    #[error("no such plugin version")]
+    NotFound,
+    #[error("the version is live: activate another version first")]
+    Live,
+}
+
+/// Deletes one version inside `tx`.
+fn delete_version_in(tx: &Transaction<'_>, name: &str, version: u32) -> Result<DeletedVersion, StoreError> {
+    let what = "deleting a plugin version";
+    let sha256: String = tx
+        .prepare_cached("DELETE FROM plugin_version WHERE name = ?1 AND version = ?2 RETURNING sha256")
+        .map_err(backend(what))?
+        .query_row(params![name, version], |row| row.get(0))
+        .map_err(backend(what))?;
+    let still_kept = tx
+        .prepare_cached("SELECT 1 FROM plugin_version WHERE sha256 = ?1")
+        .map_err(backend(what))?
+        .exists([&sha256])
+        .map_err(backend(what))?;
+    Ok(DeletedVersion { version, unused_sha256: (!still_kept).then_some(sha256) })
+}
+
 /// A version stored by [`SqliteStore::add_plugin_version`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddedVersion {
@@ -576,10 +673,13 @@ pub struct AddedVersion {
     pub new: bool,
 }
 
-/// The rows `config`'s publishers, buyers and campaigns are saved as.
+/// The rows `config`'s verticals, publishers, buyers and campaigns are saved as.
 fn entity_entries(config: &ExchangeConfig) -> Result<Vec<(EntityKind, String, String)>, StoreError> {
     let what = "saving the registry";
     let mut entries: Vec<(EntityKind, String, String)> = Vec::new();
+    for v in &config.verticals {
+        entries.push((EntityKind::Vertical, v.name.clone(), serde_json::to_string(v).map_err(json_error(what))?));
+    }
     for p in &config.publishers {
         entries.push((EntityKind::Publisher, p.id.clone(), serde_json::to_string(p).map_err(json_error(what))?));
     }
@@ -630,7 +730,7 @@ fn save_entities_in(
 fn add_version_in(
     tx: &Transaction<'_>,
     upload: &PluginUpload,
-    quota_bytes: Option<u64>,
+    quota: Option<PluginQuota>,
 ) -> Result<Result<AddedVersion, PluginConflict>, StoreError> {
     let what = "storing a plugin version";
     let PluginUpload { name, world, owner_role, owner_id, sha256, wasm, uploaded_by, at_unix_ms: now_unix_ms } = upload;
@@ -663,14 +763,17 @@ fn add_version_in(
     if let Some(version) = existing {
         return Ok(Ok(AddedVersion { version, new: false }));
     }
-    if let Some(quota_bytes) = quota_bytes {
+    if let Some(PluginQuota { bytes: quota_bytes, versions_kept }) = quota {
+        // The versions of this plugin that pruning deletes once the upload is kept do not count.
         let used: i64 = tx
             .prepare_cached(
                 "SELECT COALESCE(SUM(v.size_bytes), 0) FROM plugin_version v JOIN plugin p ON p.name = v.name
-                     WHERE p.owner_role = ?1 AND p.owner_id IS ?2",
+                     WHERE p.owner_role = ?1 AND p.owner_id IS ?2
+                       AND NOT (v.name = ?3 AND v.version IS NOT p.active_version AND v.version NOT IN
+                           (SELECT version FROM plugin_version WHERE name = ?3 ORDER BY version DESC LIMIT ?4))",
             )
             .map_err(backend(what))?
-            .query_row(params![owner_role.as_str(), owner_id], |row| row.get(0))
+            .query_row(params![owner_role.as_str(), owner_id, name, versions_kept.saturating_sub(1)], |row| row.get(0))
             .map_err(backend(what))?;
         let (used_bytes, upload_bytes) = (used.max(0) as u64, wasm.len() as u64);
         if used_bytes + upload_bytes > quota_bytes {

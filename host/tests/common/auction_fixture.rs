@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use pingpost::auction::{
     AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, Caps, Delivery, EngineSettings, Exchange,
-    ExchangeBuilder, ExchangeConfig, ExchangeParts, Exclusivity, HttpBuyerClient, HttpEndpoints, MemoryStore, Outcome,
-    Publisher, STANDARD_REDACTOR, Schedule, SeededIds, SelectionMode,
+    ExchangeBuilder, ExchangeConfig, ExchangeParts, Exclusivity, ExtraField, HttpBuyerClient, HttpEndpoints,
+    MemoryStore, Outcome, Publisher, STANDARD_REDACTOR, Schedule, SeededIds, SelectionMode, Vertical,
 };
 use pingpost::clock::ManualClock;
 use pingpost::model::{Consent, Consumer, Gender, Lead};
@@ -52,9 +52,22 @@ pub fn build_on(config: ExchangeConfig, store: Arc<dyn AuctionStore>, clock: Arc
         .expect("the exchange builds")
 }
 
+/// The built-in verticals, with `agent_note` (free text, at most 120 characters) among health insurance's extras.
+pub fn verticals_with_agent_note() -> Vec<Vertical> {
+    let mut verticals = Vertical::builtin();
+    let health = verticals.iter_mut().find(|v| v.name == "health-insurance").expect("built in");
+    health.extras.insert("agent_note".into(), ExtraField::FreeText { max_len: 120 });
+    verticals
+}
+
 /// An exchange config of one publisher and the given buyers and campaigns.
 pub fn config(publisher: Publisher, buyers: &[&str], campaigns: Vec<Campaign>) -> ExchangeConfig {
-    ExchangeConfig { publishers: vec![publisher], buyers: buyers.iter().map(|id| buyer(id)).collect(), campaigns }
+    ExchangeConfig {
+        verticals: vec![],
+        publishers: vec![publisher],
+        buyers: buyers.iter().map(|id| buyer(id)).collect(),
+        campaigns,
+    }
 }
 
 /// Publisher `pub-1` with the standard redactor, 10 % margin, no floor, no dedupe, a deadline generous enough for a

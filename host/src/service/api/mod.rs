@@ -1,12 +1,13 @@
-//! The HTTP API: one router, a file per audience ([`publisher`], [`buyer`], [`operator`]) and the pieces they share
-//! here: the JSON body reader that names the bad field, the error-shaping middleware, request metrics; publishers'
-//! `Idempotency-Key` handling is [`idempotency`], their answers [`answers`].
+//! The HTTP API: one router, a file per audience ([`publisher`], [`buyer`], [`operator`]; [`verticals`] for all three)
+//! and the pieces they share here: the JSON body reader that names the bad field, the error-shaping middleware,
+//! request metrics; publishers' `Idempotency-Key` handling is [`idempotency`], their answers [`answers`].
 
 pub mod answers;
 pub mod buyer;
 pub mod idempotency;
 pub mod operator;
 pub mod publisher;
+pub mod verticals;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tower_http::timeout::TimeoutLayer;
 
 use super::error::{ApiError, code_for_status};
+use super::listener::{MAX_HEADER_BYTES, MAX_HEADER_COUNT};
 use super::state::AppState;
 pub use super::state::blocking;
 
@@ -43,12 +45,31 @@ pub fn router(state: Shared) -> Router {
         .merge(buyer::upload_routes().layer(plugin_limit))
         .merge(operator::routes().layer(json_limit))
         .merge(operator::upload_routes().layer(plugin_limit))
+        .merge(verticals::routes().layer(json_limit))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         // Outside the timeout, so its bare 503 gets the JSON error body too.
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(header_limits))
         .with_state(state)
+}
+
+/// Refuses a request with more than [`MAX_HEADER_COUNT`] header lines or [`MAX_HEADER_BYTES`] of them: `431
+/// headers_too_large` with the JSON error body. (Far larger heads are refused by hyper itself, with a bare 431,
+/// before any of this code runs.)
+async fn header_limits(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers.len() > MAX_HEADER_COUNT || bytes > MAX_HEADER_BYTES {
+        let message = format!(
+            "the request carries {} header lines, {bytes} bytes; at most {MAX_HEADER_COUNT} lines, {MAX_HEADER_BYTES} bytes",
+            headers.len()
+        );
+        return ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", message)
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /healthz`: the process is up, its database answers and it can write (`503 store_unavailable` while it

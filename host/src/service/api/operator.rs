@@ -5,7 +5,8 @@
 //!   goes through [`AppState::change`](crate::service::state::AppState::change): the exchange is rebuilt with it and
 //!   swapped in, or the change is refused (422, nothing saved) with the builder's message;
 //! - plugins: `GET /v1/plugins`, `GET /v1/plugins/{name}`, `POST /v1/plugins/{name}/versions` (the `.wasm` bytes;
-//!   validated and compiled before it is stored), `POST /v1/plugins/{name}/activate|rollback|disable|enable`;
+//!   validated and compiled before it is stored), `DELETE /v1/plugins/{name}/versions/{version}`,
+//!   `POST /v1/plugins/{name}/activate|rollback|disable|enable`;
 //! - API keys: `POST /v1/keys` (the key is shown once), `GET /v1/keys` (hashes only), `DELETE /v1/keys/{id}`;
 //! - reads: `GET /v1/leads/{lead_id}/trace` (outcome, trace, sales, PII audit), `GET /v1/deliveries?status=`,
 //!   `GET /metrics` (Prometheus).
@@ -50,6 +51,7 @@ pub fn routes() -> Router<Shared> {
         .route("/v1/campaigns/{id}/resume", post(resume::<Campaign>))
         .route("/v1/plugins", get(list_plugins))
         .route("/v1/plugins/{name}", get(read_plugin))
+        .route("/v1/plugins/{name}/versions/{version}", axum::routing::delete(delete_plugin_version))
         .route("/v1/plugins/{name}/activate", post(activate_plugin))
         .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
         .route("/v1/plugins/{name}/disable", post(disable_plugin))
@@ -297,8 +299,23 @@ async fn upload_plugin_version(
         Some(record) => ((record.owner_role, record.owner_id), Some(record.world)),
         None => ((Role::Operator, None), None),
     };
-    let uploaded = state.upload_plugin(name, owner, world, body.to_vec(), &principal).await?;
+    let uploaded = state.upload_plugin(name.clone(), owner, world, body.to_vec(), &principal).await?;
+    state.prune_versions(&name).await;
     Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+/// `DELETE /v1/plugins/{name}/versions/{version}`: deletes a version that is not live (`409 plugin_version_live`
+/// otherwise), freeing its owner's quota.
+async fn delete_plugin_version(
+    State(state): State<Shared>,
+    principal: Principal,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    principal.operator()?;
+    let version: u32 =
+        version.parse().map_err(|_| ApiError::not_found(format!("plugin {name:?} has no version {version:?}")))?;
+    state.delete_version(&name, version).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Body of `POST /v1/plugins/{name}/activate`.
