@@ -309,6 +309,60 @@ async fn an_idempotent_lead_cut_off_by_kill_9_mid_auction_runs_again_on_retry_af
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_step_post_cut_off_by_kill_9_sells_on_its_retry_after_the_restart() {
+    let hold = Arc::new(AtomicBool::new(true));
+    let buyer = holding_buyer(Step::Post, hold.clone()).await;
+    let node = Node::new();
+    let tables = http_buyer_tables("acme", "acme-http", &buyer.ping_url(), &buyer.post_url(), 5000);
+    let publisher = "margin_bps = 1000\ndefault_bid_ttl_ms = 120000\n";
+    node.write_config(&config_file(node.port, &node.data_dir, "", publisher, &tables));
+    let (base, client) = (&node.base, &node.client);
+
+    let mut first = node.start().await;
+    let pinged: Value = client
+        .post(format!("{base}/v1/ping"))
+        .bearer_auth(PUBLISHER)
+        .json(&crash_lead())
+        .send()
+        .await
+        .expect("pings")
+        .json()
+        .await
+        .expect("a JSON answer");
+    assert_eq!(pinged["outcome"], "bid", "{pinged}");
+    let post = json!({ "ping_id": pinged["ping_id"] });
+    let send_post = || {
+        client.post(format!("{base}/v1/post")).bearer_auth(PUBLISHER).header("Idempotency-Key", "k-post").json(&post)
+    };
+    // The buyer holds the post; the process dies with it.
+    let cut_off = tokio::spawn(send_post().send());
+    for _ in 0..200 {
+        if !buyer.posts().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(buyer.posts().len(), 1, "the buyer holds the post");
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let _ = cut_off.await;
+
+    hold.store(false, Ordering::SeqCst);
+    let mut second = node.start().await;
+    let retry = send_post().send().await.expect("posts again");
+    let status = retry.status().as_u16();
+    let answer: Value = retry.json().await.unwrap_or(Value::Null);
+    second.kill().expect("stops");
+    second.wait().expect("reaped");
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (200, &json!("sold")),
+        "the retried post sells (not 409 already_posted): {answer}"
+    );
+    assert_eq!(buyer.posts().len(), 2, "posted again after the restart");
+}
+
 /// Runs SQL on the stopped exchange's database, as a crash at some step would have left it.
 fn leave_as_a_crash_would(data_dir: &std::path::Path, sql: &str) {
     let conn = rusqlite::Connection::open(data_dir.join("pingpost.db")).expect("opens the database");

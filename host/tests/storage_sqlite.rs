@@ -629,6 +629,30 @@ async fn a_claimed_ping_cannot_be_claimed_again_even_after_reopen() {
     assert_eq!(store.claim_ping("ping-a", 2_000).await, Ok(PingClaim::AlreadyPosted));
 }
 
+#[tokio::test]
+async fn a_post_a_crash_cut_short_is_open_again_and_a_finished_one_keeps_no_lead() {
+    let (_dir, path) = temp_db();
+    let lead_of = |path: &std::path::Path, id: &str| -> Option<String> {
+        let conn = rusqlite::Connection::open(path).expect("opens");
+        conn.query_row("SELECT record_json FROM ping WHERE ping_id = ?1", [id], |row| row.get(0)).expect("a ping row")
+    };
+    {
+        let store = SqliteStore::open(&path).expect("opens");
+        for id in ["ping-a", "ping-b"] {
+            store.save_ping(ping_record(id, 1, 1_000, 10_000)).await.expect("saves");
+            assert!(matches!(store.claim_ping(id, 2_000).await, Ok(PingClaim::Claimed(_))));
+        }
+        store.finish_post("ping-b").await.expect("finishes");
+        assert_eq!(store.claim_ping("ping-a", 2_000).await, Ok(PingClaim::AlreadyPosted), "while its post runs");
+    }
+    assert!(lead_of(&path, "ping-b").is_none(), "a finished post keeps no lead");
+    // The process died while ping-a was posting, with no sale: the next start opens it for the retry.
+    let store = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(store.reopen_interrupted_posts(), Ok(1));
+    assert!(matches!(store.claim_ping("ping-a", 3_000).await, Ok(PingClaim::Claimed(_))), "claimed again");
+    assert_eq!(store.claim_ping("ping-b", 3_000).await, Ok(PingClaim::AlreadyPosted));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_one_of_many_concurrent_claims_of_a_ping_wins() {
     let (_dir, path) = temp_db();
@@ -718,6 +742,7 @@ async fn a_ping_drops_its_lead_once_posted_or_expired() {
     store.save_ping(ping_record("ping-b", 2, 1_000, 10_000)).await.expect("saves");
     store.save_ping(ping_record("ping-c", 3, 1_000, 10_000)).await.expect("saves");
     store.claim_ping("ping-a", 2_000).await.expect("claims");
+    store.finish_post("ping-a").await.expect("its post ends");
     store.claim_ping("ping-b", 10_000).await.expect("expires");
     let conn = rusqlite::Connection::open(&path).expect("a raw connection");
     let held: Vec<(String, bool)> = conn

@@ -542,8 +542,10 @@ impl Exchange {
             }
             PingClaim::AlreadyPosted => return Err(PostError::AlreadyPosted(ping_id.to_owned())),
         };
-        let publisher =
-            self.publishers.get(&record.publisher_id).ok_or_else(|| PostError::UnknownPublisher(ping_id.to_owned()))?;
+        let Some(publisher) = self.publishers.get(&record.publisher_id) else {
+            self.finish_post(ping_id).await;
+            return Err(PostError::UnknownPublisher(ping_id.to_owned()));
+        };
         let mut trace = Trace {
             publisher_id: record.publisher_id.clone(),
             mode: Some(publisher.config.selection),
@@ -552,7 +554,18 @@ impl Exchange {
         };
         trace.step("claim", started.elapsed(), format!("{} bids kept", record.ranked.len()));
         let valid = ValidLead { lead: record.lead, age: record.age, keys: record.keys };
-        Ok(self.sell(ping_id, &valid, &publisher.config, &record.ranked, record.max_buyers, (trace, started)).await)
+        let outcome =
+            self.sell(ping_id, &valid, &publisher.config, &record.ranked, record.max_buyers, (trace, started)).await;
+        self.finish_post(ping_id).await;
+        Ok(outcome)
+    }
+
+    /// Clears a claimed ping's record once its post is over.
+    async fn finish_post(&self, ping_id: &str) {
+        if let Err(error) = self.store.finish_post(ping_id).await {
+            // The ping stays claimed; the next start settles it from its sale (or reopens it when there is none).
+            tracing::error!(%error, ping_id, "could not finish a two-step post");
+        }
     }
 
     /// The post phase and the outcome.

@@ -328,8 +328,11 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError>;
     /// Stores a two-step ping until its post.
     async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
-    /// Claims a ping for its post, once.
+    /// Claims a ping for its post, once. The store keeps the ping's record until [`AuctionStore::finish_post`], so a
+    /// post that a crash cuts short can be claimed again once the store has settled it.
     async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError>;
+    /// Ends the post of a claimed ping, whatever its outcome: the ping's record (the lead) is cleared.
+    async fn finish_post(&self, ping_id: &str) -> Result<(), StoreError>;
     /// The sales of `campaign_id`, in sale order.
     async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError>;
 }
@@ -619,6 +622,11 @@ impl AuctionStore for MemoryStore {
         let record = inner.pings.remove(ping_id).ok_or(StoreError::Backend("ping vanished under the lock".into()))?;
         inner.closed.insert(ping_id.to_owned(), None);
         Ok(PingClaim::Claimed(Box::new(record)))
+    }
+
+    /// Nothing to clear: a claimed ping's record leaves this store when it is claimed (nothing outlives the process).
+    async fn finish_post(&self, _ping_id: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {

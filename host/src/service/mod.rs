@@ -84,6 +84,10 @@ impl RunningService {
         if released > 0 {
             tracing::warn!(released, "released cap reservations left pending by an earlier run");
         }
+        let reopened = store.reopen_interrupted_posts().context("reopening interrupted posts")?;
+        if reopened > 0 {
+            tracing::warn!(reopened, "two-step posts cut short by an earlier run are open again for their retry");
+        }
         let runtime_config = RuntimeConfig { cache_dir: Some(settings.cache_dir()), ..parts.runtime };
         let runtime =
             Arc::new(Runtime::with_clock(runtime_config, parts.clock.clone()).context("starting the plugin runtime")?);

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "health probe", sql: include_str!("migrations/0008_health_probe.sql") },
     Migration { version: 9, name: "registry verticals", sql: include_str!("migrations/0009_registry_verticals.sql") },
     Migration { version: 10, name: "plugin version sha", sql: include_str!("migrations/0010_plugin_version_sha.sql") },
+    Migration { version: 11, name: "ping posting", sql: include_str!("migrations/0011_ping_posting.sql") },
 ];
 
 /// The schema version this build writes.

@@ -223,6 +223,22 @@ impl SqliteStore {
         self.outbox.clone()
     }
 
+    /// Settles the two-step posts a crash cut short (pings claimed, `posting`): one that sold is `posted` (its lead
+    /// cleared); one that did not is `open` again, so the publisher's retry of the post runs it. Run at start, before
+    /// any auction. Returns how many went back to `open`.
+    pub fn reopen_interrupted_posts(&self) -> Result<usize, StoreError> {
+        let what = "reopening interrupted posts";
+        self.write(what, move |tx| {
+            tx.execute(
+                "UPDATE ping SET state = 'posted', record_json = NULL
+                    WHERE state = 'posting' AND EXISTS (SELECT 1 FROM sale WHERE sale.lead_id = ping.ping_id)",
+                [],
+            )
+            .map_err(backend(what))?;
+            tx.execute("UPDATE ping SET state = 'open' WHERE state = 'posting'", []).map_err(backend(what))
+        })
+    }
+
     /// Gives back every reservation made before `older_than_unix_ms` (or before reservations were timed): pending
     /// sales a crash left behind, which would otherwise count against caps and suppression for ever. Run at start,
     /// before any auction, with a cut-off older than the longest post. Returns how many were released.
@@ -594,7 +610,7 @@ fn claim_ping(tx: &Transaction<'_>, ping_id: &str, now_unix_ms: i64) -> Result<P
             .map_err(backend(what))
     };
     match (state.as_str(), json) {
-        ("posted", _) => Ok(PingClaim::AlreadyPosted),
+        ("posted" | "posting", _) => Ok(PingClaim::AlreadyPosted),
         ("expired", _) => Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms }),
         ("open", Some(_)) if now_unix_ms >= expires_at_unix_ms => {
             close("expired")?;
@@ -602,7 +618,10 @@ fn claim_ping(tx: &Transaction<'_>, ping_id: &str, now_unix_ms: i64) -> Result<P
         }
         ("open", Some(json)) => {
             let record: PingRecord = serde_json::from_str(&json).map_err(json_error(what))?;
-            close("posted")?;
+            // The record stays until the post ends (`finish_post`), so a post a crash cuts short can run again.
+            tx.prepare_cached("UPDATE ping SET state = 'posting' WHERE ping_id = ?1")
+                .and_then(|mut stmt| stmt.execute([ping_id]))
+                .map_err(backend(what))?;
             Ok(PingClaim::Claimed(Box::new(record)))
         }
         (state, _) => Err(StoreError::Backend(format!("{what}: ping {ping_id:?} is in bad state {state:?}"))),
@@ -766,6 +785,20 @@ impl AuctionStore for SqliteStore {
     async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
         let ping_id = ping_id.to_owned();
         self.write_async("claiming a ping", move |tx| claim_ping(tx, &ping_id, now_unix_ms)).await
+    }
+
+    async fn finish_post(&self, ping_id: &str) -> Result<(), StoreError> {
+        let ping_id = ping_id.to_owned();
+        self.write_async("finishing a post", move |tx| {
+            tx.prepare_cached(
+                "UPDATE ping SET state = 'posted', record_json = NULL WHERE ping_id = ?1 AND state = 'posting'",
+            )
+            .map_err(backend("finishing a post"))?
+            .execute([&ping_id])
+            .map_err(backend("finishing a post"))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
