@@ -37,8 +37,9 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub struct ConnectionLimits {
     /// Connections open at once.
     pub max_connections: usize,
-    /// How long a connection may take to send a request's headers (also the idle time of a kept-alive one).
-    pub header_read_timeout: Duration,
+    /// How long a connection may take to send a request's headers (also the idle time of a kept-alive one); `None`
+    /// waits for ever.
+    pub header_read_timeout: Option<Duration>,
 }
 
 /// The connection cap that fits the process's file-descriptor limit: `wanted`, or fewer when the soft
@@ -65,6 +66,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(HYPER_MAX_HEADERS)
         .max_buf_size(HYPER_MAX_HEAD_BYTES);
+    let no_limit = Duration::from_secs(365 * 24 * 3600);
     let graceful = GracefulShutdown::new();
     loop {
         let permit = tokio::select! {
@@ -91,7 +93,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
         let builder = builder.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
-        let header_read_timeout = limits.header_read_timeout;
+        let header_read_timeout = limits.header_read_timeout.unwrap_or(no_limit);
         let mut stopping = stop.clone();
         tokio::spawn(async move {
             // hyper's header-read timeout starts once it knows the protocol, which takes a first byte: a connection

@@ -137,7 +137,8 @@ impl RunningService {
         let app = api::router(state.clone());
         let limits = listener::ConnectionLimits {
             max_connections: listener::fitting_connection_cap(settings.max_connections),
-            header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+            header_read_timeout: (settings.header_read_timeout_ms > 0)
+                .then(|| Duration::from_millis(settings.header_read_timeout_ms)),
         };
         if limits.max_connections < settings.max_connections {
             tracing::warn!(

@@ -51,7 +51,8 @@ pub struct ServeSettings {
     /// Connections open at once; at the cap new ones wait in the kernel's backlog (lowered to fit `ulimit -n`).
     pub max_connections: usize,
     /// A connection that does not send a request's headers within this many ms — the first request, or the next one
-    /// on a kept-alive connection — is closed. Behind a load balancer, keep it above the balancer's idle timeout.
+    /// on a kept-alive connection — is closed; 0 waits for ever. Behind a load balancer, keep it above the balancer's
+    /// idle timeout.
     pub header_read_timeout_ms: u64,
     /// A request that takes longer is answered 503 `timeout`.
     pub request_timeout_ms: u64,
