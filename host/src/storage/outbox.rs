@@ -1,6 +1,6 @@
 //! The webhook delivery outbox: one row per webhook sale, inserted in the sale's own transaction (see
 //! [`insert_sale`](super::sales::insert_sale)), so a sold lead is never lost between the sale and its delivery. The
-//! worker ([`crate::service::outbox`]) reads what is due, POSTs it to the row's URL and marks the outcome here.
+//! worker (the service's `outbox.rs`) reads what is due, POSTs it to the row's URL and marks the outcome here.
 
 use rusqlite::{Transaction, params};
 use serde::Serialize;

@@ -2,8 +2,7 @@
 //! its types and [`crate::model`]. The redactor world reuses the buyer world's `types` and `host` modules so every
 //! type exists once.
 
-use crate::auction::validate::US_STATES;
-use crate::model;
+use crate::model::{self, US_STATES};
 
 /// The contract version these bindings implement.
 pub const VERSION: &str = "0.1.0";
