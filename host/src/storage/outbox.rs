@@ -1,5 +1,5 @@
 //! The webhook delivery outbox: one row per webhook sale, inserted in the sale's own transaction (see
-//! [`insert_sale`](super::sales::insert_sale)), so a sold lead is never lost between the sale and its delivery. The
+//! `sales.rs`' `insert_sale`), so a sold lead is never lost between the sale and its delivery. The
 //! worker (the service's `outbox.rs`) reads what is due, POSTs it to the row's URL and marks the outcome here.
 
 use rusqlite::{Transaction, params};

@@ -3,7 +3,7 @@
 //! clears old leads while keeping the sale rows.
 //!
 //! The sale rows themselves are written by [`AuctionStore::commit`](crate::auction::AuctionStore::commit) through
-//! [`insert_sale`], in the transaction that commits the cap reservation.
+//! `insert_sale`, in the transaction that commits the cap reservation.
 
 use rusqlite::{Params, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
