@@ -43,7 +43,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceMode {
     /// Keep up to `idle_per_campaign` idle instances per campaign and reuse them; an instance is replaced after a
-    /// failed call and after `max_calls` calls. Measured at about 1 µs per call (see BENCHMARKS.md).
+    /// failed call and after `max_calls` calls. A warm call costs about 1 µs (0.7–0.9 µs alone, ~1.2 µs per buyer of
+    /// a 20-buyer fan-out: BENCHMARKS.md, "Plugin runtime").
     Warm {
         /// Idle instances kept per campaign (concurrent callers beyond it get an extra instance, dropped after).
         idle_per_campaign: usize,
@@ -103,9 +104,9 @@ pub struct RuntimeConfig {
 }
 
 /// When a plugin may run inline on an async worker thread instead of being handed to the blocking pool. A warm call
-/// costs about 1.6 µs while a hand-off to another thread costs tens, so a plugin with a record of short, successful
-/// calls runs inline; a new, slow or failing one never does, and one that turns hostile stalls a worker at most once
-/// (until its deadline) before it is demoted.
+/// ([`InstanceMode::Warm`]) costs far less than a hand-off to another thread (tens of µs), so a plugin with a record
+/// of short, successful calls runs inline; a new, slow or failing one never does, and one that turns hostile stalls a
+/// worker at most once (until its deadline) before it is demoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InlinePolicy {
     /// Consecutive successful calls, each shorter than `threshold`, before a plugin runs inline. 0 turns inline
