@@ -6,7 +6,8 @@
 //! Valid values: a state is one of the 50 USPS state codes or `DC`; a ZIP is five digits; a phone is E.164
 //! (`+1` and ten digits) or ten digits (spaces, dots, dashes and parentheses allowed), area code not starting with 0
 //! or 1, and is normalised to E.164; an email has one `@`, a non-empty local part and a dotted domain, and is
-//! normalised to lower case; a date of birth is `YYYY-MM-DD` giving an age of 18 to 120 on the day of the auction.
+//! normalised to lower case; a date of birth is `YYYY-MM-DD` (trimmed) giving an age of 18 to 120 on the day of the
+//! auction.
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
@@ -97,6 +98,8 @@ pub fn validate_lead(
         Ok(email) => out.consumer.email = email,
         Err(reason) => errors.push(FieldError::new("consumer.email", reason)),
     }
+    // Plugins read the date as the guest SDK parses it: strictly `YYYY-MM-DD`, so surrounding space goes here.
+    out.consumer.date_of_birth = consumer.date_of_birth.trim().to_owned();
     let age = match age_on(&consumer.date_of_birth, now_unix_ms) {
         Ok(age) if (MIN_AGE as i64..=MAX_AGE as i64).contains(&age) => Some(age as u8),
         Ok(age) => {
