@@ -103,6 +103,55 @@ impl FromRequestParts<Arc<AppState>> for Principal {
     }
 }
 
+/// An operator's key. A handler that takes it answers `401` (no valid key) or `403` (another role) before it reads
+/// anything else of the request.
+#[derive(Debug, Clone)]
+pub struct OperatorKey(pub Principal);
+
+/// A publisher's key and the publisher it acts for (`403` for any other role).
+#[derive(Debug, Clone)]
+pub struct PublisherKey {
+    pub principal: Principal,
+    pub publisher_id: String,
+}
+
+/// A buyer's key and the buyer it acts for (`403` for any other role).
+#[derive(Debug, Clone)]
+pub struct BuyerKey {
+    pub principal: Principal,
+    pub buyer_id: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for OperatorKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.operator()?;
+        Ok(OperatorKey(principal))
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for PublisherKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let publisher_id = principal.publisher()?.to_owned();
+        Ok(PublisherKey { principal, publisher_id })
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for BuyerKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let buyer_id = principal.buyer()?.to_owned();
+        Ok(BuyerKey { principal, buyer_id })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{RawBody, Shared, blocking, parse_json};
 use crate::auction::{Campaign, CampaignTarget, StoredSale};
 use crate::plugin::World;
-use crate::service::auth::{Principal, Role};
+use crate::service::auth::{BuyerKey, Principal, Role};
 use crate::service::error::ApiError;
 use crate::service::state::Uploaded;
 use crate::storage::registry::PluginRecord;
@@ -66,9 +66,11 @@ async fn own_campaign(state: &Shared, buyer_id: &str, campaign_id: &str) -> Resu
 }
 
 /// `GET /v1/buyer/campaigns`.
-async fn list_campaigns(State(state): State<Shared>, principal: Principal) -> Result<Json<Vec<Campaign>>, ApiError> {
-    let buyer_id = principal.buyer()?;
-    own_campaigns(&state, buyer_id).await.map(Json)
+async fn list_campaigns(
+    State(state): State<Shared>,
+    BuyerKey { buyer_id, .. }: BuyerKey,
+) -> Result<Json<Vec<Campaign>>, ApiError> {
+    own_campaigns(&state, &buyer_id).await.map(Json)
 }
 
 /// Query of `GET /v1/buyer/leads`.
@@ -92,10 +94,9 @@ struct LeadsPage {
 /// `GET /v1/buyer/leads?after=&limit=`: the leads the buyer bought, in sale order, with PII.
 async fn list_leads(
     State(state): State<Shared>,
-    principal: Principal,
+    BuyerKey { principal, buyer_id }: BuyerKey,
     query: Result<Query<LeadsQuery>, QueryRejection>,
 ) -> Result<Json<LeadsPage>, ApiError> {
-    let buyer_id = principal.buyer()?.to_owned();
     let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -115,10 +116,9 @@ async fn list_leads(
 /// `GET /v1/buyer/leads/{lead_id}`: one bought lead, with PII.
 async fn read_lead(
     State(state): State<Shared>,
-    principal: Principal,
+    BuyerKey { principal, buyer_id }: BuyerKey,
     Path(lead_id): Path<String>,
 ) -> Result<Json<StoredSale>, ApiError> {
-    let buyer_id = principal.buyer()?.to_owned();
     let (store, now) = (state.store.clone(), state.now());
     let sale = blocking(move || {
         let sale = store.sale_for_buyer(&buyer_id, &lead_id)?;
@@ -154,11 +154,10 @@ struct ReturnBody {
 /// buyer did not buy, 409 `return_window_closed` / `already_returned`, 422 for an empty reason.
 async fn return_lead(
     State(state): State<Shared>,
-    principal: Principal,
+    BuyerKey { buyer_id, .. }: BuyerKey,
     Path(lead_id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<StoredSale>, ApiError> {
-    let buyer_id = principal.buyer()?.to_owned();
     let ReturnBody { reason } = parse_json(&body)?;
     let window_ms = i64::from(state.settings.return_window_days) * DAY_MS;
     let (store, now) = (state.store.clone(), state.now());
@@ -187,11 +186,10 @@ pub fn campaign_plugin(campaign_id: &str) -> String {
 /// buyer's; it keeps its config and delivery.
 async fn upload_plugin(
     State(state): State<Shared>,
-    principal: Principal,
+    BuyerKey { principal, buyer_id }: BuyerKey,
     Path(campaign_id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
-    let buyer_id = principal.buyer()?.to_owned();
     let campaign = own_campaign(&state, &buyer_id, &campaign_id).await?;
     if !matches!(campaign.target, CampaignTarget::Wasm { .. }) {
         return Err(not_wasm(&campaign_id));
@@ -229,10 +227,9 @@ fn not_wasm(campaign_id: &str) -> ApiError {
 /// `nothing_to_roll_back` when it has none).
 async fn rollback_plugin(
     State(state): State<Shared>,
-    principal: Principal,
+    BuyerKey { principal, buyer_id }: BuyerKey,
     Path(campaign_id): Path<String>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    let buyer_id = principal.buyer()?.to_owned();
     own_campaign(&state, &buyer_id, &campaign_id).await?;
     let name = campaign_plugin(&campaign_id);
     let lookup = state.clone();

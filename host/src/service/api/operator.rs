@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{RawBody, Shared, blocking, from_value, parse_json};
 use crate::auction::eligibility::cap_windows;
 use crate::auction::{AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, ExchangeConfig, Publisher};
-use crate::service::auth::{Principal, Role, hash_key, new_key};
+use crate::service::auth::{OperatorKey, Principal, Role, hash_key, new_key};
 use crate::service::error::ApiError;
 use crate::service::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::service::state::Uploaded;
@@ -140,8 +140,7 @@ async fn registry(state: &Shared) -> Result<ExchangeConfig, ApiError> {
 }
 
 /// `GET /v1/{kind}`: every entity of the kind, in creation order.
-async fn list<T: Entity>(State(state): State<Shared>, principal: Principal) -> Result<Json<Vec<T>>, ApiError> {
-    principal.operator()?;
+async fn list<T: Entity>(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<T>>, ApiError> {
     let mut config = registry(&state).await?;
     Ok(Json(std::mem::take(T::all(&mut config))))
 }
@@ -149,10 +148,9 @@ async fn list<T: Entity>(State(state): State<Shared>, principal: Principal) -> R
 /// `GET /v1/{kind}/{id}`.
 async fn read<T: Entity>(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(id): Path<String>,
 ) -> Result<Json<T>, ApiError> {
-    principal.operator()?;
     let mut config = registry(&state).await?;
     let found = T::all(&mut config).iter().find(|e| e.id() == id).cloned();
     found.map(Json).ok_or_else(|| unknown::<T>(&id))
@@ -166,11 +164,10 @@ fn unknown<T: Entity>(id: &str) -> ApiError {
 /// type. The body's `id` may be left out; if given it must be the path's.
 async fn put<T: Entity>(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<T>), ApiError> {
-    principal.operator()?;
     check_id(&id, "id")?;
     let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
     let object =
@@ -220,20 +217,18 @@ async fn check_plugins<T: Entity>(state: &Shared, entity: &T) -> Result<(), ApiE
 /// `POST /v1/{kind}/{id}/pause`.
 async fn pause<T: Entity>(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(id): Path<String>,
 ) -> Result<Json<T>, ApiError> {
-    principal.operator()?;
     set_status::<T>(&state, id, CampaignStatus::Paused).await.map(Json)
 }
 
 /// `POST /v1/{kind}/{id}/resume`.
 async fn resume<T: Entity>(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(id): Path<String>,
 ) -> Result<Json<T>, ApiError> {
-    principal.operator()?;
     set_status::<T>(&state, id, CampaignStatus::Active).await.map(Json)
 }
 
@@ -260,8 +255,7 @@ fn check_id(id: &str, field: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/plugins`: every plugin with its versions.
-async fn list_plugins(State(state): State<Shared>, principal: Principal) -> Result<Json<Vec<PluginRecord>>, ApiError> {
-    principal.operator()?;
+async fn list_plugins(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<PluginRecord>>, ApiError> {
     let store = state.store.clone();
     blocking(move || Ok(store.plugins()?)).await.map(Json)
 }
@@ -269,10 +263,9 @@ async fn list_plugins(State(state): State<Shared>, principal: Principal) -> Resu
 /// `GET /v1/plugins/{name}`: its versions, the live one, and whether it is disabled.
 async fn read_plugin(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(name): Path<String>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    principal.operator()?;
     plugin_record(&state, name).await.map(Json)
 }
 
@@ -286,11 +279,10 @@ async fn plugin_record(state: &Shared, name: String) -> Result<PluginRecord, Api
 /// of an existing plugin must be of its world.
 async fn upload_plugin_version(
     State(state): State<Shared>,
-    principal: Principal,
+    OperatorKey(principal): OperatorKey,
     Path(name): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
-    principal.operator()?;
     check_id(&name, "name")?;
     let store = state.store.clone();
     let lookup = name.clone();
@@ -308,10 +300,9 @@ async fn upload_plugin_version(
 /// otherwise), freeing its owner's quota.
 async fn delete_plugin_version(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    principal.operator()?;
     let version: u32 =
         version.parse().map_err(|_| ApiError::not_found(format!("plugin {name:?} has no version {version:?}")))?;
     state.delete_version(&name, version).await?;
@@ -329,11 +320,10 @@ struct ActivateBody {
 /// publisher using the plugin does not build with that version.
 async fn activate_plugin(
     State(state): State<Shared>,
-    principal: Principal,
+    OperatorKey(principal): OperatorKey,
     Path(name): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    principal.operator()?;
     let ActivateBody { version } = parse_json(&body)?;
     state.activate_plugin(name.clone(), version, &principal).await?;
     plugin_record(&state, name).await.map(Json)
@@ -342,10 +332,9 @@ async fn activate_plugin(
 /// `POST /v1/plugins/{name}/rollback`: back to the version that was live before the current one.
 async fn rollback_plugin(
     State(state): State<Shared>,
-    principal: Principal,
+    OperatorKey(principal): OperatorKey,
     Path(name): Path<String>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    principal.operator()?;
     plugin_record(&state, name.clone()).await?;
     state.rollback_plugin(name.clone(), &principal).await?;
     plugin_record(&state, name).await.map(Json)
@@ -354,10 +343,9 @@ async fn rollback_plugin(
 /// `POST /v1/plugins/{name}/disable`: the campaigns and publishers using it stop taking part.
 async fn disable_plugin(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(name): Path<String>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    principal.operator()?;
     state.set_plugin_disabled(name.clone(), true).await?;
     plugin_record(&state, name).await.map(Json)
 }
@@ -365,10 +353,9 @@ async fn disable_plugin(
 /// `POST /v1/plugins/{name}/enable`.
 async fn enable_plugin(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(name): Path<String>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    principal.operator()?;
     state.set_plugin_disabled(name.clone(), false).await?;
     plugin_record(&state, name).await.map(Json)
 }
@@ -399,10 +386,9 @@ struct NewKey {
 /// `POST /v1/keys`: makes a key (201). A publisher or buyer key's owner must be in the registry.
 async fn create_key(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
-    principal.operator()?;
     let NewKeyBody { role, owner_id, id } = parse_json(&body)?;
     let owner_id = owner_id.filter(|o| !o.is_empty());
     let config = registry(&state).await?;
@@ -451,8 +437,7 @@ async fn create_key(
 }
 
 /// `GET /v1/keys`: every key holder, revoked ones included, with the SHA-256 of the key (never the key).
-async fn list_keys(State(state): State<Shared>, principal: Principal) -> Result<Json<Vec<KeyRecord>>, ApiError> {
-    principal.operator()?;
+async fn list_keys(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<KeyRecord>>, ApiError> {
     let store = state.store.clone();
     blocking(move || Ok(store.keys()?)).await.map(Json)
 }
@@ -461,10 +446,9 @@ async fn list_keys(State(state): State<Shared>, principal: Principal) -> Result<
 /// cannot be revoked (409), so the exchange stays manageable.
 async fn revoke_key(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(id): Path<String>,
 ) -> Result<Json<KeyRecord>, ApiError> {
-    principal.operator()?;
     let (store, keys_state, now) = (state.store.clone(), state.clone(), state.now());
     blocking(move || {
         let keys = store.keys()?;
@@ -514,10 +498,9 @@ struct LeadTrace {
 /// `GET /v1/leads/{lead_id}/trace`: why a lead sold or did not, who bought it, who saw its PII.
 async fn lead_trace(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(lead_id): Path<String>,
 ) -> Result<Json<LeadTrace>, ApiError> {
-    principal.operator()?;
     let store = state.store.clone();
     let id = lead_id.clone();
     state.recorder.flush().await;
@@ -552,10 +535,9 @@ struct DeliveriesQuery {
 /// `GET /v1/deliveries?status=pending|delivered|failed`: the outbox, oldest first, without the leads' PII.
 async fn list_deliveries(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     query: Result<Query<DeliveriesQuery>, QueryRejection>,
 ) -> Result<Json<Vec<OutboxDelivery>>, ApiError> {
-    principal.operator()?;
     let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
@@ -575,8 +557,7 @@ async fn list_deliveries(
 }
 
 /// `GET /metrics`: Prometheus metrics, with every capped campaign's usage in its current windows.
-async fn metrics(State(state): State<Shared>, principal: Principal) -> Result<Response, ApiError> {
-    principal.operator()?;
+async fn metrics(State(state): State<Shared>, _: OperatorKey) -> Result<Response, ApiError> {
     let exchange = state.exchange();
     let now = state.now();
     let mut caps = Vec::new();

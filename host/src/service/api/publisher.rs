@@ -22,7 +22,7 @@ use crate::auction::validate::consumer_keys;
 use crate::auction::{LeadOptions, OutcomeStatus, PingStatus, PostError};
 use crate::model::Lead;
 use crate::plugin::World;
-use crate::service::auth::{Principal, Role};
+use crate::service::auth::{PublisherKey, Role};
 use crate::service::error::ApiError;
 use crate::service::metrics::Endpoint;
 use crate::service::state::{Uploaded, check_rate};
@@ -61,12 +61,12 @@ struct PostBody {
 /// `POST /v1/leads`: one-shot ping and post.
 async fn send_lead(
     State(state): State<Shared>,
-    principal: Principal,
+    PublisherKey { principal, publisher_id }: PublisherKey,
     headers: HeaderMap,
     query: Result<Query<LeadQuery>, QueryRejection>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let publisher_id = allowed(&state, &principal)?;
+    check_rate(&state.publisher_limiter, &publisher_id)?;
     let _admitted = state.admission.admit()?;
     state.store_writable().await?;
     let mut options = lead_options(query)?;
@@ -89,12 +89,12 @@ async fn send_lead(
 /// `POST /v1/ping`: the bid phase of a two-step sale.
 async fn send_ping(
     State(state): State<Shared>,
-    principal: Principal,
+    PublisherKey { principal, publisher_id }: PublisherKey,
     headers: HeaderMap,
     query: Result<Query<LeadQuery>, QueryRejection>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let publisher_id = allowed(&state, &principal)?;
+    check_rate(&state.publisher_limiter, &publisher_id)?;
     let _admitted = state.admission.admit()?;
     state.store_writable().await?;
     let mut options = lead_options(query)?;
@@ -119,11 +119,11 @@ async fn send_ping(
 /// `POST /v1/post`: sells a pinged lead to its best bidders (with fallback).
 async fn send_post(
     State(state): State<Shared>,
-    principal: Principal,
+    PublisherKey { principal, publisher_id }: PublisherKey,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let publisher_id = allowed(&state, &principal)?;
+    check_rate(&state.publisher_limiter, &publisher_id)?;
     let _admitted = state.admission.admit()?;
     state.store_writable().await?;
     let parsed: Result<PostBody, ApiError> = parse_json(&body);
@@ -166,10 +166,9 @@ async fn send_post(
 /// `GET /v1/leads/{lead_id}`: the result of one of the publisher's leads.
 async fn read_lead(
     State(state): State<Shared>,
-    principal: Principal,
+    PublisherKey { publisher_id, .. }: PublisherKey,
     Path(lead_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let publisher_id = principal.publisher()?.to_owned();
     state.recorder.flush().await;
     let store = state.store.clone();
     let id = lead_id.clone();
@@ -184,10 +183,9 @@ async fn read_lead(
 /// swap). Refused, and nothing changes, if the publisher's redactor config does not configure it.
 async fn upload_redactor(
     State(state): State<Shared>,
-    principal: Principal,
+    PublisherKey { principal, publisher_id }: PublisherKey,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
-    let publisher_id = principal.publisher()?.to_owned();
     let name = format!("redactor:{publisher_id}");
     let owner = (Role::Publisher, Some(publisher_id.clone()));
     let live_name = name.clone();
@@ -216,13 +214,6 @@ fn unsold_for_the_store(state: &Shared, status: OutcomeStatus) -> Result<(), Api
         }
         _ => Ok(()),
     }
-}
-
-/// The publisher id of the key, after the publisher's rate limit.
-fn allowed(state: &Shared, principal: &Principal) -> Result<String, ApiError> {
-    let publisher_id = principal.publisher()?.to_owned();
-    check_rate(&state.publisher_limiter, &publisher_id)?;
-    Ok(publisher_id)
 }
 
 fn lead_options(query: Result<Query<LeadQuery>, QueryRejection>) -> Result<LeadOptions, ApiError> {

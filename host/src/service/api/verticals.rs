@@ -11,7 +11,7 @@ use axum::{Json, Router};
 
 use super::{RawBody, Shared, blocking, from_value};
 use crate::auction::{ExchangeConfig, Vertical, VerticalRules};
-use crate::service::auth::Principal;
+use crate::service::auth::{OperatorKey, Principal};
 use crate::service::error::ApiError;
 
 /// The routes.
@@ -53,11 +53,10 @@ async fn read(
 /// given it must be the path's. A definition that does not hold is 422 naming its field.
 async fn put(
     State(state): State<Shared>,
-    principal: Principal,
+    _: OperatorKey,
     Path(name): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Vertical>), ApiError> {
-    principal.operator()?;
     let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
     let object =
         value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", "a vertical is a JSON object".to_owned()))?;
@@ -94,12 +93,7 @@ async fn put(
 }
 
 /// `DELETE /v1/verticals/{name}`: leads of it are refused from then on (422 naming `vertical`).
-async fn delete(
-    State(state): State<Shared>,
-    principal: Principal,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    principal.operator()?;
+async fn delete(State(state): State<Shared>, _: OperatorKey, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     state
         .change(move |config| {
             let mut verticals = in_effect(config);
