@@ -22,7 +22,7 @@ use super::recorder::Recorder;
 use super::settings::ServeSettings;
 use crate::auction::{
     BuildError, CampaignTarget, EngineSettings, Exchange, ExchangeBuilder, ExchangeConfig, ExchangeParts,
-    HttpBuyerClient, IdSource,
+    HttpBuyerClient, IdSource, StoreError,
 };
 use crate::clock::SharedClock;
 use crate::plugin::{LoadError, Plugin, Runtime, World};
@@ -519,6 +519,17 @@ impl AppState {
 
     fn remember(&self, name: &str, version: u32, plugin: Arc<Plugin>) {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert((name.to_owned(), version), plugin);
+    }
+}
+
+impl AppState {
+    /// Runs `work` on the store on the blocking pool (SQLite calls block), its error as the API's.
+    pub async fn on_store<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        blocking(move || Ok(work(&store)?)).await
     }
 }
 

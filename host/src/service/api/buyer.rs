@@ -51,8 +51,7 @@ pub fn upload_routes() -> Router<Shared> {
 
 /// The buyer's campaigns as the registry holds them.
 async fn own_campaigns(state: &Shared, buyer_id: &str) -> Result<Vec<Campaign>, ApiError> {
-    let store = state.store.clone();
-    let config = blocking(move || Ok(store.registry_config()?)).await?;
+    let config = state.on_store(move |store| store.registry_config()).await?;
     Ok(config.campaigns.into_iter().filter(|c| c.buyer_id == buyer_id).collect())
 }
 

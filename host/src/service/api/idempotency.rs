@@ -52,9 +52,9 @@ where
     let scoped = format!("{route} {key}");
     let request_sha = hex::encode(Sha256::digest(body));
     let begin = || {
-        let (store, id, key, sha, now, lead) =
-            (state.store.clone(), principal.id.clone(), scoped.clone(), request_sha.clone(), state.now(), lead.clone());
-        super::blocking(move || Ok(store.idempotency_begin(&id, &key, &sha, now, lead.as_ref())?))
+        let (id, key, sha, now, lead) =
+            (principal.id.clone(), scoped.clone(), request_sha.clone(), state.now(), lead.clone());
+        state.on_store(move |store| store.idempotency_begin(&id, &key, &sha, now, lead.as_ref()))
     };
     let mut decision = begin().await?;
     if let Idempotency::InProgress { started_at_unix_ms } = decision
@@ -88,21 +88,20 @@ where
         )),
         Idempotency::Run => {
             let result = work.await;
-            let store = state.store.clone();
             let id = principal.id.clone();
             match &result {
                 // Answers that the exchange gave (including a refused lead) are kept; a failure of the exchange
                 // itself is not, so the publisher's retry runs again.
                 Ok((status, body)) => {
                     let (status, body) = (status.as_u16(), body.clone());
-                    super::blocking(move || Ok(store.idempotency_finish(&id, &scoped, status, &body)?)).await?;
+                    state.on_store(move |store| store.idempotency_finish(&id, &scoped, status, &body)).await?;
                 }
                 Err(error) if error.status.is_client_error() => {
                     let (status, body) = (error.status.as_u16(), error.body());
-                    super::blocking(move || Ok(store.idempotency_finish(&id, &scoped, status, &body)?)).await?;
+                    state.on_store(move |store| store.idempotency_finish(&id, &scoped, status, &body)).await?;
                 }
                 Err(_) => {
-                    super::blocking(move || Ok(store.idempotency_abandon(&id, &scoped)?)).await?;
+                    state.on_store(move |store| store.idempotency_abandon(&id, &scoped)).await?;
                 }
             }
             result.map(json_response)

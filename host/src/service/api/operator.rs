@@ -135,8 +135,7 @@ impl Entity for Campaign {
 /// The registry's configuration (what operators edit; it includes what a disabled plugin keeps out of the live
 /// exchange).
 async fn registry(state: &Shared) -> Result<ExchangeConfig, ApiError> {
-    let store = state.store.clone();
-    blocking(move || Ok(store.registry_config()?)).await
+    state.on_store(move |store| store.registry_config()).await
 }
 
 /// `GET /v1/{kind}`: every entity of the kind, in creation order.
@@ -256,8 +255,7 @@ fn check_id(id: &str, field: &str) -> Result<(), ApiError> {
 
 /// `GET /v1/plugins`: every plugin with its versions.
 async fn list_plugins(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<PluginRecord>>, ApiError> {
-    let store = state.store.clone();
-    blocking(move || Ok(store.plugins()?)).await.map(Json)
+    state.on_store(move |store| store.plugins()).await.map(Json)
 }
 
 /// `GET /v1/plugins/{name}`: its versions, the live one, and whether it is disabled.
@@ -284,9 +282,8 @@ async fn upload_plugin_version(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     check_id(&name, "name")?;
-    let store = state.store.clone();
     let lookup = name.clone();
-    let existing = blocking(move || Ok(store.plugin(&lookup)?)).await?;
+    let existing = state.on_store(move |store| store.plugin(&lookup)).await?;
     let (owner, world) = match existing {
         Some(record) => ((record.owner_role, record.owner_id), Some(record.world)),
         None => ((Role::Operator, None), None),
@@ -438,8 +435,7 @@ async fn create_key(
 
 /// `GET /v1/keys`: every key holder, revoked ones included, with the SHA-256 of the key (never the key).
 async fn list_keys(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<KeyRecord>>, ApiError> {
-    let store = state.store.clone();
-    blocking(move || Ok(store.keys()?)).await.map(Json)
+    state.on_store(move |store| store.keys()).await.map(Json)
 }
 
 /// `DELETE /v1/keys/{id}`: revokes the key (it is refused from the next request on). The last live operator key
@@ -548,8 +544,7 @@ async fn list_deliveries(
             return Err(ApiError::invalid("status", format!("{other:?}: one of pending, delivered, failed")));
         }
     };
-    let store = state.store.clone();
-    let mut deliveries = blocking(move || Ok(store.deliveries(status)?)).await?;
+    let mut deliveries = state.on_store(move |store| store.deliveries(status)).await?;
     for delivery in &mut deliveries {
         delivery.lead = None;
     }

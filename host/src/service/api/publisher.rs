@@ -170,9 +170,8 @@ async fn read_lead(
     Path(lead_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state.recorder.flush().await;
-    let store = state.store.clone();
     let id = lead_id.clone();
-    let record = blocking(move || Ok(store.auction_for_publisher(&publisher_id, &id)?)).await?;
+    let record = state.on_store(move |store| store.auction_for_publisher(&publisher_id, &id)).await?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("no lead {lead_id:?} of yours")))?;
     let outcome: serde_json::Value =
         serde_json::from_str(&record.outcome_json).map_err(|e| ApiError::internal("reading a recorded lead", e))?;
@@ -299,10 +298,7 @@ async fn record<S: Serialize, T: Serialize>(
             state.recorder.record(record).await;
             Ok(())
         }
-        Write::Now => {
-            let store = state.store.clone();
-            blocking(move || Ok(store.record_auctions(vec![record])?)).await
-        }
+        Write::Now => state.on_store(move |store| store.record_auctions(vec![record])).await,
     }
 }
 

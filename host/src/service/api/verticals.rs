@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{RawBody, Shared, blocking, from_value};
+use super::{RawBody, Shared, from_value};
 use crate::auction::{ExchangeConfig, Vertical, VerticalRules};
 use crate::service::auth::{OperatorKey, Principal};
 use crate::service::error::ApiError;
@@ -21,8 +21,7 @@ pub fn routes() -> Router<Shared> {
 
 /// The verticals in effect: the registry's, or the built-in set when it defines none.
 async fn effective(state: &Shared) -> Result<Vec<Vertical>, ApiError> {
-    let store = state.store.clone();
-    let config = blocking(move || Ok(store.registry_config()?)).await?;
+    let config = state.on_store(move |store| store.registry_config()).await?;
     Ok(in_effect(&config))
 }
 
