@@ -269,6 +269,14 @@ impl StoredSale {
 ///
 /// The methods are async so that a store can make the auction wait for its write without holding a thread (the
 /// SQLite store's group commit batches the writes of many auctions waiting at once).
+///
+/// **Durability.** A write is durable (committed) when it returns, unless its method says otherwise — only
+/// [`AuctionStore::check_and_record_lead`] does. A read sees what is committed.
+///
+/// **Reads on the caller's thread.** [`AuctionStore::usage`] and [`AuctionStore::bought_since`] are indexed point
+/// look-ups that a store may answer synchronously on the async worker that calls them (the SQLite store does, on one
+/// of its read connections: in WAL mode a reader never waits for the writer, and the look-up takes microseconds —
+/// less than handing it to the blocking pool and back).
 #[async_trait::async_trait]
 pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     /// Counts one sale at `price_cents` against every window of `campaign_id`'s caps, or refuses: first with
@@ -307,7 +315,7 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         purchase: Option<&Purchase>,
         sale: &SaleRecord,
     ) -> Result<u64, ReserveError>;
-    /// What `campaign_id` has bought and reserved in `windows`.
+    /// What `campaign_id` has bought and reserved in `windows` (a read on the caller's thread: see the trait).
     async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
     /// If this consumer was seen from `publisher_id` at or after `since_unix_ms`, when; otherwise records it as seen
     /// at `now_unix_ms` and returns `None`. Checks and records run one after another, so of two leads of one consumer
@@ -321,7 +329,7 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         now_unix_ms: i64,
     ) -> Result<Option<i64>, StoreError>;
     /// Whether `buyer_id` bought (committed a purchase of) this consumer at or after `since_unix_ms`: the engine's
-    /// cheap eligibility filter; [`AuctionStore::reserve`] makes the binding check.
+    /// cheap eligibility filter; [`AuctionStore::reserve`] makes the binding check (a read on the caller's thread).
     async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError>;
     /// Forgets the record [`AuctionStore::check_and_record_lead`] made at `seen_at` (unix ms) of this consumer from
     /// `publisher_id`: the lead went unsold for the exchange's own reasons, so a resend is not a duplicate.
