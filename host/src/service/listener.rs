@@ -66,7 +66,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(HYPER_MAX_HEADERS)
         .max_buf_size(HYPER_MAX_HEAD_BYTES);
-    let no_limit = Duration::from_secs(365 * 24 * 3600);
+
     let graceful = GracefulShutdown::new();
     loop {
         let permit = tokio::select! {
@@ -93,21 +93,21 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
         let builder = builder.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
-        let header_read_timeout = limits.header_read_timeout.unwrap_or(no_limit);
+        let header_read_timeout = limits.header_read_timeout;
         let mut stopping = stop.clone();
         tokio::spawn(async move {
             // hyper's header-read timeout starts once it knows the protocol, which takes a first byte: a connection
             // that never sends one (before the timeout, or before shutdown) is closed here.
-            let mut first = [0u8; 1];
-            let first_byte = tokio::select! {
-                peeked = tokio::time::timeout(header_read_timeout, stream.peek(&mut first)) => {
-                    matches!(peeked, Ok(Ok(n)) if n > 0)
+            if let Some(timeout) = header_read_timeout {
+                let mut first = [0u8; 1];
+                let first_byte = tokio::select! {
+                    peeked = tokio::time::timeout(timeout, stream.peek(&mut first)) => matches!(peeked, Ok(Ok(n)) if n > 0),
+                    _ = stopping.wait_for(|stop| *stop) => false,
+                };
+                if !first_byte {
+                    drop(permit);
+                    return;
                 }
-                _ = stopping.wait_for(|stop| *stop) => false,
-            };
-            if !first_byte {
-                drop(permit);
-                return;
             }
             let service = app.map_request(|request: hyper::Request<Incoming>| request.map(Body::new));
             let connection =

@@ -152,6 +152,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     from_value(value)
 }
 
+/// The JSON object of a `PUT` body whose field `key` names the resource at the path: filled in from `path_value`
+/// when absent, refused (`422` naming it) when it differs; `what` names the resource in the messages.
+pub fn with_path_key(body: &[u8], key: &str, path_value: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::malformed(e.to_string()))?;
+    let object =
+        value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", format!("a {what} is a JSON object")))?;
+    match object.get(key) {
+        None | Some(serde_json::Value::Null) => {
+            object.insert(key.to_owned(), path_value.into());
+        }
+        Some(serde_json::Value::String(given)) if given == path_value => {}
+        Some(_) => {
+            return Err(ApiError::invalid(
+                key,
+                format!("the body's {key} must be the path's ({path_value:?}) or absent"),
+            ));
+        }
+    }
+    Ok(value)
+}
+
 /// Converts a parsed JSON value into `T`, naming the offending field on failure (422).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {

@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{RawBody, Shared, blocking, from_value, parse_json};
+use super::{RawBody, Shared, blocking, from_value, parse_json, with_path_key};
 use crate::auction::eligibility::cap_windows;
 use crate::auction::{AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, ExchangeConfig, Publisher};
 use crate::service::auth::{OperatorKey, Principal, Role, hash_key, new_key};
@@ -168,17 +168,7 @@ async fn put<T: Entity>(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<T>), ApiError> {
     check_id(&id, "id")?;
-    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
-    let object =
-        value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", format!("a {} is a JSON object", T::KIND)))?;
-    match object.get("id") {
-        None | Some(serde_json::Value::Null) => {
-            object.insert("id".into(), id.clone().into());
-        }
-        Some(serde_json::Value::String(given)) if *given == id => {}
-        Some(_) => return Err(ApiError::invalid("id", format!("the body's id must be the path's ({id:?}) or absent"))),
-    }
-    let entity: T = from_value(value)?;
+    let entity: T = from_value(with_path_key(&body, "id", &id, T::KIND)?)?;
     check_plugins(&state, &entity).await?;
     let answer = entity.clone();
     let created = state

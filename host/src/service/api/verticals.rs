@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{RawBody, Shared, from_value};
+use super::{RawBody, Shared, from_value, with_path_key};
 use crate::auction::{ExchangeConfig, Vertical, VerticalRules};
 use crate::service::auth::{OperatorKey, Principal};
 use crate::service::error::ApiError;
@@ -56,19 +56,7 @@ async fn put(
     Path(name): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Vertical>), ApiError> {
-    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
-    let object =
-        value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", "a vertical is a JSON object".to_owned()))?;
-    match object.get("name") {
-        None | Some(serde_json::Value::Null) => {
-            object.insert("name".into(), name.clone().into());
-        }
-        Some(serde_json::Value::String(given)) if *given == name => {}
-        Some(_) => {
-            return Err(ApiError::invalid("name", format!("the body's name must be the path's ({name:?}) or absent")));
-        }
-    }
-    let vertical: Vertical = from_value(value)?;
+    let vertical: Vertical = from_value(with_path_key(&body, "name", &name, "vertical")?)?;
     VerticalRules::new(&vertical).map_err(|e| ApiError::invalid(e.field.clone(), e.to_string()))?;
     let answer = vertical.clone();
     let created = state
