@@ -374,17 +374,16 @@ impl AppState {
         }
     }
 
-    /// Forgets a version just uploaded and refused: the stored version, the loaded plugin and its compiled artifact.
+    /// Forgets a version just uploaded and refused: the stored version, the loaded plugin and (when no other version
+    /// keeps its bytes) its compiled artifact.
     async fn discard(self: &Arc<Self>, name: &str, version: u32) {
         let state = self.clone();
         let name = name.to_owned();
         let discarded = blocking(move || {
-            let key = (name.clone(), version);
-            let plugin = state.loaded.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-            if let Some(plugin) = plugin {
-                state.runtime.forget_artifact(&plugin);
+            if let Some(deleted) = state.store.discard_plugin_version(&name, version)? {
+                state.forget_version(&name, &deleted);
             }
-            Ok(state.store.discard_plugin_version(&name, version)?)
+            Ok(())
         })
         .await;
         if let Err(error) = discarded {

@@ -302,19 +302,21 @@ impl SqliteStore {
 
     /// Deletes version `version` of plugin `name` that was just added and then refused (its activation failed), so a
     /// refused upload keeps nothing; the plugin goes too when that was its only version. A version that is live, or
-    /// was ever activated, stays.
-    pub fn discard_plugin_version(&self, name: &str, version: u32) -> Result<(), StoreError> {
+    /// was ever activated, stays (`None`).
+    pub fn discard_plugin_version(&self, name: &str, version: u32) -> Result<Option<DeletedVersion>, StoreError> {
         let what = "discarding a refused plugin version";
         let name = name.to_owned();
         self.write(what, move |tx| {
-            tx.prepare_cached(
-                "DELETE FROM plugin_version WHERE name = ?1 AND version = ?2
-                    AND NOT EXISTS (SELECT 1 FROM plugin WHERE name = ?1 AND active_version = ?2)
-                    AND NOT EXISTS (SELECT 1 FROM plugin_activation WHERE name = ?1 AND version = ?2)",
-            )
-            .map_err(backend(what))?
-            .execute(params![name, version])
-            .map_err(backend(what))?;
+            let discardable = tx
+                .prepare_cached(
+                    "SELECT 1 FROM plugin_version WHERE name = ?1 AND version = ?2
+                        AND NOT EXISTS (SELECT 1 FROM plugin WHERE name = ?1 AND active_version = ?2)
+                        AND NOT EXISTS (SELECT 1 FROM plugin_activation WHERE name = ?1 AND version = ?2)",
+                )
+                .map_err(backend(what))?
+                .exists(params![name, version])
+                .map_err(backend(what))?;
+            let deleted = if discardable { Some(delete_version_in(tx, &name, version)?) } else { None };
             tx.prepare_cached(
                 "DELETE FROM plugin WHERE name = ?1 AND active_version IS NULL
                     AND NOT EXISTS (SELECT 1 FROM plugin_version WHERE name = ?1)
@@ -323,7 +325,7 @@ impl SqliteStore {
             .map_err(backend(what))?
             .execute([&name])
             .map_err(backend(what))?;
-            Ok(())
+            Ok(deleted)
         })
     }
 
