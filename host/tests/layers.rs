@@ -1,55 +1,71 @@
-//! The layers of `host/src`, lowest first: each may name (`crate::…`, in code or in doc links) only itself and the
-//! layers below it, so nothing lower depends on anything higher — the rule that lets the layers become crates.
+//! The exchange's crates, lowest first: each may depend only on the crates below it, so nothing lower depends on
+//! anything higher. The compiler holds each crate to the dependencies its manifest names; this test holds the
+//! manifests to the order.
 
 use std::path::Path;
 
-/// Each layer (a module folder, or a file) and the layers it may name besides itself.
-const LAYERS: &[(&str, &[&str])] = &[
-    ("clock.rs", &[]),
-    ("model", &[]),
-    ("plugin", &["clock", "model"]),
-    ("auction", &["clock", "model", "plugin"]),
-    ("storage", &["clock", "model", "plugin", "auction"]),
-    ("service", &["clock", "model", "plugin", "auction", "storage"]),
-    ("cli", &["clock", "model", "plugin", "auction", "storage", "service"]),
+/// Each crate of the exchange (its folder under `host/`, its package name) and the exchange crates it may depend on.
+const LAYERS: &[(&str, &str, &[&str])] = &[
+    ("model", "pingpost-model", &[]),
+    ("runtime", "pingpost-runtime", &["pingpost-model"]),
+    ("engine", "pingpost-engine", &["pingpost-model", "pingpost-runtime"]),
+    ("sqlite", "pingpost-sqlite", &["pingpost-model", "pingpost-runtime", "pingpost-engine"]),
+    ("service", "pingpost-service", &["pingpost-model", "pingpost-runtime", "pingpost-engine", "pingpost-sqlite"]),
+    (
+        ".",
+        "pingpost",
+        &["pingpost-model", "pingpost-runtime", "pingpost-engine", "pingpost-sqlite", "pingpost-service"],
+    ),
 ];
 
-fn rust_files(path: &Path, found: &mut Vec<std::path::PathBuf>) {
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).expect("reads a source folder") {
-            rust_files(&entry.expect("an entry").path(), found);
-        }
-    } else if path.extension().is_some_and(|e| e == "rs") {
-        found.push(path.to_path_buf());
-    }
+/// The exchange crates (`pingpost-*` but not the SDK, whose guests are built for Wasm) a manifest's
+/// `[dependencies]` names.
+fn exchange_dependencies(manifest: &toml::Table) -> Vec<String> {
+    let exchange: Vec<&str> = LAYERS.iter().map(|(_, package, _)| *package).collect();
+    manifest
+        .get("dependencies")
+        .and_then(toml::Value::as_table)
+        .map(|deps| deps.keys().filter(|name| exchange.contains(&name.as_str())).cloned().collect())
+        .unwrap_or_default()
 }
 
 #[test]
-fn no_layer_names_a_layer_above_it() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+fn no_crate_depends_on_a_crate_above_it() {
+    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut violations = Vec::new();
-    let mut checked = 0;
-    for (layer, allowed) in LAYERS {
-        let own = layer.trim_end_matches(".rs");
-        let mut files = Vec::new();
-        rust_files(&src.join(layer), &mut files);
-        assert!(!files.is_empty(), "layer {layer} has no files");
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("reads a source file");
-            for (number, line) in text.lines().enumerate() {
-                for (at, _) in line.match_indices("crate::") {
-                    let named: String = line[at + "crate::".len()..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    checked += 1;
-                    if named != own && !allowed.contains(&named.as_str()) {
-                        violations.push(format!("{}:{}: {own} names crate::{named}", file.display(), number + 1));
-                    }
-                }
+    for (folder, package, allowed) in LAYERS {
+        let path = host.join(folder).join("Cargo.toml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reads {}: {e}", path.display()));
+        let manifest: toml::Table = toml::from_str(&text).expect("a manifest is TOML");
+        let name = manifest["package"]["name"].as_str().expect("a package name");
+        assert_eq!(name, *package, "{} names its package", path.display());
+        for dependency in exchange_dependencies(&manifest) {
+            if !allowed.contains(&dependency.as_str()) {
+                violations.push(format!("{package} depends on {dependency}"));
             }
         }
     }
-    assert!(checked > 100, "the check read the sources ({checked} references)");
-    assert!(violations.is_empty(), "upward references:\n{}", violations.join("\n"));
+    assert!(violations.is_empty(), "upward dependencies:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn every_exchange_crate_is_in_the_order() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("Cargo.toml");
+    let workspace: toml::Table = toml::from_str(&std::fs::read_to_string(root).expect("reads the workspace manifest"))
+        .expect("the workspace manifest is TOML");
+    let members: Vec<&str> = workspace["workspace"]["members"]
+        .as_array()
+        .expect("workspace members")
+        .iter()
+        .filter_map(toml::Value::as_str)
+        .filter(|member| *member == "host" || member.starts_with("host/"))
+        .collect();
+    let ordered: Vec<String> = LAYERS
+        .iter()
+        .map(|(folder, _, _)| if *folder == "." { "host".to_owned() } else { format!("host/{folder}") })
+        .collect();
+    assert_eq!(members.len(), ordered.len(), "the host crates {members:?} are the layers {ordered:?}");
+    for member in members {
+        assert!(ordered.iter().any(|o| o == member), "{member} has a place in the layer order");
+    }
 }

@@ -1,0 +1,261 @@
+//! Eligibility: whether a campaign is pinged for a lead at all. A campaign that is paused (or whose buyer is), out of its schedule, at a
+//! cap, suppressed for this consumer, or exclusive-only in a shared auction is not pinged; the trace says why.
+//! Schedules and cap windows are read in the buyer's time zone.
+
+use chrono::{Datelike, TimeZone, Timelike};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::config::{Campaign, CampaignStatus, Caps, Exclusivity, Schedule, SelectionMode};
+use super::store::{CapKind, CapWindows, Usage};
+use pingpost_model::CapsLeft;
+
+/// Why a campaign was not pinged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Ineligible {
+    Paused,
+    /// The campaign's buyer is paused.
+    BuyerPaused,
+    /// Outside its buying days or hours; `local_time` is the buyer's local time then.
+    OutOfSchedule {
+        local_time: String,
+    },
+    CapReached {
+        cap: CapKind,
+    },
+    /// The buyer bought this consumer within the suppression window.
+    Suppressed {
+        days: u32,
+    },
+    /// The campaign buys exclusive leads only and the auction is shared.
+    ExclusiveOnly,
+    /// Its plugin or endpoint could not be used (e.g. the plugin is suspended).
+    Unavailable {
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for Ineligible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ineligible::Paused => write!(f, "paused"),
+            Ineligible::BuyerPaused => write!(f, "buyer paused"),
+            Ineligible::OutOfSchedule { local_time } => write!(f, "out of schedule (buyer time {local_time})"),
+            Ineligible::CapReached { cap } => write!(f, "cap {} reached", cap.as_str()),
+            Ineligible::Suppressed { days } => write!(f, "buyer bought this consumer within {days} days"),
+            Ineligible::ExclusiveOnly => write!(f, "exclusive-only campaign in a shared auction"),
+            Ineligible::Unavailable { detail } => write!(f, "unavailable: {detail}"),
+        }
+    }
+}
+
+/// The buyer's local time at `now_unix_ms` (UTC if the clock is out of range).
+pub fn local_time(time_zone: Tz, now_unix_ms: i64) -> chrono::DateTime<Tz> {
+    let utc = chrono::DateTime::from_timestamp_millis(now_unix_ms).unwrap_or_default();
+    time_zone.from_utc_datetime(&utc.naive_utc())
+}
+
+/// The cap windows `now_unix_ms` falls in, in `time_zone`.
+pub fn cap_windows(time_zone: Tz, now_unix_ms: i64) -> CapWindows {
+    let local = local_time(time_zone, now_unix_ms);
+    CapWindows {
+        hour: local.format("%Y-%m-%dT%H").to_string(),
+        day: local.format("%Y-%m-%d").to_string(),
+        month: local.format("%Y-%m").to_string(),
+    }
+}
+
+/// Whether `schedule` is open at `now_unix_ms` in `time_zone`.
+pub fn in_schedule(schedule: &Schedule, time_zone: Tz, now_unix_ms: i64) -> bool {
+    let local = local_time(time_zone, now_unix_ms);
+    let hour = local.hour() as u8;
+    let (from, to) = (schedule.from_hour, schedule.to_hour.min(24));
+    let day_allows =
+        |weekday: chrono::Weekday| schedule.days.is_empty() || schedule.days.iter().any(|d| d.weekday() == weekday);
+    if from < to {
+        (from..to).contains(&hour) && day_allows(local.weekday())
+    } else if from > to {
+        // Overnight: the evening part counts for today, the early-morning part for the day the window opened.
+        (hour >= from && day_allows(local.weekday())) || (hour < to && day_allows(local.weekday().pred()))
+    } else {
+        false
+    }
+}
+
+/// What is left of `caps` after `usage`.
+pub fn caps_left(caps: &Caps, usage: &Usage) -> CapsLeft {
+    CapsLeft {
+        leads_hour: caps.leads_per_hour.map(|cap| cap.saturating_sub(usage.leads_hour)),
+        leads_day: caps.leads_per_day.map(|cap| cap.saturating_sub(usage.leads_day)),
+        leads_month: caps.leads_per_month.map(|cap| cap.saturating_sub(usage.leads_month)),
+        spend_day_cents: caps.spend_per_day_cents.map(|cap| cap.saturating_sub(usage.spend_day_cents)),
+        spend_month_cents: caps.spend_per_month_cents.map(|cap| cap.saturating_sub(usage.spend_month_cents)),
+    }
+}
+
+/// Everything eligibility depends on besides the campaign, gathered by the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EligibilityInput<'a> {
+    pub mode: SelectionMode,
+    pub time_zone: Tz,
+    pub now_unix_ms: i64,
+    pub usage: &'a Usage,
+    /// Whether the buyer bought this consumer within the campaign's suppression window.
+    pub suppressed: bool,
+    /// Whether the campaign's buyer is paused.
+    pub buyer_paused: bool,
+}
+
+/// Checks `campaign`; when it may be pinged, returns what is left of its caps (passed to the buyer).
+pub fn check(campaign: &Campaign, input: EligibilityInput<'_>) -> Result<CapsLeft, Ineligible> {
+    if campaign.status == CampaignStatus::Paused {
+        return Err(Ineligible::Paused);
+    }
+    if input.buyer_paused {
+        return Err(Ineligible::BuyerPaused);
+    }
+    if input.mode == SelectionMode::Shared && campaign.exclusivity == Exclusivity::ExclusiveOnly {
+        return Err(Ineligible::ExclusiveOnly);
+    }
+    if !in_schedule(&campaign.schedule, input.time_zone, input.now_unix_ms) {
+        let local_time = local_time(input.time_zone, input.now_unix_ms).format("%a %Y-%m-%d %H:%M %Z").to_string();
+        return Err(Ineligible::OutOfSchedule { local_time });
+    }
+    // A lead at any price would exceed a lead cap; a spend cap is full when nothing is left of it.
+    if let Some(cap) = input.usage.exceeded_by(&campaign.caps, 1) {
+        return Err(Ineligible::CapReached { cap });
+    }
+    if input.suppressed {
+        return Err(Ineligible::Suppressed { days: campaign.suppression_days });
+    }
+    Ok(caps_left(&campaign.caps, input.usage))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Day;
+
+    // 2026-03-14 (a Saturday) 14:30 UTC = 10:30 in New York (EDT), 07:30 in Los Angeles (PDT).
+    const SAT_1430_UTC: i64 = 1_773_498_600_000;
+
+    #[test]
+    fn schedule_is_read_in_the_buyers_time_zone() {
+        let nine_to_five = Schedule { days: vec![], from_hour: 9, to_hour: 17 };
+        assert!(in_schedule(&nine_to_five, chrono_tz::America::New_York, SAT_1430_UTC));
+        assert!(!in_schedule(&nine_to_five, chrono_tz::America::Los_Angeles, SAT_1430_UTC));
+    }
+
+    #[test]
+    fn schedule_days_are_local_days() {
+        let weekdays =
+            Schedule { days: vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri], from_hour: 0, to_hour: 24 };
+        assert!(!in_schedule(&weekdays, chrono_tz::America::New_York, SAT_1430_UTC));
+        // The same instant is 04:30 Saturday in Honolulu but 00:30 Sunday in Guam.
+        let saturday_only = Schedule { days: vec![Day::Sat], from_hour: 0, to_hour: 24 };
+        assert!(in_schedule(&saturday_only, chrono_tz::Pacific::Honolulu, SAT_1430_UTC));
+        assert!(!in_schedule(&saturday_only, chrono_tz::Pacific::Guam, SAT_1430_UTC));
+    }
+
+    #[test]
+    fn overnight_schedule_counts_the_day_it_opened() {
+        // A Friday-night shift, 20:00 → 06:00: 03:00 Saturday is in it, 14:30 Saturday is not.
+        let friday_night = Schedule { days: vec![Day::Fri], from_hour: 20, to_hour: 6 };
+        let sat_0300_utc = SAT_1430_UTC - 11 * 3_600_000 - 30 * 60_000;
+        assert!(in_schedule(&friday_night, chrono_tz::UTC, sat_0300_utc));
+        assert!(!in_schedule(&friday_night, chrono_tz::UTC, SAT_1430_UTC));
+    }
+
+    #[test]
+    fn cap_windows_reset_at_local_midnight() {
+        // 02:30 UTC on the 15th is still the 14th in New York.
+        let windows = cap_windows(chrono_tz::America::New_York, SAT_1430_UTC + 12 * 3_600_000);
+        assert_eq!(windows.day, "2026-03-14");
+        assert_eq!(windows.hour, "2026-03-14T22");
+        assert_eq!(windows.month, "2026-03");
+        assert_eq!(cap_windows(chrono_tz::UTC, SAT_1430_UTC + 12 * 3_600_000).day, "2026-03-15");
+    }
+
+    #[test]
+    fn a_full_cap_makes_a_campaign_ineligible_and_names_the_cap() {
+        let caps = Caps { leads_per_day: Some(2), spend_per_month_cents: Some(10_000), ..Caps::default() };
+        let campaign = campaign_with(caps);
+        let input = |usage| EligibilityInput {
+            mode: SelectionMode::Exclusive,
+            time_zone: chrono_tz::UTC,
+            now_unix_ms: SAT_1430_UTC,
+            usage,
+            suppressed: false,
+            buyer_paused: false,
+        };
+        let usage = Usage { leads_day: 1, spend_month_cents: 4_000, ..Usage::default() };
+        let left = check(&campaign, input(&usage)).expect("eligible");
+        assert_eq!((left.leads_day, left.spend_month_cents, left.leads_hour), (Some(1), Some(6_000), None));
+        let full = Usage { leads_day: 2, ..Usage::default() };
+        assert_eq!(check(&campaign, input(&full)), Err(Ineligible::CapReached { cap: CapKind::LeadsPerDay }));
+        let spent = Usage { spend_month_cents: 10_000, ..Usage::default() };
+        assert_eq!(check(&campaign, input(&spent)), Err(Ineligible::CapReached { cap: CapKind::SpendPerMonth }));
+    }
+
+    #[test]
+    fn paused_suppressed_and_exclusive_only_campaigns_are_not_pinged() {
+        let usage = Usage::default();
+        let input = |mode, suppressed| EligibilityInput {
+            mode,
+            time_zone: chrono_tz::UTC,
+            now_unix_ms: SAT_1430_UTC,
+            usage: &usage,
+            suppressed,
+            buyer_paused: false,
+        };
+        let mut campaign = campaign_with(Caps::default());
+        assert!(check(&campaign, input(SelectionMode::Shared, false)).is_ok());
+        assert_eq!(check(&campaign, input(SelectionMode::Exclusive, true)), Err(Ineligible::Suppressed { days: 30 }));
+        campaign.exclusivity = Exclusivity::ExclusiveOnly;
+        assert_eq!(check(&campaign, input(SelectionMode::Shared, false)), Err(Ineligible::ExclusiveOnly));
+        assert!(check(&campaign, input(SelectionMode::Waterfall, false)).is_ok());
+        campaign.status = CampaignStatus::Paused;
+        assert_eq!(check(&campaign, input(SelectionMode::Exclusive, false)), Err(Ineligible::Paused));
+    }
+
+    #[test]
+    fn a_paused_buyers_campaigns_are_not_pinged() {
+        let usage = Usage::default();
+        let input = EligibilityInput {
+            mode: SelectionMode::Exclusive,
+            time_zone: chrono_tz::UTC,
+            now_unix_ms: SAT_1430_UTC,
+            usage: &usage,
+            suppressed: false,
+            buyer_paused: true,
+        };
+        let campaign = campaign_with(Caps::default());
+        assert_eq!(check(&campaign, input), Err(Ineligible::BuyerPaused));
+        assert_eq!(Ineligible::BuyerPaused.to_string(), "buyer paused");
+        assert_eq!(
+            serde_json::to_value(Ineligible::BuyerPaused).unwrap(),
+            serde_json::json!({"reason": "buyer_paused"})
+        );
+        assert!(check(&campaign, EligibilityInput { buyer_paused: false, ..input }).is_ok());
+    }
+
+    fn campaign_with(caps: Caps) -> Campaign {
+        Campaign {
+            id: "c1".into(),
+            buyer_id: "b1".into(),
+            status: CampaignStatus::Active,
+            tier: 1,
+            exclusivity: Exclusivity::SharedAllowed,
+            caps,
+            schedule: Schedule::default(),
+            suppression_days: 30,
+            max_bid_cents: None,
+            target: crate::config::CampaignTarget::Wasm {
+                plugin: "config-buyer".into(),
+                config: serde_json::Value::Null,
+                delivery: crate::config::Delivery::Pickup,
+            },
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The post phase: the full lead goes only to the selected buyer(s), one campaign at a time per buyer, with
+//! fallback down the ranking when a post is refused or fails, until the lead is sold to as many buyers as the mode
+//! allows, the ranking is exhausted, or the post deadline passes. Every post is preceded by a reservation that counts
+//! the sale against the caps and, in the same atomic step, against the buyer's suppression window (a pending sale of
+//! this consumer to this buyer counts as a purchase); it is committed — recording the purchase and the sale, in one
+//! atomic step — when the buyer takes the lead and released otherwise.
+//!
+//! Only HTTP buyers are posted to here, synchronously, because their answer decides the sale. A Wasm campaign's bid
+//! is its buyer's commitment: its sale is reserved and committed in one atomic step (`AuctionStore::sell`), with the
+//! lead kept for pick-up or, for a webhook, with an outbox row the delivery worker (`service::outbox`) POSTs with
+//! retries, so a buyer outage never loses a sale.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::config::{CampaignStatus, Delivery, Publisher};
+use super::eligibility::{cap_windows, in_schedule};
+use super::engine::{CampaignEntry, Exchange, Runner};
+use super::fanout::http_error_kind;
+use super::http_buyer::{HttpBuyerError, PostAnswer, PostRequest};
+use super::identity::ConsumerKeys;
+use super::pii::PiiGuard;
+use super::select::{Candidate, next_batch};
+use super::store::{Handover, Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
+use super::text::{MAX_STORED_TEXT, bounded, stored};
+use super::trace::{PostResult, PostTrace, Sale, micros};
+use pingpost_model::Lead;
+
+/// What the post phase needs to know about the lead.
+pub(super) struct PostJob<'a> {
+    pub ping_id: &'a str,
+    pub lead: &'a Lead,
+    pub keys: &'a ConsumerKeys,
+    pub publisher: &'a Publisher,
+    pub ranked: &'a [Candidate],
+    pub max_buyers: u32,
+    /// The consumer's age on the day of the auction (what the guard derives the ping's age from).
+    pub age: u8,
+    /// The lead's PII guard, made on first use: it keeps the lead's PII out of what a buyer that saw the lead
+    /// answers (stored in the trace).
+    pub guard: &'a std::sync::OnceLock<PiiGuard>,
+}
+
+impl PostJob<'_> {
+    /// `text` from a buyer that saw the lead, as it may be stored.
+    fn stored(&self, text: String) -> String {
+        stored(self.guard.get_or_init(|| PiiGuard::for_lead(self.lead, self.age)), text)
+    }
+}
+
+impl Exchange {
+    /// Posts down the ranking; returns the sales and every attempt.
+    pub(super) async fn post_phase(&self, job: PostJob<'_>) -> (Vec<Sale>, Vec<PostTrace>) {
+        let deadline = Instant::now() + std::time::Duration::from_millis(job.publisher.post_deadline_ms);
+        let mut sales: Vec<Sale> = Vec::new();
+        let mut posts = Vec::new();
+        let mut tried: HashSet<String> = HashSet::new();
+        loop {
+            let want = (job.max_buyers as usize).saturating_sub(sales.len());
+            let sold_to: HashSet<String> = sales.iter().map(|s| s.buyer_id.clone()).collect();
+            let batch = next_batch(job.ranked, &tried, &sold_to, want);
+            if want == 0 || batch.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let attempts = batch.iter().map(|candidate| self.attempt(&job, candidate, deadline));
+            for (candidate, (trace, sale)) in batch.iter().zip(join_all(attempts).await) {
+                tried.insert(candidate.campaign_id.clone());
+                posts.push(trace);
+                sales.extend(sale);
+            }
+        }
+        (sales, posts)
+    }
+
+    /// One post: re-check, reserve, deliver, then commit or release.
+    async fn attempt(&self, job: &PostJob<'_>, candidate: &Candidate, deadline: Instant) -> (PostTrace, Option<Sale>) {
+        let started = Instant::now();
+        let (result, sale) = self.attempt_inner(job, candidate, deadline).await;
+        let trace = PostTrace {
+            campaign_id: candidate.campaign_id.clone(),
+            buyer_id: candidate.buyer_id.clone(),
+            bid_cents: candidate.price_cents,
+            result,
+            elapsed_us: micros(started.elapsed()),
+        };
+        (trace, sale)
+    }
+
+    async fn attempt_inner(
+        &self,
+        job: &PostJob<'_>,
+        candidate: &Candidate,
+        deadline: Instant,
+    ) -> (PostResult, Option<Sale>) {
+        let Some(entry) = self.campaign_entry(&candidate.campaign_id) else {
+            return no_longer("campaign no longer configured");
+        };
+        let now = self.clock.now_unix_ms();
+        if now >= candidate.expires_at_unix_ms {
+            return no_longer("bid expired");
+        }
+        if entry.config.status == CampaignStatus::Paused {
+            return no_longer("paused");
+        }
+        if !in_schedule(&entry.config.schedule, entry.time_zone, now) {
+            return no_longer("out of schedule");
+        }
+        let windows = cap_windows(entry.time_zone, now);
+        let days = entry.config.suppression_days;
+        let purchase = Purchase {
+            buyer_id: entry.config.buyer_id.clone(),
+            keys: job.keys.clone(),
+            at_unix_ms: now,
+            suppress_since_unix_ms: (days > 0).then(|| now - i64::from(days) * super::engine::DAY_MS),
+        };
+        let caps = &entry.config.caps;
+        let endpoints = match &entry.runner {
+            Runner::Http(endpoints) => endpoints,
+            // Nothing can undo a Wasm buyer's sale between its reservation and its commit: one atomic step.
+            Runner::Wasm { delivery, .. } => {
+                let (result, delivery) = match delivery {
+                    Delivery::Pickup => {
+                        (PostResult::PickedUp { price_cents: candidate.price_cents }, SaleDelivery::Pickup)
+                    }
+                    Delivery::Webhook { url } => (
+                        PostResult::Queued { price_cents: candidate.price_cents },
+                        SaleDelivery::Webhook { url: url.clone() },
+                    ),
+                };
+                let record = sale_record(job, candidate, &entry, candidate.price_cents, now, delivery);
+                return match self.store.sell(&entry.config.id, caps, &windows, Some(&purchase), &record).await {
+                    Ok(_) => (result, Some(sale(job, &entry, candidate.price_cents, None))),
+                    Err(ReserveError::Store(error)) => {
+                        (PostResult::Failed { error: format!("recording the sale: {error}") }, None)
+                    }
+                    Err(refusal) => refused(refusal, days),
+                };
+            }
+        };
+        // The post hands the lead's PII over: audited with the reservation, before any byte of it is sent.
+        let handover = Handover {
+            lead_id: job.ping_id.to_owned(),
+            buyer_id: entry.config.buyer_id.clone(),
+            campaign_id: entry.config.id.clone(),
+            at_unix_ms: now,
+        };
+        let reserved = self.store.reserve(
+            &entry.config.id,
+            caps,
+            &windows,
+            candidate.price_cents,
+            Some(&purchase),
+            Some(&handover),
+        );
+        let reservation = match reserved.await {
+            Ok(reservation) => reservation,
+            Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
+            Err(refusal) => return refused(refusal, days),
+        };
+        let result = self.post_to_buyer(job, candidate, &entry, &endpoints.post_url, deadline).await;
+        let Some(price) = result.sold_price() else {
+            self.release(&entry, &reservation).await;
+            return (result, None);
+        };
+        let record = sale_record(job, candidate, &entry, price, now, SaleDelivery::Posted);
+        let buyer_lead_id = match &result {
+            PostResult::Accepted { buyer_lead_id, .. } => buyer_lead_id.clone(),
+            _ => None,
+        };
+        let sale = sale(job, &entry, price, buyer_lead_id);
+        if let Err(error) = self.store.commit(&reservation, price, &record).await {
+            // The HTTP buyer that accepted already holds the lead: it is sold whatever the store says.
+            tracing::error!(campaign = %entry.config.id, %error, "could not record the sale of a lead an HTTP buyer accepted");
+        }
+        (result, Some(sale))
+    }
+
+    /// Gives a reservation back, logging a failure (the auction goes on either way).
+    async fn release(&self, entry: &CampaignEntry, reservation: &Reservation) {
+        if let Err(error) = self.store.release(reservation).await {
+            tracing::error!(campaign = %entry.config.id, %error, "could not release a cap reservation");
+        }
+    }
+
+    /// Posts the full lead to an HTTP buyer's post URL and reads its answer.
+    async fn post_to_buyer(
+        &self,
+        job: &PostJob<'_>,
+        candidate: &Candidate,
+        entry: &Arc<CampaignEntry>,
+        url: &str,
+        deadline: Instant,
+    ) -> PostResult {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let request = PostRequest {
+            ping_id: job.ping_id,
+            campaign_id: &entry.config.id,
+            price_cents: candidate.price_cents,
+            buyer_ref: candidate.buyer_ref.as_deref(),
+            lead: job.lead,
+        };
+        // The buyer has seen the full lead: whatever text it answers is guarded before it is stored.
+        match self.http.post(url, &request, budget).await {
+            Ok(PostAnswer::Accepted { price_cents, buyer_lead_id }) => {
+                PostResult::Accepted { price_cents, buyer_lead_id: buyer_lead_id.map(|id| job.stored(id)) }
+            }
+            Ok(PostAnswer::Rejected { reason }) => PostResult::Rejected { reason: job.stored(reason) },
+            Ok(PostAnswer::Duplicate) => PostResult::Duplicate,
+            Err(HttpBuyerError::Timeout) => PostResult::Timeout,
+            Err(error) => PostResult::Failed {
+                error: job.stored(bounded(&format!("{}: {error}", http_error_kind(&error)), MAX_STORED_TEXT)),
+            },
+        }
+    }
+}
+
+/// A post not attempted because the candidate no longer qualifies, and why.
+fn no_longer(reason: &str) -> (PostResult, Option<Sale>) {
+    (PostResult::NoLongerEligible { reason: reason.to_owned() }, None)
+}
+
+/// The post result of a sale the store refused to reserve (a cap or the buyer's suppression window).
+fn refused(refusal: ReserveError, suppression_days: u32) -> (PostResult, Option<Sale>) {
+    match refusal {
+        ReserveError::Suppressed { at_unix_ms, pending } => {
+            let at =
+                chrono::DateTime::from_timestamp_millis(at_unix_ms).map_or(at_unix_ms.to_string(), |t| t.to_rfc3339());
+            let days = suppression_days;
+            no_longer(&if pending {
+                format!(
+                    "suppressed: another auction is selling this consumer to this buyer (reserved at {at}), within its {days}-day window"
+                )
+            } else {
+                format!("suppressed: buyer bought this consumer at {at}, within its {days}-day window")
+            })
+        }
+        ReserveError::CapReached(cap) => (PostResult::CapReached { cap }, None),
+        ReserveError::Store(error) => (PostResult::Failed { error: error.to_string() }, None),
+    }
+}
+
+/// The auction's view of a sale to `entry`'s campaign at `price_cents`.
+fn sale(job: &PostJob<'_>, entry: &CampaignEntry, price_cents: u32, buyer_lead_id: Option<String>) -> Sale {
+    Sale::new(&entry.config.id, &entry.config.buyer_id, price_cents, job.publisher.margin_bps, buyer_lead_id)
+}
+
+/// What the store records of a sale of `job`'s lead to `entry`'s campaign.
+fn sale_record(
+    job: &PostJob<'_>,
+    candidate: &Candidate,
+    entry: &CampaignEntry,
+    price_cents: u32,
+    now_unix_ms: i64,
+    delivery: SaleDelivery,
+) -> SaleRecord {
+    SaleRecord {
+        lead_id: job.ping_id.to_owned(),
+        campaign_id: entry.config.id.clone(),
+        buyer_id: entry.config.buyer_id.clone(),
+        publisher_id: job.publisher.id.clone(),
+        price_cents,
+        sold_at_unix_ms: now_unix_ms,
+        buyer_ref: candidate.buyer_ref.clone(),
+        lead: job.lead.clone(),
+        delivery,
+    }
+}

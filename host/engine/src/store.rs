@@ -1,0 +1,643 @@
+//! The engine's storage boundary: cap counters with atomic check-and-reserve, duplicate and suppression records,
+//! two-step ping records and sales. The service implements [`AuctionStore`] over SQLite; [`MemoryStore`] is the
+//! real in-memory implementation the CLI and tests use.
+//!
+//! Cap protocol: before posting a lead to a campaign the engine calls [`AuctionStore::reserve`], which counts the
+//! sale against every cap window at once (or refuses, naming the cap that is full) so concurrent auctions can never
+//! oversell; an accepted post [`AuctionStore::commit`]s the reservation at the confirmed price together with the
+//! [`SaleRecord`] (one atomic step: a sale is recorded exactly when its caps are), a rejected or failed post
+//! [`AuctionStore::release`]s it. The same step checks duplicate suppression: a reservation names the buyer and
+//! the consumer ([`Purchase`]), is refused when that buyer bought the consumer — or holds a pending reservation for
+//! it — within the campaign's window, and records the purchase when committed, so two auctions of one consumer running
+//! at once can never both sell it to the same buyer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::Caps;
+use super::identity::ConsumerKeys;
+use super::select::Candidate;
+use pingpost_model::Lead;
+
+/// The cap windows a sale falls in, as labels in the buyer's local time (`2026-03-14T09`, `2026-03-14`, `2026-03`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CapWindows {
+    pub hour: String,
+    pub day: String,
+    pub month: String,
+}
+
+/// Which cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapKind {
+    LeadsPerHour,
+    LeadsPerDay,
+    LeadsPerMonth,
+    SpendPerDay,
+    SpendPerMonth,
+}
+
+impl CapKind {
+    /// The snake_case name of the cap.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapKind::LeadsPerHour => "leads_per_hour",
+            CapKind::LeadsPerDay => "leads_per_day",
+            CapKind::LeadsPerMonth => "leads_per_month",
+            CapKind::SpendPerDay => "spend_per_day",
+            CapKind::SpendPerMonth => "spend_per_month",
+        }
+    }
+}
+
+/// What a campaign has bought (and has reserved) in its current cap windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub leads_hour: u32,
+    pub leads_day: u32,
+    pub leads_month: u32,
+    pub spend_day_cents: u64,
+    pub spend_month_cents: u64,
+}
+
+impl Usage {
+    /// The first cap that one more lead at `price_cents` would exceed, if any.
+    pub fn exceeded_by(&self, caps: &Caps, price_cents: u32) -> Option<CapKind> {
+        let price = u64::from(price_cents);
+        let over_leads = |cap: Option<u32>, used: u32| cap.is_some_and(|cap| used >= cap);
+        let over_spend = |cap: Option<u64>, used: u64| cap.is_some_and(|cap| used.saturating_add(price) > cap);
+        if over_leads(caps.leads_per_hour, self.leads_hour) {
+            Some(CapKind::LeadsPerHour)
+        } else if over_leads(caps.leads_per_day, self.leads_day) {
+            Some(CapKind::LeadsPerDay)
+        } else if over_leads(caps.leads_per_month, self.leads_month) {
+            Some(CapKind::LeadsPerMonth)
+        } else if over_spend(caps.spend_per_day_cents, self.spend_day_cents) {
+            Some(CapKind::SpendPerDay)
+        } else if over_spend(caps.spend_per_month_cents, self.spend_month_cents) {
+            Some(CapKind::SpendPerMonth)
+        } else {
+            None
+        }
+    }
+}
+
+/// The buyer and consumer of a sale, for duplicate suppression: checked when the sale is reserved, recorded as the
+/// buyer's purchase when it is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub buyer_id: String,
+    pub keys: ConsumerKeys,
+    /// When the sale is made (the post attempt); the purchase time recorded on commit.
+    pub at_unix_ms: i64,
+    /// Start of the campaign's suppression window: the reservation is refused when the buyer bought this consumer, or
+    /// holds a pending reservation for it, at or after this time. `None`: no window (the purchase is still recorded,
+    /// so the buyer's other campaigns see it).
+    pub suppress_since_unix_ms: Option<i64>,
+}
+
+/// A hand-over of a lead's PII about to happen (the post of the full lead to an HTTP buyer): audited by the store in
+/// the same atomic step as the reservation that precedes the post, so every post attempt is audited, whatever the
+/// buyer answers and whether it answers at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    pub lead_id: String,
+    pub buyer_id: String,
+    pub campaign_id: String,
+    pub at_unix_ms: i64,
+}
+
+/// A sale counted against a campaign's caps but not yet confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: u64,
+    pub campaign_id: String,
+    pub windows: CapWindows,
+    pub price_cents: u32,
+    /// Who buys whom, when the sale is of a known consumer; while pending it counts as a purchase for suppression.
+    pub purchase: Option<Purchase>,
+}
+
+/// A failure of the store itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("reservation {0} is not pending (already committed or released, or never made)")]
+    UnknownReservation(u64),
+    #[error("ping id {0:?} is already stored")]
+    DuplicatePingId(String),
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReserveError {
+    #[error("cap {} reached", .0.as_str())]
+    CapReached(CapKind),
+    /// The buyer bought this consumer at `at_unix_ms`, within the suppression window; `pending` when that purchase is a
+    /// reservation not yet committed (another auction is posting this consumer to the buyer right now).
+    #[error("buyer {} this consumer at {at_unix_ms} (unix ms), within its suppression window", bought_or_holds(.pending))]
+    Suppressed { at_unix_ms: i64, pending: bool },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How [`ReserveError::Suppressed`] names the earlier sale.
+fn bought_or_holds(pending: &bool) -> &'static str {
+    if *pending { "holds a pending sale of" } else { "already bought" }
+}
+
+/// A two-step auction between its ping and its post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PingRecord {
+    pub ping_id: String,
+    pub publisher_id: String,
+    /// The validated, normalised lead (kept only until the post or the expiry).
+    pub lead: Lead,
+    pub age: u8,
+    pub keys: ConsumerKeys,
+    /// The bids that may be posted to, best first.
+    pub ranked: Vec<Candidate>,
+    /// How many buyers the lead may be sold to (1 unless shared).
+    pub max_buyers: u32,
+    pub created_at_unix_ms: i64,
+    pub expires_at_unix_ms: i64,
+}
+
+/// The result of claiming a ping id for its post.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PingClaim {
+    /// Claimed: no other post can claim it again.
+    Claimed(Box<PingRecord>),
+    Unknown,
+    Expired {
+        expired_at_unix_ms: i64,
+    },
+    AlreadyPosted,
+}
+
+/// How a sold lead reaches its buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SaleDelivery {
+    /// An HTTP buyer took the post itself: it already has the lead.
+    Posted,
+    /// Kept for the buyer to read (a Wasm campaign with pick-up delivery).
+    Pickup,
+    /// Queued for the outbox to POST to this URL (a Wasm campaign with a webhook); only ever to this URL.
+    Webhook { url: String },
+}
+
+impl SaleDelivery {
+    /// The snake_case name of the delivery kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SaleDelivery::Posted => "posted",
+            SaleDelivery::Pickup => "pickup",
+            SaleDelivery::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+/// A sale as the engine commits it, with the lead (PII) it sold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaleRecord {
+    /// The auction's ping id: the exchange's id of the lead.
+    pub lead_id: String,
+    pub campaign_id: String,
+    pub buyer_id: String,
+    pub publisher_id: String,
+    /// What the buyer pays, in cents (the price the reservation is committed at).
+    pub price_cents: u32,
+    pub sold_at_unix_ms: i64,
+    /// The reference the buyer gave with its bid, echoed in the webhook post.
+    pub buyer_ref: Option<String>,
+    /// The normalised full lead.
+    pub lead: Lead,
+    pub delivery: SaleDelivery,
+}
+
+/// A return of a sold lead by its buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleReturn {
+    pub reason: String,
+    pub returned_at_unix_ms: i64,
+}
+
+/// A recorded sale as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSale {
+    /// The store's id of the sale (increasing in sale order).
+    pub sale_id: u64,
+    pub lead_id: String,
+    pub campaign_id: String,
+    pub buyer_id: String,
+    pub publisher_id: String,
+    pub price_cents: u32,
+    pub sold_at_unix_ms: i64,
+    pub buyer_ref: Option<String>,
+    pub delivery: SaleDelivery,
+    /// The full lead; `None` once the retention purge has cleared it (or where the reader may not see it).
+    pub lead: Option<Lead>,
+    /// Set once the buyer returned the lead.
+    pub returned: Option<SaleReturn>,
+}
+
+impl StoredSale {
+    /// The sale `sale` as stored under `sale_id` at `price_cents`, not returned.
+    pub fn new(sale_id: u64, sale: &SaleRecord, price_cents: u32) -> Self {
+        StoredSale {
+            sale_id,
+            lead_id: sale.lead_id.clone(),
+            campaign_id: sale.campaign_id.clone(),
+            buyer_id: sale.buyer_id.clone(),
+            publisher_id: sale.publisher_id.clone(),
+            price_cents,
+            sold_at_unix_ms: sale.sold_at_unix_ms,
+            buyer_ref: sale.buyer_ref.clone(),
+            delivery: sale.delivery.clone(),
+            lead: Some(sale.lead.clone()),
+            returned: None,
+        }
+    }
+}
+
+/// What the engine needs from storage. Every method is one atomic step.
+///
+/// The methods are async so that a store can make the auction wait for its write without holding a thread (the
+/// SQLite store's group commit batches the writes of many auctions waiting at once).
+///
+/// **Durability.** A write is durable (committed) when it returns, unless its method says otherwise — only
+/// [`AuctionStore::check_and_record_lead`] does. A read sees what is committed.
+///
+/// **Reads on the caller's thread.** [`AuctionStore::usage`] and [`AuctionStore::bought_since`] are indexed point
+/// look-ups that a store may answer synchronously on the async worker that calls them (the SQLite store does, on one
+/// of its read connections: in WAL mode a reader never waits for the writer, and the look-up takes microseconds —
+/// less than handing it to the blocking pool and back).
+#[async_trait::async_trait]
+pub trait AuctionStore: Send + Sync + std::fmt::Debug {
+    /// Counts one sale at `price_cents` against every window of `campaign_id`'s caps, or refuses: first with
+    /// [`ReserveError::Suppressed`] when `purchase` has a suppression window its buyer already bought (or holds a
+    /// pending reservation for) this consumer in, then with the first cap it would exceed. Reserved sales count
+    /// against caps and suppression until released. A `handover` is audited in the same atomic step (nothing is
+    /// audited when the reservation is refused).
+    async fn reserve(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
+    ) -> Result<Reservation, ReserveError>;
+    /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it), records its purchase and
+    /// the sale (at `final_price_cents`; a webhook sale also queues its delivery), all in one atomic step; returns
+    /// the sale's id.
+    async fn commit(
+        &self,
+        reservation: &Reservation,
+        final_price_cents: u32,
+        sale: &SaleRecord,
+    ) -> Result<u64, StoreError>;
+    /// Gives a reservation back.
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
+    /// [`AuctionStore::reserve`] and [`AuctionStore::commit`] as one atomic step, at `sale.price_cents`: for a sale
+    /// nothing can undo between the two (a Wasm buyer's bid is its commitment), so the store writes once instead of
+    /// twice and keeps no reservation. Refuses exactly as `reserve` does; returns the sale's id.
+    async fn sell(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError>;
+    /// What `campaign_id` has bought and reserved in `windows` (a read on the caller's thread: see the trait).
+    async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
+    /// If this consumer was seen from `publisher_id` at or after `since_unix_ms`, when; otherwise records it as seen
+    /// at `now_unix_ms` and returns `None`. Checks and records run one after another, so of two leads of one consumer
+    /// only the first is new. The record need not be durable when this returns, only before any later write of this
+    /// store is (the lead's sale): a crash may forget a consumer whose lead sold nothing.
+    async fn check_and_record_lead(
+        &self,
+        publisher_id: &str,
+        keys: &ConsumerKeys,
+        since_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Whether `buyer_id` bought (committed a purchase of) this consumer at or after `since_unix_ms`: the engine's
+    /// cheap eligibility filter; [`AuctionStore::reserve`] makes the binding check (a read on the caller's thread).
+    async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError>;
+    /// Forgets the record [`AuctionStore::check_and_record_lead`] made at `seen_at` (unix ms) of this consumer from
+    /// `publisher_id`: the lead went unsold for the exchange's own reasons, so a resend is not a duplicate.
+    async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError>;
+    /// Stores a two-step ping until its post.
+    async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
+    /// Claims a ping for its post, once. The store keeps the ping's record until [`AuctionStore::finish_post`], so a
+    /// post that a crash cuts short can be claimed again once the store has settled it.
+    async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError>;
+    /// Ends the post of a claimed ping, whatever its outcome: the ping's record (the lead) is cleared.
+    async fn finish_post(&self, ping_id: &str) -> Result<(), StoreError>;
+    /// The sales of `campaign_id`, in sale order.
+    async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError>;
+}
+
+/// Counters of one campaign in one window.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counter {
+    leads: u32,
+    spend_cents: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Period {
+    Hour,
+    Day,
+    Month,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    counters: HashMap<(String, Period, String), Counter>,
+    pending: HashMap<u64, Reservation>,
+    next_reservation: u64,
+    /// (publisher, hash) → last seen.
+    seen: HashMap<(String, String), i64>,
+    /// (buyer, hash) → last bought.
+    bought: HashMap<(String, String), i64>,
+    pings: HashMap<String, PingRecord>,
+    /// Ping ids no longer open: `None` once posted, `Some(expiry)` once expired.
+    closed: HashMap<String, Option<i64>>,
+    sales: Vec<StoredSale>,
+    handovers: Vec<Handover>,
+}
+
+impl Inner {
+    fn counter(&mut self, campaign_id: &str, period: Period, key: &str) -> &mut Counter {
+        self.counters.entry((campaign_id.to_owned(), period, key.to_owned())).or_default()
+    }
+
+    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Usage {
+        let get = |period: Period, key: &str| {
+            self.counters.get(&(campaign_id.to_owned(), period, key.to_owned())).copied().unwrap_or_default()
+        };
+        let (hour, day, month) =
+            (get(Period::Hour, &windows.hour), get(Period::Day, &windows.day), get(Period::Month, &windows.month));
+        Usage {
+            leads_hour: hour.leads,
+            leads_day: day.leads,
+            leads_month: month.leads,
+            spend_day_cents: day.spend_cents,
+            spend_month_cents: month.spend_cents,
+        }
+    }
+
+    /// When `buyer_id` last bought this consumer (committed), if at or after `since_unix_ms`.
+    fn bought_at(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Option<i64> {
+        [&keys.phone_sha256, &keys.email_sha256]
+            .iter()
+            .filter_map(|hash| self.bought.get(&(buyer_id.to_owned(), (*hash).clone())).copied())
+            .filter(|at| *at >= since_unix_ms)
+            .max()
+    }
+
+    /// Why `purchase` is suppressed, if it is: a committed purchase first, else a pending reservation.
+    fn suppressed(&self, purchase: &Purchase) -> Option<ReserveError> {
+        let since = purchase.suppress_since_unix_ms?;
+        if let Some(at_unix_ms) = self.bought_at(&purchase.buyer_id, &purchase.keys, since) {
+            return Some(ReserveError::Suppressed { at_unix_ms, pending: false });
+        }
+        self.pending
+            .values()
+            .filter_map(|r| r.purchase.as_ref())
+            .filter(|p| {
+                p.buyer_id == purchase.buyer_id && p.keys.same_consumer(&purchase.keys) && p.at_unix_ms >= since
+            })
+            .map(|p| p.at_unix_ms)
+            .max()
+            .map(|at_unix_ms| ReserveError::Suppressed { at_unix_ms, pending: true })
+    }
+
+    /// Why a sale of `campaign_id` at `price_cents` may not be reserved now, if it may not.
+    fn refusal(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<&Purchase>,
+    ) -> Option<ReserveError> {
+        if let Some(refusal) = purchase.and_then(|p| self.suppressed(p)) {
+            return Some(refusal);
+        }
+        self.usage(campaign_id, windows).exceeded_by(caps, price_cents).map(ReserveError::CapReached)
+    }
+
+    /// Records that the purchase's buyer bought its consumer (keeping the latest time per hash) and the sale itself.
+    fn record_sale(&mut self, purchase: Option<Purchase>, sale: &SaleRecord, price_cents: u32) -> u64 {
+        if let Some(purchase) = purchase {
+            for hash in [purchase.keys.phone_sha256, purchase.keys.email_sha256] {
+                let entry = self.bought.entry((purchase.buyer_id.clone(), hash)).or_insert(purchase.at_unix_ms);
+                *entry = (*entry).max(purchase.at_unix_ms);
+            }
+        }
+        let sale_id = self.sales.len() as u64 + 1;
+        self.sales.push(StoredSale::new(sale_id, sale, price_cents));
+        sale_id
+    }
+
+    /// Adds `leads` and `spend` (either may be negative) to each window.
+    fn apply(&mut self, campaign_id: &str, windows: &CapWindows, leads: i64, spend: i64) {
+        for (period, key) in
+            [(Period::Hour, &windows.hour), (Period::Day, &windows.day), (Period::Month, &windows.month)]
+        {
+            let counter = self.counter(campaign_id, period, key);
+            counter.leads = (i64::from(counter.leads) + leads).clamp(0, i64::from(u32::MAX)) as u32;
+            counter.spend_cents = (counter.spend_cents as i64 + spend).max(0) as u64;
+        }
+    }
+}
+
+/// A thread-safe in-memory [`AuctionStore`]: one mutex makes every method atomic. State is lost when it is dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Backend("a thread panicked while holding the memory store".into()))
+    }
+
+    /// Every sale, of every campaign, in sale order (tests and the CLI's report).
+    pub fn all_sales(&self) -> Result<Vec<StoredSale>, StoreError> {
+        Ok(self.lock()?.sales.clone())
+    }
+
+    /// Every audited hand-over of PII, in order.
+    pub fn handovers(&self) -> Result<Vec<Handover>, StoreError> {
+        Ok(self.lock()?.handovers.clone())
+    }
+
+    /// Reservations neither committed nor released (should be none once every auction has finished).
+    pub fn pending_reservations(&self) -> Result<usize, StoreError> {
+        Ok(self.lock()?.pending.len())
+    }
+}
+
+#[async_trait::async_trait]
+impl AuctionStore for MemoryStore {
+    async fn reserve(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
+    ) -> Result<Reservation, ReserveError> {
+        let mut inner = self.lock()?;
+        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, price_cents, purchase) {
+            return Err(refusal);
+        }
+        inner.handovers.extend(handover.cloned());
+        inner.apply(campaign_id, windows, 1, i64::from(price_cents));
+        inner.next_reservation += 1;
+        let reservation = Reservation {
+            id: inner.next_reservation,
+            campaign_id: campaign_id.to_owned(),
+            windows: windows.clone(),
+            price_cents,
+            purchase: purchase.cloned(),
+        };
+        inner.pending.insert(reservation.id, reservation.clone());
+        Ok(reservation)
+    }
+
+    async fn commit(
+        &self,
+        reservation: &Reservation,
+        final_price_cents: u32,
+        sale: &SaleRecord,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
+        let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
+        inner.apply(&pending.campaign_id, &pending.windows, 0, correction);
+        Ok(inner.record_sale(pending.purchase, sale, final_price_cents))
+    }
+
+    async fn sell(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError> {
+        let mut inner = self.lock()?;
+        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, sale.price_cents, purchase) {
+            return Err(refusal);
+        }
+        inner.apply(campaign_id, windows, 1, i64::from(sale.price_cents));
+        Ok(inner.record_sale(purchase.cloned(), sale, sale.price_cents))
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
+        inner.apply(&pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents));
+        Ok(())
+    }
+
+    async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
+        Ok(self.lock()?.usage(campaign_id, windows))
+    }
+
+    async fn check_and_record_lead(
+        &self,
+        publisher_id: &str,
+        keys: &ConsumerKeys,
+        since_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut inner = self.lock()?;
+        let hashes = [&keys.phone_sha256, &keys.email_sha256];
+        let seen = hashes
+            .iter()
+            .filter_map(|hash| inner.seen.get(&(publisher_id.to_owned(), (*hash).clone())).copied())
+            .filter(|at| *at >= since_unix_ms)
+            .max();
+        if seen.is_none() {
+            for hash in hashes {
+                inner.seen.insert((publisher_id.to_owned(), hash.clone()), now_unix_ms);
+            }
+        }
+        Ok(seen)
+    }
+
+    async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        for hash in [&keys.phone_sha256, &keys.email_sha256] {
+            let key = (publisher_id.to_owned(), hash.clone());
+            if inner.seen.get(&key) == Some(&seen_at) {
+                inner.seen.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.lock()?.bought_at(buyer_id, keys, since_unix_ms).is_some())
+    }
+
+    async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.pings.contains_key(&record.ping_id) || inner.closed.contains_key(&record.ping_id) {
+            return Err(StoreError::DuplicatePingId(record.ping_id));
+        }
+        inner.pings.insert(record.ping_id.clone(), record);
+        Ok(())
+    }
+
+    async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.closed.get(ping_id) {
+            Some(None) => return Ok(PingClaim::AlreadyPosted),
+            Some(Some(expired_at_unix_ms)) => {
+                return Ok(PingClaim::Expired { expired_at_unix_ms: *expired_at_unix_ms });
+            }
+            None => {}
+        }
+        let Some(record) = inner.pings.get(ping_id) else {
+            return Ok(PingClaim::Unknown);
+        };
+        if now_unix_ms >= record.expires_at_unix_ms {
+            let expired_at_unix_ms = record.expires_at_unix_ms;
+            // The lead is kept no longer than its expiry.
+            inner.pings.remove(ping_id);
+            inner.closed.insert(ping_id.to_owned(), Some(expired_at_unix_ms));
+            return Ok(PingClaim::Expired { expired_at_unix_ms });
+        }
+        let record = inner.pings.remove(ping_id).ok_or(StoreError::Backend("ping vanished under the lock".into()))?;
+        inner.closed.insert(ping_id.to_owned(), None);
+        Ok(PingClaim::Claimed(Box::new(record)))
+    }
+
+    /// Nothing to clear: a claimed ping's record leaves this store when it is claimed (nothing outlives the process).
+    async fn finish_post(&self, _ping_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
+        Ok(self.lock()?.sales.iter().filter(|s| s.campaign_id == campaign_id).cloned().collect())
+    }
+}

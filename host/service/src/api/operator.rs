@@ -1,0 +1,557 @@
+//! Operator routes (an operator key only; every other key gets 403):
+//!
+//! - publishers, buyers and campaigns: `GET /v1/{kind}`, `GET|PUT /v1/{kind}/{id}` (create or replace with the
+//!   engine's config JSON; the path's id is the entity's id) and `POST /v1/{kind}/{id}/pause|resume`. Every change
+//!   goes through [`AppState::change`](crate::state::AppState::change): the exchange is rebuilt with it and
+//!   swapped in, or the change is refused (422, nothing saved) with the builder's message;
+//! - plugins: `GET /v1/plugins`, `GET /v1/plugins/{name}`, `POST /v1/plugins/{name}/versions` (the `.wasm` bytes;
+//!   validated and compiled before it is stored), `DELETE /v1/plugins/{name}/versions/{version}`,
+//!   `POST /v1/plugins/{name}/activate|rollback|disable|enable`;
+//! - API keys: `POST /v1/keys` (the key is shown once), `GET /v1/keys` (hashes only), `DELETE /v1/keys/{id}`;
+//! - reads: `GET /v1/leads/{lead_id}/trace` (outcome, trace, sales, PII audit), `GET /v1/deliveries?status=`,
+//!   `GET /metrics` (Prometheus).
+//!
+//! A paused publisher's leads are answered `rejected` with reason "publisher paused" (a lead the exchange refuses,
+//! as for an unknown publisher: sending it again does not help until the operator resumes the publisher); a paused
+//! buyer's campaigns are ineligible ("buyer paused" in the trace).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{RawBody, Shared, blocking, from_value, parse_json, with_path_key};
+use crate::auth::{OperatorKey, Principal, Role, hash_key, new_key};
+use crate::error::ApiError;
+use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::state::Uploaded;
+use pingpost_engine::eligibility::cap_windows;
+use pingpost_engine::{AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, ExchangeConfig, Publisher};
+use pingpost_sqlite::registry::{KeyRecord, PluginRecord};
+use pingpost_sqlite::{DeliveryStatus, OutboxDelivery, PiiAuditEntry};
+
+/// The JSON routes.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/publishers", get(list::<Publisher>))
+        .route("/v1/publishers/{id}", get(read::<Publisher>).put(put::<Publisher>))
+        .route("/v1/publishers/{id}/pause", post(pause::<Publisher>))
+        .route("/v1/publishers/{id}/resume", post(resume::<Publisher>))
+        .route("/v1/buyers", get(list::<Buyer>))
+        .route("/v1/buyers/{id}", get(read::<Buyer>).put(put::<Buyer>))
+        .route("/v1/buyers/{id}/pause", post(pause::<Buyer>))
+        .route("/v1/buyers/{id}/resume", post(resume::<Buyer>))
+        .route("/v1/campaigns", get(list::<Campaign>))
+        .route("/v1/campaigns/{id}", get(read::<Campaign>).put(put::<Campaign>))
+        .route("/v1/campaigns/{id}/pause", post(pause::<Campaign>))
+        .route("/v1/campaigns/{id}/resume", post(resume::<Campaign>))
+        .route("/v1/plugins", get(list_plugins))
+        .route("/v1/plugins/{name}", get(read_plugin))
+        .route("/v1/plugins/{name}/versions/{version}", axum::routing::delete(delete_plugin_version))
+        .route("/v1/plugins/{name}/activate", post(activate_plugin))
+        .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
+        .route("/v1/plugins/{name}/disable", post(disable_plugin))
+        .route("/v1/plugins/{name}/enable", post(enable_plugin))
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/{id}", axum::routing::delete(revoke_key))
+        .route("/v1/leads/{lead_id}/trace", get(lead_trace))
+        .route("/v1/deliveries", get(list_deliveries))
+        .route("/metrics", get(metrics))
+}
+
+/// The upload route (its own body limit).
+pub fn upload_routes() -> Router<Shared> {
+    Router::new().route("/v1/plugins/{name}/versions", post(upload_plugin_version))
+}
+
+/// A publisher, buyer or campaign: one list of the exchange's config, addressed by id.
+pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The kind's name in messages (`publisher`, `buyer`, `campaign`).
+    const KIND: &'static str;
+    /// The entities of this kind in `config`.
+    fn all(config: &mut ExchangeConfig) -> &mut Vec<Self>;
+    /// The entity's id.
+    fn id(&self) -> &str;
+    /// Pauses or resumes it.
+    fn set_status(&mut self, status: CampaignStatus);
+    /// The plugin it names (with the field naming it), if any.
+    fn plugin_ref(&self) -> Option<(&'static str, &str)> {
+        None
+    }
+}
+
+impl Entity for Publisher {
+    const KIND: &'static str = "publisher";
+    fn all(config: &mut ExchangeConfig) -> &mut Vec<Self> {
+        &mut config.publishers
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn set_status(&mut self, status: CampaignStatus) {
+        self.status = status;
+    }
+    fn plugin_ref(&self) -> Option<(&'static str, &str)> {
+        Some(("redactor", &self.redactor))
+    }
+}
+
+impl Entity for Buyer {
+    const KIND: &'static str = "buyer";
+    fn all(config: &mut ExchangeConfig) -> &mut Vec<Self> {
+        &mut config.buyers
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn set_status(&mut self, status: CampaignStatus) {
+        self.status = status;
+    }
+}
+
+impl Entity for Campaign {
+    const KIND: &'static str = "campaign";
+    fn all(config: &mut ExchangeConfig) -> &mut Vec<Self> {
+        &mut config.campaigns
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn set_status(&mut self, status: CampaignStatus) {
+        self.status = status;
+    }
+    fn plugin_ref(&self) -> Option<(&'static str, &str)> {
+        match &self.target {
+            CampaignTarget::Wasm { plugin, .. } => Some(("target.plugin", plugin)),
+            CampaignTarget::Http(_) => None,
+        }
+    }
+}
+
+/// The registry's configuration (what operators edit; it includes what a disabled plugin keeps out of the live
+/// exchange).
+async fn registry(state: &Shared) -> Result<ExchangeConfig, ApiError> {
+    state.on_store(move |store| store.registry_config()).await
+}
+
+/// `GET /v1/{kind}`: every entity of the kind, in creation order.
+async fn list<T: Entity>(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<T>>, ApiError> {
+    let mut config = registry(&state).await?;
+    Ok(Json(std::mem::take(T::all(&mut config))))
+}
+
+/// `GET /v1/{kind}/{id}`.
+async fn read<T: Entity>(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(id): Path<String>,
+) -> Result<Json<T>, ApiError> {
+    let mut config = registry(&state).await?;
+    let found = T::all(&mut config).iter().find(|e| e.id() == id).cloned();
+    found.map(Json).ok_or_else(|| unknown::<T>(&id))
+}
+
+fn unknown<T: Entity>(id: &str) -> ApiError {
+    ApiError::not_found(format!("no {} {id:?}", T::KIND))
+}
+
+/// `PUT /v1/{kind}/{id}`: creates the entity (201) or replaces it (200) with the body, a config of the engine's
+/// type. The body's `id` may be left out; if given it must be the path's.
+async fn put<T: Entity>(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<T>), ApiError> {
+    check_id(&id, "id")?;
+    let entity: T = from_value(with_path_key(&body, "id", &id, T::KIND)?)?;
+    check_plugins(&state, &entity).await?;
+    let answer = entity.clone();
+    let created = state
+        .change(move |config| {
+            let all = T::all(config);
+            match all.iter_mut().find(|e| e.id() == entity.id()) {
+                Some(existing) => {
+                    *existing = entity;
+                    Ok(false)
+                }
+                None => {
+                    all.push(entity);
+                    Ok(true)
+                }
+            }
+        })
+        .await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(answer)))
+}
+
+/// Refuses (422, naming the field) a publisher's redactor or a Wasm campaign's plugin that is not uploaded.
+async fn check_plugins<T: Entity>(state: &Shared, entity: &T) -> Result<(), ApiError> {
+    let reference = entity.plugin_ref().map(|(field, name)| (field, name.to_owned()));
+    let Some((field, name)) = reference else { return Ok(()) };
+    let store = state.store.clone();
+    let lookup = name.clone();
+    let exists = blocking(move || Ok(store.plugin(&lookup)?.is_some())).await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, format!("no plugin {name:?} is uploaded (POST /v1/plugins/{name}/versions)")))
+    }
+}
+
+/// `POST /v1/{kind}/{id}/pause`.
+async fn pause<T: Entity>(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(id): Path<String>,
+) -> Result<Json<T>, ApiError> {
+    set_status::<T>(&state, id, CampaignStatus::Paused).await.map(Json)
+}
+
+/// `POST /v1/{kind}/{id}/resume`.
+async fn resume<T: Entity>(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(id): Path<String>,
+) -> Result<Json<T>, ApiError> {
+    set_status::<T>(&state, id, CampaignStatus::Active).await.map(Json)
+}
+
+async fn set_status<T: Entity>(state: &Shared, id: String, status: CampaignStatus) -> Result<T, ApiError> {
+    state
+        .change(move |config| {
+            let entity = T::all(config).iter_mut().find(|e| e.id() == id).ok_or_else(|| unknown::<T>(&id))?;
+            entity.set_status(status);
+            Ok(entity.clone())
+        })
+        .await
+}
+
+/// Ids and plugin names: 1–128 characters of letters, digits, `.`, `_`, `-` (and `:` for plugin names).
+fn check_id(id: &str, field: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, "must be 1–128 characters: letters, digits, '.', '_', '-' or ':'"))
+    }
+}
+
+/// `GET /v1/plugins`: every plugin with its versions.
+async fn list_plugins(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<PluginRecord>>, ApiError> {
+    state.on_store(move |store| store.plugins()).await.map(Json)
+}
+
+/// `GET /v1/plugins/{name}`: its versions, the live one, and whether it is disabled.
+async fn read_plugin(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    plugin_record(&state, name).await.map(Json)
+}
+
+async fn plugin_record(state: &Shared, name: String) -> Result<PluginRecord, ApiError> {
+    let state = state.clone();
+    blocking(move || state.plugin_record(&name)).await
+}
+
+/// `POST /v1/plugins/{name}/versions`: the body is a `.wasm` file; it is validated and compiled, then stored as the
+/// plugin's next version (not activated). A new name makes an operator-owned plugin of the upload's world; a version
+/// of an existing plugin must be of its world.
+async fn upload_plugin_version(
+    State(state): State<Shared>,
+    OperatorKey(principal): OperatorKey,
+    Path(name): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    check_id(&name, "name")?;
+    let lookup = name.clone();
+    let existing = state.on_store(move |store| store.plugin(&lookup)).await?;
+    let (owner, world) = match existing {
+        Some(record) => ((record.owner_role, record.owner_id), Some(record.world)),
+        None => ((Role::Operator, None), None),
+    };
+    let uploaded = state.upload_plugin(name.clone(), owner, world, body.to_vec(), &principal).await?;
+    state.prune_versions(&name).await;
+    Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+/// `DELETE /v1/plugins/{name}/versions/{version}`: deletes a version that is not live (`409 plugin_version_live`
+/// otherwise), freeing its owner's quota.
+async fn delete_plugin_version(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let version: u32 =
+        version.parse().map_err(|_| ApiError::not_found(format!("plugin {name:?} has no version {version:?}")))?;
+    state.delete_version(&name, version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /v1/plugins/{name}/activate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivateBody {
+    version: u32,
+}
+
+/// `POST /v1/plugins/{name}/activate` `{"version": n}`: a hot swap; refused (422, nothing changes) when a campaign or
+/// publisher using the plugin does not build with that version.
+async fn activate_plugin(
+    State(state): State<Shared>,
+    OperatorKey(principal): OperatorKey,
+    Path(name): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<PluginRecord>, ApiError> {
+    let ActivateBody { version } = parse_json(&body)?;
+    state.activate_plugin(name.clone(), version, &principal).await?;
+    plugin_record(&state, name).await.map(Json)
+}
+
+/// `POST /v1/plugins/{name}/rollback`: back to the version that was live before the current one.
+async fn rollback_plugin(
+    State(state): State<Shared>,
+    OperatorKey(principal): OperatorKey,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    plugin_record(&state, name.clone()).await?;
+    state.rollback_plugin(name.clone(), &principal).await?;
+    plugin_record(&state, name).await.map(Json)
+}
+
+/// `POST /v1/plugins/{name}/disable`: the campaigns and publishers using it stop taking part.
+async fn disable_plugin(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    state.set_plugin_disabled(name.clone(), true).await?;
+    plugin_record(&state, name).await.map(Json)
+}
+
+/// `POST /v1/plugins/{name}/enable`.
+async fn enable_plugin(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    state.set_plugin_disabled(name.clone(), false).await?;
+    plugin_record(&state, name).await.map(Json)
+}
+
+/// Body of `POST /v1/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    role: Role,
+    /// The publisher or buyer the key acts for; absent for an operator key.
+    #[serde(default)]
+    owner_id: Option<String>,
+    /// The key holder's id; default `<role>:<owner>:<random>`.
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The answer to `POST /v1/keys`: the only time the key itself is shown.
+#[derive(Debug, Serialize)]
+struct NewKey {
+    id: String,
+    role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_id: Option<String>,
+    key: String,
+}
+
+/// `POST /v1/keys`: makes a key (201). A publisher or buyer key's owner must be in the registry.
+async fn create_key(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<NewKey>), ApiError> {
+    let NewKeyBody { role, owner_id, id } = parse_json(&body)?;
+    let owner_id = owner_id.filter(|o| !o.is_empty());
+    let config = registry(&state).await?;
+    match (role, &owner_id) {
+        (Role::Operator, Some(_)) => return Err(ApiError::invalid("owner_id", "an operator key has no owner")),
+        (Role::Operator, None) => {}
+        (Role::Publisher | Role::Buyer, None) => {
+            return Err(ApiError::invalid("owner_id", format!("a {} key needs its owner's id", role.as_str())));
+        }
+        (Role::Publisher, Some(owner)) if !config.publishers.iter().any(|p| &p.id == owner) => {
+            return Err(ApiError::invalid("owner_id", format!("no publisher {owner:?}")));
+        }
+        (Role::Buyer, Some(owner)) if !config.buyers.iter().any(|b| &b.id == owner) => {
+            return Err(ApiError::invalid("owner_id", format!("no buyer {owner:?}")));
+        }
+        _ => {}
+    }
+    let id = match id {
+        Some(id) => {
+            check_id(&id, "id")?;
+            id
+        }
+        None => format!(
+            "{}:{}:{}",
+            role.as_str(),
+            owner_id.as_deref().unwrap_or("key"),
+            hex::encode(rand::random::<[u8; 4]>())
+        ),
+    };
+    let key = new_key();
+    let holder = Principal { id: id.clone(), role, owner_id: owner_id.clone() };
+    let store = state.store.clone();
+    let (hash, now, keys_state) = (hash_key(&key), state.now(), state.clone());
+    blocking(move || {
+        if store.keys()?.iter().any(|k| k.principal.id == holder.id) {
+            return Err(
+                ApiError::conflict("duplicate_id", format!("a key holder {:?} exists", holder.id)).with_field("id")
+            );
+        }
+        store.insert_principal(&holder, &hash, now)?;
+        keys_state.keys.reload(&store)?;
+        Ok(())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(NewKey { id, role, owner_id, key })))
+}
+
+/// `GET /v1/keys`: every key holder, revoked ones included, with the SHA-256 of the key (never the key).
+async fn list_keys(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<KeyRecord>>, ApiError> {
+    state.on_store(move |store| store.keys()).await.map(Json)
+}
+
+/// `DELETE /v1/keys/{id}`: revokes the key (it is refused from the next request on). The last live operator key
+/// cannot be revoked (409), so the exchange stays manageable.
+async fn revoke_key(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(id): Path<String>,
+) -> Result<Json<KeyRecord>, ApiError> {
+    let (store, keys_state, now) = (state.store.clone(), state.clone(), state.now());
+    blocking(move || {
+        let keys = store.keys()?;
+        let live = |k: &&KeyRecord| k.revoked_at_unix_ms.is_none();
+        let target = keys
+            .iter()
+            .filter(live)
+            .find(|k| k.principal.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("no live key {id:?}")))?;
+        let operators = keys.iter().filter(live).filter(|k| k.principal.role == Role::Operator).count();
+        if target.principal.role == Role::Operator && operators <= 1 {
+            return Err(ApiError::conflict(
+                "last_operator_key",
+                "this is the last live operator key; make another first",
+            ));
+        }
+        if !store.revoke_principal(&id, now)? {
+            return Err(ApiError::not_found(format!("no live key {id:?}")));
+        }
+        keys_state.keys.reload(&store)?;
+        let revoked = store.keys()?.into_iter().find(|k| k.principal.id == id);
+        revoked.ok_or_else(|| ApiError::internal("revoking a key", "the revoked key vanished"))
+    })
+    .await
+    .map(Json)
+}
+
+/// The answer to `GET /v1/leads/{lead_id}/trace`.
+#[derive(Debug, Serialize)]
+struct LeadTrace {
+    lead_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publisher_id: Option<String>,
+    /// `sold`, `unsold`, ... (a two-step lead: `bid` until it is posted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at_unix_ms: Option<i64>,
+    /// The recorded outcome with its trace (every campaign's eligibility, answer and timing; the redacted ping only).
+    outcome: serde_json::Value,
+    /// The lead's sales, without the lead.
+    sales: Vec<pingpost_engine::StoredSale>,
+    /// Who received the lead's PII, and how.
+    pii_audit: Vec<PiiAuditEntry>,
+}
+
+/// `GET /v1/leads/{lead_id}/trace`: why a lead sold or did not, who bought it, who saw its PII.
+async fn lead_trace(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(lead_id): Path<String>,
+) -> Result<Json<LeadTrace>, ApiError> {
+    let store = state.store.clone();
+    let id = lead_id.clone();
+    state.recorder.flush().await;
+    let (record, sales, pii_audit) =
+        blocking(move || Ok((store.auction(&id)?, store.sales_of_lead(&id)?, store.pii_audit(&id)?))).await?;
+    if record.is_none() && sales.is_empty() {
+        return Err(ApiError::not_found(format!("no lead {lead_id:?}")));
+    }
+    let outcome = match &record {
+        Some(record) => serde_json::from_str(&record.outcome_json)
+            .map_err(|e| ApiError::internal("reading a recorded auction", e))?,
+        None => serde_json::Value::Null,
+    };
+    Ok(Json(LeadTrace {
+        publisher_id: record.as_ref().map(|r| r.publisher_id.clone()),
+        status: record.as_ref().map(|r| r.status.clone()),
+        received_at_unix_ms: record.as_ref().map(|r| r.received_at_unix_ms),
+        lead_id,
+        outcome,
+        sales,
+        pii_audit,
+    }))
+}
+
+/// Query of `GET /v1/deliveries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    status: Option<String>,
+}
+
+/// `GET /v1/deliveries?status=pending|delivered|failed`: the outbox, oldest first, without the leads' PII.
+async fn list_deliveries(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    query: Result<Query<DeliveriesQuery>, QueryRejection>,
+) -> Result<Json<Vec<OutboxDelivery>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some("pending") => Some(DeliveryStatus::Pending),
+        Some("delivered") => Some(DeliveryStatus::Delivered),
+        Some("failed") => Some(DeliveryStatus::Failed),
+        Some(other) => {
+            return Err(ApiError::invalid("status", format!("{other:?}: one of pending, delivered, failed")));
+        }
+    };
+    let mut deliveries = state.on_store(move |store| store.deliveries(status)).await?;
+    for delivery in &mut deliveries {
+        delivery.lead = None;
+    }
+    Ok(Json(deliveries))
+}
+
+/// `GET /metrics`: Prometheus metrics, with every capped campaign's usage in its current windows.
+async fn metrics(State(state): State<Shared>, _: OperatorKey) -> Result<Response, ApiError> {
+    let exchange = state.exchange();
+    let now = state.now();
+    let mut caps = Vec::new();
+    for campaign in exchange.campaigns().filter(|c| !c.caps.is_unlimited()) {
+        let Some(buyer) = exchange.buyer(&campaign.buyer_id) else { continue };
+        let usage = state.store.usage(&campaign.id, &cap_windows(buyer.time_zone, now)).await?;
+        caps.push((campaign.id.clone(), campaign.caps, usage));
+    }
+    state.metrics.observe_writer(state.store.writer_stats());
+    let text = state.metrics.render(caps.iter().map(|(id, caps, usage)| (id.as_str(), *caps, *usage)));
+    Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response())
+}

@@ -1,0 +1,323 @@
+//! Publisher routes: send a lead one-shot (`POST /v1/leads`) or in two steps (`POST /v1/ping`, `POST /v1/post`), read
+//! a lead's result (`GET /v1/leads/{lead_id}`), upload the redactor (`PUT /v1/publisher/redactor`).
+//!
+//! A publisher key sends leads for its own publisher only: the lead's `publisher_id` may be left out (it is filled
+//! in) but may not name another publisher. Answers are in the publisher's terms: `payout_cents` is what the publisher
+//! is paid; buyers and their bids are not shown (operators read them in the trace).
+
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+pub use super::answers::{LeadAnswer, PingAnswer};
+use super::idempotency::idempotent;
+use super::{RawBody, Shared, blocking, from_value, parse_json, to_json};
+use crate::auth::{PublisherKey, Role};
+use crate::error::ApiError;
+use crate::metrics::Endpoint;
+use crate::state::{Uploaded, check_rate};
+use pingpost_engine::validate::consumer_keys;
+use pingpost_engine::{LeadOptions, OutcomeStatus, PingStatus, PostError};
+use pingpost_model::Lead;
+use pingpost_runtime::World;
+use pingpost_sqlite::AuctionRecord;
+use pingpost_sqlite::registry::IdempotentLead;
+
+/// The JSON routes.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/leads", post(send_lead))
+        .route("/v1/ping", post(send_ping))
+        .route("/v1/post", post(send_post))
+        .route("/v1/leads/{lead_id}", get(read_lead))
+}
+
+/// The upload route (its own body limit).
+pub fn upload_routes() -> Router<Shared> {
+    Router::new().route("/v1/publisher/redactor", put(upload_redactor))
+}
+
+/// Query of `POST /v1/leads` and `POST /v1/ping`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadQuery {
+    /// In shared mode, sell to at most this many buyers.
+    pub shared_max_buyers: Option<u32>,
+}
+
+/// Body of `POST /v1/post`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostBody {
+    ping_id: String,
+}
+
+/// `POST /v1/leads`: one-shot ping and post.
+async fn send_lead(
+    State(state): State<Shared>,
+    PublisherKey { principal, publisher_id }: PublisherKey,
+    headers: HeaderMap,
+    query: Result<Query<LeadQuery>, QueryRejection>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    check_rate(&state.publisher_limiter, &publisher_id)?;
+    let _admitted = state.admission.admit()?;
+    state.store_writable().await?;
+    let mut options = lead_options(query)?;
+    let parsed = parse_lead(&body, &publisher_id);
+    let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
+    idempotent(&state, &principal, &headers, "leads", &body, named, async {
+        let lead = parsed?;
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().run_lead_with(lead, options).await;
+        unsold_for_the_store(&state, outcome.status)?;
+        state.metrics.observe_outcome(Endpoint::Leads, &outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
+        let answer = LeadAnswer::of(&outcome);
+        to_json(answer.status(), &answer)
+    })
+    .await
+}
+
+/// `POST /v1/ping`: the bid phase of a two-step sale.
+async fn send_ping(
+    State(state): State<Shared>,
+    PublisherKey { principal, publisher_id }: PublisherKey,
+    headers: HeaderMap,
+    query: Result<Query<LeadQuery>, QueryRejection>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    check_rate(&state.publisher_limiter, &publisher_id)?;
+    let _admitted = state.admission.admit()?;
+    state.store_writable().await?;
+    let mut options = lead_options(query)?;
+    let parsed = parse_lead(&body, &publisher_id);
+    let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
+    idempotent(&state, &principal, &headers, "ping", &body, named, async {
+        let lead = parsed?;
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().ping_with(lead, options).await;
+        if outcome.status != PingStatus::Bid {
+            unsold_for_the_store(&state, OutcomeStatus::Unsold)?;
+        }
+        state.metrics.observe_ping(&outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Now).await?;
+        let answer = PingAnswer::of(&outcome);
+        to_json(answer.status(), &answer)
+    })
+    .await
+}
+
+/// `POST /v1/post`: sells a pinged lead to its best bidders (with fallback).
+async fn send_post(
+    State(state): State<Shared>,
+    PublisherKey { principal, publisher_id }: PublisherKey,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    check_rate(&state.publisher_limiter, &publisher_id)?;
+    let _admitted = state.admission.admit()?;
+    state.store_writable().await?;
+    let parsed: Result<PostBody, ApiError> = parse_json(&body);
+    // The post's lead is the ping's: its duplicate record was made (and kept) by the ping.
+    let named = parsed.as_ref().ok().map(|post| IdempotentLead {
+        lead_id: post.ping_id.clone(),
+        publisher_id: publisher_id.clone(),
+        keys: None,
+    });
+    idempotent(&state, &principal, &headers, "post", &body, named, async {
+        let PostBody { ping_id } = parsed?;
+        let store = state.store.clone();
+        let (publisher, id) = (publisher_id.clone(), ping_id.clone());
+        let known = blocking(move || Ok(store.auction_for_publisher(&publisher, &id)?.is_some())).await?;
+        if !known {
+            return Err(ApiError::not_found(format!("unknown ping id {ping_id:?}")).with_field("ping_id"));
+        }
+        let received = state.now();
+        let started = Instant::now();
+        let outcome = state.exchange().post(&ping_id).await.map_err(|error| match error {
+            PostError::UnknownPingId(_) => ApiError::not_found(error.to_string()).with_field("ping_id"),
+            PostError::Expired { .. } => {
+                ApiError::new(StatusCode::GONE, "ping_expired", error.to_string()).with_field("ping_id")
+            }
+            PostError::AlreadyPosted(_) => {
+                ApiError::conflict("already_posted", error.to_string()).with_field("ping_id")
+            }
+            PostError::UnknownPublisher(_) => ApiError::conflict("publisher_removed", error.to_string()),
+            PostError::Store(e) => ApiError::from(e),
+        })?;
+        unsold_for_the_store(&state, outcome.status)?;
+        state.metrics.observe_outcome(Endpoint::Post, &outcome, started.elapsed());
+        record(&state, &publisher_id, &outcome.ping_id, outcome.status, received, &outcome, Write::Queued).await?;
+        let answer = LeadAnswer::of(&outcome);
+        to_json(answer.status(), &answer)
+    })
+    .await
+}
+
+/// `GET /v1/leads/{lead_id}`: the result of one of the publisher's leads.
+async fn read_lead(
+    State(state): State<Shared>,
+    PublisherKey { publisher_id, .. }: PublisherKey,
+    Path(lead_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.recorder.flush().await;
+    let id = lead_id.clone();
+    let record = state.on_store(move |store| store.auction_for_publisher(&publisher_id, &id)).await?;
+    let record = record.ok_or_else(|| ApiError::not_found(format!("no lead {lead_id:?} of yours")))?;
+    let outcome: serde_json::Value =
+        serde_json::from_str(&record.outcome_json).map_err(|e| ApiError::internal("reading a recorded lead", e))?;
+    Ok(Json(publisher_view(&lead_id, &outcome)))
+}
+
+/// `PUT /v1/publisher/redactor`: uploads a new redactor version and makes it the publisher's live redactor (a hot
+/// swap). Refused, and nothing changes, if the publisher's redactor config does not configure it.
+async fn upload_redactor(
+    State(state): State<Shared>,
+    PublisherKey { principal, publisher_id }: PublisherKey,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let name = format!("redactor:{publisher_id}");
+    let owner = (Role::Publisher, Some(publisher_id.clone()));
+    let live_name = name.clone();
+    let uploaded = state
+        .upload_and_activate(name, owner, World::Redactor, body.to_vec(), &principal, move |config| {
+            let publisher = config
+                .publishers
+                .iter_mut()
+                .find(|p| p.id == publisher_id)
+                .ok_or_else(|| ApiError::not_found(format!("publisher {publisher_id:?} is not configured")))?;
+            publisher.redactor = live_name;
+            Ok(())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+/// A lead that did not sell (or a ping that kept no bid) while the store could not write (its sale, its ping or its
+/// record failed) is `503 store_unavailable`, not an answer: the publisher's retry runs it again once the store
+/// writes.
+fn unsold_for_the_store(state: &Shared, status: OutcomeStatus) -> Result<(), ApiError> {
+    match state.store.write_failure() {
+        Some(error) if status != OutcomeStatus::Sold => {
+            tracing::warn!(%error, "a lead went unsold while the store could not write");
+            Err(ApiError::store_unavailable())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn lead_options(query: Result<Query<LeadQuery>, QueryRejection>) -> Result<LeadOptions, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
+    if query.shared_max_buyers == Some(0) {
+        return Err(ApiError::invalid("shared_max_buyers", "must be at least 1"));
+    }
+    Ok(LeadOptions { shared_max_buyers: query.shared_max_buyers, lead_id: None })
+}
+
+/// With an `Idempotency-Key`, names the lead before it runs: its id, fixed now (in `options`), and its consumer's
+/// keys, so a request left in progress by a crash can be resolved (see [`super::idempotency`]).
+fn name_lead(
+    state: &Shared,
+    headers: &HeaderMap,
+    publisher_id: &str,
+    parsed: &Result<Lead, ApiError>,
+    options: &mut LeadOptions,
+) -> Option<IdempotentLead> {
+    if !headers.contains_key("idempotency-key") {
+        return None;
+    }
+    let lead_id = state.exchange().new_lead_id();
+    options.lead_id = Some(lead_id.clone());
+    let keys = parsed.as_ref().ok().and_then(consumer_keys);
+    Some(IdempotentLead { lead_id, publisher_id: publisher_id.to_owned(), keys })
+}
+
+/// Parses a lead for `publisher_id`: fills in a missing `publisher_id`, refuses another publisher's.
+fn parse_lead(body: &[u8], publisher_id: &str) -> Result<Lead, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::malformed(e.to_string()))?;
+    let object = value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", "a lead is a JSON object"))?;
+    match object.get("publisher_id") {
+        None | Some(serde_json::Value::Null) => {
+            object.insert("publisher_id".into(), publisher_id.into());
+        }
+        Some(serde_json::Value::String(id)) if id == publisher_id => {}
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_publisher",
+                format!("this key sends leads for publisher {publisher_id:?} only"),
+            )
+            .with_field("publisher_id"));
+        }
+    }
+    from_value(value)
+}
+
+/// How an auction's record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Before answering: a two-step ping's record is what its post is checked against.
+    Now,
+    /// Through the recorder, off the request path.
+    Queued,
+}
+
+/// Records the auction (outcome and trace) for the publisher's and the operator's reads.
+async fn record<S: Serialize, T: Serialize>(
+    state: &Shared,
+    publisher_id: &str,
+    lead_id: &str,
+    status: S,
+    received_at: i64,
+    outcome: &T,
+    write: Write,
+) -> Result<(), ApiError> {
+    let outcome_json = serde_json::to_string(outcome).map_err(|e| ApiError::internal("recording the auction", e))?;
+    let status = match serde_json::to_value(status) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => return Err(ApiError::internal("recording the auction", "an outcome status without a name")),
+    };
+    let record = AuctionRecord {
+        lead_id: lead_id.to_owned(),
+        publisher_id: publisher_id.to_owned(),
+        status,
+        received_at_unix_ms: received_at,
+        outcome_json,
+    };
+    match write {
+        Write::Queued => {
+            state.recorder.record(record).await;
+            Ok(())
+        }
+        Write::Now => state.on_store(move |store| store.record_auctions(vec![record])).await,
+    }
+}
+
+/// What a publisher may read of a recorded auction: a one-shot or posted lead as [`LeadAnswer`], a ping as
+/// [`PingAnswer`] — never the buyers or their bids.
+fn publisher_view(lead_id: &str, outcome: &serde_json::Value) -> serde_json::Value {
+    let pick = |key: &str| outcome.get(key).cloned().unwrap_or(serde_json::Value::Null);
+    let mut view = serde_json::Map::new();
+    view.insert("lead_id".into(), lead_id.into());
+    view.insert("outcome".into(), pick("status"));
+    for key in ["reason", "payout_cents", "expires_at_unix_ms", "field_errors", "pii_leaks"] {
+        if let Some(value) = outcome.get(key).filter(|v| !v.is_null()) {
+            view.insert(key.into(), value.clone());
+        }
+    }
+    if let Some(sales) = outcome.get("sales").and_then(|s| s.as_array()) {
+        let payout: u64 = sales.iter().filter_map(|s| s.get("payout_cents")?.as_u64()).sum();
+        view.insert("payout_cents".into(), payout.into());
+        view.insert("buyers".into(), sales.len().into());
+    }
+    serde_json::Value::Object(view)
+}
