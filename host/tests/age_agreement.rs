@@ -1,8 +1,9 @@
-//! The host (chrono, `auction::validate::age_on`) and the guest SDK (its own calendar, `pingpost_sdk::time::age_on`)
+//! The host (chrono, `auction::age::age_on`) and the guest SDK (its own calendar, `pingpost_sdk::time::age_on`)
 //! compute a consumer's age the same way: a buyer plugin filtering on age sees the age the exchange validated.
 
 use pingpost::auction::Verticals;
-use pingpost::auction::validate::{age_on as host_age, validate_lead};
+use pingpost::auction::age::age_on as host_age;
+use pingpost::auction::validate::validate_lead;
 use pingpost_sdk::time::age_on as sdk_age;
 use proptest::prelude::*;
 

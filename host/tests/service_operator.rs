@@ -424,7 +424,7 @@ async fn keys_are_shown_once_listed_as_hashes_and_revoked() {
     let keys = service.get(OPERATOR, "/v1/keys").await;
     assert!(!keys.text.contains(&key), "a listing never shows a key");
     let listed = keys.body.as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).expect("listed").clone();
-    assert_eq!(listed["key_sha256"], pingpost::service::auth::hash_key(&key));
+    assert_eq!(listed["key_sha256"], pingpost::service::keys::hash_key(&key));
     assert!(keys.body.as_array().unwrap().iter().all(|k| k.get("key").is_none()));
 
     for (body, field) in [

@@ -10,6 +10,9 @@ use super::config::{Campaign, CampaignStatus, Caps, Exclusivity, Schedule, Selec
 use super::store::{CapKind, CapWindows, Usage};
 use pingpost_model::CapsLeft;
 
+/// One day in milliseconds.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
 /// Why a campaign was not pinged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]

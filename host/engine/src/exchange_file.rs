@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use pingpost_runtime::{Plugin, Runtime};
 
+use super::build::ExchangeBuilder;
 use super::config::{ExchangeConfig, STANDARD_REDACTOR};
-use super::engine::{Exchange, ExchangeBuilder, ExchangeParts};
+use super::engine::{Exchange, ExchangeParts};
 
 /// Why an exchange file could not be loaded: always names the file, and where in it the problem is.
 #[derive(Debug, thiserror::Error)]

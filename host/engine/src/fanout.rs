@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::engine::{CampaignEntry, Runner};
+use super::entries::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
 use super::text::{MAX_STORED_TEXT, MAX_TRACE_LOG_LINE, MAX_TRACE_LOG_LINES, bounded};
 use super::trace::{Answer, micros};
@@ -27,7 +27,7 @@ use pingpost_model::{CapsLeft, Decision, LogLine, Ping};
 use pingpost_runtime::{BuyerPlugin, CallError, CallReport, PreparedPing};
 
 /// One campaign to ping.
-pub(super) struct PingJob {
+pub(crate) struct PingJob {
     /// Index of the campaign's entry in the trace.
     pub trace_index: usize,
     pub entry: Arc<CampaignEntry>,
@@ -37,7 +37,7 @@ pub(super) struct PingJob {
 }
 
 /// One campaign's answer.
-pub(super) struct PingResult {
+pub(crate) struct PingResult {
     pub trace_index: usize,
     pub answer: Answer,
     /// Arrival order among the answers (0 = first); timeouts come last.
@@ -50,7 +50,7 @@ pub(super) struct PingResult {
 }
 
 /// What the fan-out needs besides the jobs.
-pub(super) struct FanOut<'a> {
+pub(crate) struct FanOut<'a> {
     pub http: &'a HttpBuyerClient,
     pub ping: Arc<Ping>,
     pub ping_id: &'a str,
@@ -363,10 +363,9 @@ impl HttpCall {
         let call = self.client.ping(endpoints, &request, budget);
         match tokio::time::timeout(budget + Duration::from_millis(5), call).await {
             Err(_) | Ok(Err(HttpBuyerError::Timeout)) => Answer::Timeout,
-            Ok(Err(error)) => Answer::Error {
-                kind: http_error_kind(&error).into(),
-                message: bounded(&error.to_string(), MAX_STORED_TEXT),
-            },
+            Ok(Err(error)) => {
+                Answer::Error { kind: error.kind().into(), message: bounded(&error.to_string(), MAX_STORED_TEXT) }
+            }
             Ok(Ok(decision)) => answer_for_decision(decision, self.floor_cents, job.max_bid_cents),
         }
     }
@@ -432,15 +431,5 @@ fn answer_for_call_error(error: CallError) -> Answer {
             Answer::Suspended { until_unix_ms, reason: bounded(&reason, MAX_STORED_TEXT) }
         }
         other => Answer::Error { kind: other.kind().into(), message: bounded(&other.to_string(), MAX_STORED_TEXT) },
-    }
-}
-
-/// A short name of an HTTP buyer error's kind.
-pub(super) fn http_error_kind(error: &HttpBuyerError) -> &'static str {
-    match error {
-        HttpBuyerError::Timeout => "timeout",
-        HttpBuyerError::Status(_) => "status",
-        HttpBuyerError::Malformed(_) => "malformed",
-        HttpBuyerError::Transport(_) => "transport",
     }
 }

@@ -28,8 +28,9 @@ use unicode_normalization::UnicodeNormalization;
 use pingpost_model::{Lead, Ping};
 
 /// What kind of PII (or what breach of the ping's structure) a leak is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PiiKind {
     FirstName,
     LastName,
@@ -58,24 +59,7 @@ pub enum PiiKind {
 impl PiiKind {
     /// The snake_case name of the kind.
     pub fn as_str(self) -> &'static str {
-        match self {
-            PiiKind::FirstName => "first_name",
-            PiiKind::LastName => "last_name",
-            PiiKind::Phone => "phone",
-            PiiKind::Email => "email",
-            PiiKind::Street => "street",
-            PiiKind::Zip5 => "zip5",
-            PiiKind::DateOfBirth => "date_of_birth",
-            PiiKind::Ip => "ip",
-            PiiKind::TrustedFormUrl => "trusted_form_url",
-            PiiKind::JornayaLeadid => "jornaya_leadid",
-            PiiKind::NotDerived => "not_derived",
-            PiiKind::PhoneLike => "phone_like",
-            PiiKind::SsnLike => "ssn_like",
-            PiiKind::CardNumberLike => "card_number_like",
-            PiiKind::EmailLike => "email_like",
-            PiiKind::OffSchema => "off_schema",
-        }
+        self.into()
     }
 }
 
@@ -205,7 +189,7 @@ impl PiiGuard {
             guard.digit_needle(PiiKind::Phone, &phone[3..], false);
             guard.digit_needle(PiiKind::Phone, &phone, true);
         }
-        if let Ok(date) = super::validate::parse_date_of_birth(&c.date_of_birth) {
+        if let Ok(date) = super::age::parse_date_of_birth(&c.date_of_birth) {
             use chrono::Datelike;
             let (y, m, d) = (date.year() as u32, date.month(), date.day());
             guard.date_of_birth = Some((y, m, d));

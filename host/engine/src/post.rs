@@ -7,8 +7,8 @@
 //!
 //! Only HTTP buyers are posted to here, synchronously, because their answer decides the sale. A Wasm campaign's bid
 //! is its buyer's commitment: its sale is reserved and committed in one atomic step (`AuctionStore::sell`), with the
-//! lead kept for pick-up or, for a webhook, with an outbox row the delivery worker (`service::outbox`) POSTs with
-//! retries, so a buyer outage never loses a sale.
+//! lead kept for pick-up or, for a webhook, with an outbox row the service's delivery worker POSTs with retries, so
+//! a buyer outage never loses a sale.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,20 +17,20 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::config::{CampaignStatus, Delivery, Publisher};
-use super::eligibility::{cap_windows, in_schedule};
-use super::engine::{CampaignEntry, Exchange, Runner};
-use super::fanout::http_error_kind;
-use super::http_buyer::{HttpBuyerError, PostAnswer, PostRequest};
+use super::eligibility::{DAY_MS, cap_windows, in_schedule};
+use super::entries::{CampaignEntry, Campaigns, Runner};
+use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PostAnswer, PostRequest};
 use super::identity::ConsumerKeys;
 use super::pii::PiiGuard;
 use super::select::{Candidate, next_batch};
-use super::store::{Handover, Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
+use super::store::{AuctionStore, Handover, Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
 use super::text::{MAX_STORED_TEXT, bounded, stored};
 use super::trace::{PostResult, PostTrace, Sale, micros};
 use pingpost_model::Lead;
+use pingpost_model::clock::SharedClock;
 
 /// What the post phase needs to know about the lead.
-pub(super) struct PostJob<'a> {
+pub(crate) struct PostJob<'a> {
     pub ping_id: &'a str,
     pub lead: &'a Lead,
     pub keys: &'a ConsumerKeys,
@@ -51,9 +51,17 @@ impl PostJob<'_> {
     }
 }
 
-impl Exchange {
+/// What the post phase uses of the exchange: its campaigns, its store, its clock and its HTTP client.
+pub(crate) struct Poster<'a> {
+    pub campaigns: &'a Campaigns,
+    pub store: &'a dyn AuctionStore,
+    pub clock: &'a SharedClock,
+    pub http: &'a HttpBuyerClient,
+}
+
+impl Poster<'_> {
     /// Posts down the ranking; returns the sales and every attempt.
-    pub(super) async fn post_phase(&self, job: PostJob<'_>) -> (Vec<Sale>, Vec<PostTrace>) {
+    pub(crate) async fn run(&self, job: PostJob<'_>) -> (Vec<Sale>, Vec<PostTrace>) {
         let deadline = Instant::now() + std::time::Duration::from_millis(job.publisher.post_deadline_ms);
         let mut sales: Vec<Sale> = Vec::new();
         let mut posts = Vec::new();
@@ -95,7 +103,7 @@ impl Exchange {
         candidate: &Candidate,
         deadline: Instant,
     ) -> (PostResult, Option<Sale>) {
-        let Some(entry) = self.campaign_entry(&candidate.campaign_id) else {
+        let Some(entry) = self.campaigns.get(&candidate.campaign_id).cloned() else {
             return no_longer("campaign no longer configured");
         };
         let now = self.clock.now_unix_ms();
@@ -114,7 +122,7 @@ impl Exchange {
             buyer_id: entry.config.buyer_id.clone(),
             keys: job.keys.clone(),
             at_unix_ms: now,
-            suppress_since_unix_ms: (days > 0).then(|| now - i64::from(days) * super::engine::DAY_MS),
+            suppress_since_unix_ms: (days > 0).then(|| now - i64::from(days) * DAY_MS),
         };
         let caps = &entry.config.caps;
         let endpoints = match &entry.runner {
@@ -211,7 +219,7 @@ impl Exchange {
             Ok(PostAnswer::Duplicate) => PostResult::Duplicate,
             Err(HttpBuyerError::Timeout) => PostResult::Timeout,
             Err(error) => PostResult::Failed {
-                error: job.stored(bounded(&format!("{}: {error}", http_error_kind(&error)), MAX_STORED_TEXT)),
+                error: job.stored(bounded(&format!("{}: {error}", error.kind()), MAX_STORED_TEXT)),
             },
         }
     }

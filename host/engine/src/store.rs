@@ -30,8 +30,9 @@ pub struct CapWindows {
 }
 
 /// Which cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CapKind {
     LeadsPerHour,
     LeadsPerDay,
@@ -43,13 +44,7 @@ pub enum CapKind {
 impl CapKind {
     /// The snake_case name of the cap.
     pub fn as_str(self) -> &'static str {
-        match self {
-            CapKind::LeadsPerHour => "leads_per_hour",
-            CapKind::LeadsPerDay => "leads_per_day",
-            CapKind::LeadsPerMonth => "leads_per_month",
-            CapKind::SpendPerDay => "spend_per_day",
-            CapKind::SpendPerMonth => "spend_per_month",
-        }
+        self.into()
     }
 }
 
@@ -180,8 +175,9 @@ pub enum PingClaim {
 }
 
 /// How a sold lead reaches its buyer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SaleDelivery {
     /// An HTTP buyer took the post itself: it already has the lead.
     Posted,
@@ -194,11 +190,7 @@ pub enum SaleDelivery {
 impl SaleDelivery {
     /// The snake_case name of the delivery kind.
     pub fn kind(&self) -> &'static str {
-        match self {
-            SaleDelivery::Posted => "posted",
-            SaleDelivery::Pickup => "pickup",
-            SaleDelivery::Webhook { .. } => "webhook",
-        }
+        self.into()
     }
 }
 

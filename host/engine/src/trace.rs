@@ -5,9 +5,9 @@ use serde::Serialize;
 
 use super::config::SelectionMode;
 use super::eligibility::Ineligible;
+use super::field_error::FieldError;
 use super::pii::PiiLeak;
 use super::store::CapKind;
-use super::validate::FieldError;
 use pingpost_model::{LogLine, RejectCode};
 
 /// How an auction ended.
@@ -85,9 +85,51 @@ impl Outcome {
     }
 }
 
+/// How an auction that stopped before its post phase ended: its status, why, and what was wrong with the lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EarlyEnd {
+    pub status: OutcomeStatus,
+    pub reason: String,
+    pub field_errors: Vec<FieldError>,
+    pub pii_leaks: Vec<PiiLeak>,
+}
+
+impl EarlyEnd {
+    /// An end with `status` for `reason`.
+    pub fn new(status: OutcomeStatus, reason: impl Into<String>) -> Self {
+        EarlyEnd { status, reason: reason.into(), field_errors: vec![], pii_leaks: vec![] }
+    }
+
+    /// The exchange could not run the auction.
+    pub fn error(reason: impl Into<String>) -> Self {
+        EarlyEnd::new(OutcomeStatus::Error, reason)
+    }
+
+    /// The lead failed validation: every field error, and all of them in the reason.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let named: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let reason = format!("invalid lead: {}", named.join("; "));
+        EarlyEnd { field_errors: errors, ..EarlyEnd::new(OutcomeStatus::Rejected, reason) }
+    }
+
+    /// The outcome of the lead `ping_id` that ended so, with its trace.
+    pub fn into_outcome(self, ping_id: String, trace: Trace) -> Outcome {
+        Outcome {
+            ping_id,
+            status: self.status,
+            reason: Some(self.reason),
+            sales: vec![],
+            field_errors: self.field_errors,
+            pii_leaks: self.pii_leaks,
+            trace,
+        }
+    }
+}
+
 /// A campaign's answer to a ping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(tag = "answer", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Answer {
     Bid {
         price_cents: u32,
@@ -124,15 +166,7 @@ pub enum Answer {
 impl Answer {
     /// A short name of the answer kind.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Answer::Bid { .. } => "bid",
-            Answer::BelowFloor { .. } => "below_floor",
-            Answer::Reject { .. } => "reject",
-            Answer::NoBid => "no_bid",
-            Answer::Timeout => "timeout",
-            Answer::Suspended { .. } => "suspended",
-            Answer::Error { .. } => "error",
-        }
+        self.into()
     }
 }
 

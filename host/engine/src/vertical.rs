@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use pingpost_model::Lead;
 
+use super::age::{MAX_AGE, MIN_AGE};
+use super::field_error::FieldError;
 use super::pii::{PiiKind, PiiLeak, Scan};
-use super::validate::FieldError;
 
 /// The youngest consumer a vertical accepts unless it says otherwise.
 pub const DEFAULT_MIN_AGE: u8 = 18;
@@ -239,8 +240,8 @@ impl VerticalRules {
         if !is_name(&vertical.name, 64, |b| b == b'-') {
             return Err(refuse("name", "must be 1 to 64 lower-case letters, digits and dashes".into()));
         }
-        if !(super::validate::MIN_AGE..=super::validate::MAX_AGE).contains(&vertical.min_age) {
-            let (min, max) = (super::validate::MIN_AGE, super::validate::MAX_AGE);
+        if !(MIN_AGE..=MAX_AGE).contains(&vertical.min_age) {
+            let (min, max) = (MIN_AGE, MAX_AGE);
             return Err(refuse("min_age", format!("must be {min} to {max}")));
         }
         if vertical.extras.len() > MAX_EXTRAS {

@@ -55,7 +55,8 @@ pub enum LoadError {
 
 /// Why one plugin call produced no answer. The host and every other plugin carry on; the instance that failed is
 /// dropped and replaced.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum CallError {
     #[error("timed out: the call ran past its {deadline_ms} ms deadline")]
     Timeout { deadline_ms: u64 },
@@ -85,18 +86,6 @@ pub enum CallError {
 impl CallError {
     /// A short stable name for the kind of failure, for metrics and the CLI.
     pub fn kind(&self) -> &'static str {
-        match self {
-            CallError::Timeout { .. } => "timeout",
-            CallError::OutOfFuel { .. } => "out_of_fuel",
-            CallError::MemoryLimit { .. } => "memory_limit",
-            CallError::StackOverflow => "stack_overflow",
-            CallError::Trap { .. } => "trap",
-            CallError::OutputTooLarge { .. } => "output_too_large",
-            CallError::InvalidOutput { .. } => "invalid_output",
-            CallError::InvalidInput { .. } => "invalid_input",
-            CallError::Suspended { .. } => "suspended",
-            CallError::Instantiate { .. } => "instantiate",
-            CallError::Config { .. } => "config",
-        }
+        self.into()
     }
 }

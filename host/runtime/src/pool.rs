@@ -24,8 +24,9 @@ use super::breaker::{BreakerStatus, CircuitBreaker};
 use super::config::{InlinePolicy, InstanceMode};
 use super::error::{CallError, LoadError};
 use super::instance::{CallReport, CallStats, Instance, WorldBindings};
-use super::runtime::{Plugin, PluginPre, Shared, World};
+use super::plugin::{Plugin, PluginPre, Shared};
 use super::sandbox::StoreState;
+use super::validate::World;
 use pingpost_model::{CapsLeft, Decision, Lead, Ping, RedactContext};
 
 /// The instances of one campaign's plugin, all configured for that campaign.

@@ -52,9 +52,4 @@ impl<P> PluginSlot<P> {
         let previous = history.pop().ok_or(SlotError::NoPreviousVersion)?;
         Ok(self.current.swap(previous))
     }
-
-    /// How many previous versions are kept.
-    pub fn history_len(&self) -> usize {
-        self.history.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
-    }
 }

@@ -2,7 +2,7 @@
 //! their plugins, operators manage the exchange and hot-load plugin versions. See docs/ARCHITECTURE.md "Service".
 //!
 //! One file per job: [`settings`] (the config file and `PINGPOST_*` variables), [`state`] (the live exchange and
-//! the only way it changes), [`auth`] (API keys), [`error`] (the JSON error body), [`api`] (the routes), [`seed`]
+//! the only way it changes), [`auth`] (who is asking), [`keys`] (API keys), [`error`] (the JSON error body), [`api`] (the routes), [`seed`]
 //! (first start: the registry from the config file), [`metrics`] (Prometheus), [`outbox`] (webhook deliveries),
 //! [`retention`] (the PII purge), [`listener`] (connections and their limits), [`admission`] (load shedding).
 
@@ -10,6 +10,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod keys;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
@@ -27,7 +28,7 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use auth::{hash_key, new_key};
+use keys::{hash_key, new_key};
 use metrics::Metrics;
 use outbox::{OutboxHandle, OutboxWorker, RandomJitter};
 use pingpost_engine::{EngineSettings, HttpBuyerClient, IdSource, RandomIds};

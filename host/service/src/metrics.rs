@@ -37,7 +37,8 @@ const LATENCY_BUCKETS: [f64; 14] =
     [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// The publisher endpoint an auction ran on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Endpoint {
     /// `POST /v1/leads`: one-shot ping and post.
     Leads,
@@ -50,16 +51,13 @@ pub enum Endpoint {
 impl Endpoint {
     /// The label value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Leads => "leads",
-            Endpoint::Ping => "ping",
-            Endpoint::Post => "post",
-        }
+        self.into()
     }
 }
 
 /// How an outbox delivery attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DeliveryResult {
     /// The buyer's webhook took the lead.
     Delivered,
@@ -72,16 +70,13 @@ pub enum DeliveryResult {
 impl DeliveryResult {
     /// The label value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryResult::Delivered => "delivered",
-            DeliveryResult::Retry => "retry",
-            DeliveryResult::GaveUp => "gave_up",
-        }
+        self.into()
     }
 }
 
 /// How a lead request ended: an auction's [`OutcomeStatus`], or for a two-step ping whether a bid stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 enum LeadResult {
     Sold,
     Unsold,
@@ -94,15 +89,7 @@ enum LeadResult {
 
 impl LeadResult {
     fn as_str(self) -> &'static str {
-        match self {
-            LeadResult::Sold => "sold",
-            LeadResult::Unsold => "unsold",
-            LeadResult::Duplicate => "duplicate",
-            LeadResult::Rejected => "rejected",
-            LeadResult::Error => "error",
-            LeadResult::Bid => "bid",
-            LeadResult::NoBid => "no_bid",
-        }
+        self.into()
     }
 
     fn of_outcome(status: OutcomeStatus) -> Self {
@@ -127,7 +114,8 @@ impl LeadResult {
 }
 
 /// What one campaign did in one auction's ping phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 enum CampaignAnswer {
     Bid,
     BelowFloor,
@@ -142,16 +130,7 @@ enum CampaignAnswer {
 
 impl CampaignAnswer {
     fn as_str(self) -> &'static str {
-        match self {
-            CampaignAnswer::Bid => "bid",
-            CampaignAnswer::BelowFloor => "below_floor",
-            CampaignAnswer::NoBid => "no_bid",
-            CampaignAnswer::Reject => "reject",
-            CampaignAnswer::Timeout => "timeout",
-            CampaignAnswer::Suspended => "suspended",
-            CampaignAnswer::Error => "error",
-            CampaignAnswer::Ineligible => "ineligible",
-        }
+        self.into()
     }
 
     /// The campaign's answer, `None` for a campaign the trace holds no answer for.

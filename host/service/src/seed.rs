@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 
-use super::auth::hash_key;
+use super::keys::hash_key;
 use super::settings::{ApiKeySeed, ServeConfig};
 use pingpost_engine::exchange_file::ExchangeFile;
 use pingpost_runtime::Runtime;

@@ -146,7 +146,7 @@ impl Default for ServeSettings {
             expired_ping_sweep_secs: 5,
             operator_key: None,
             wal_restart_mib: (StoreOptions::default().wal_restart_bytes >> 20) as u32,
-            max_bid_cents: pingpost_engine::engine::DEFAULT_MAX_BID_CENTS,
+            max_bid_cents: pingpost_engine::DEFAULT_MAX_BID_CENTS,
             outbox: OutboxConfig::default(),
         }
     }

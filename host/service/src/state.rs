@@ -15,8 +15,8 @@ use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::admission::{Admission, AdmissionLimits};
-use super::auth::KeyRing;
 use super::error::ApiError;
+use super::keys::KeyRing;
 use super::metrics::Metrics;
 use super::settings::ServeSettings;
 use pingpost_engine::{

@@ -4,7 +4,8 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::sqlite::{SqliteStore, backend};
+use super::connection::backend;
+use super::sqlite::SqliteStore;
 use pingpost_engine::store::StoreError;
 
 /// A recorded auction.

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::sqlite::wait_briefly_when_busy;
+use super::connection::wait_briefly_when_busy;
 
 /// How often the WAL is checkpointed while it grows.
 pub const INTERVAL: Duration = Duration::from_millis(10);
@@ -150,10 +150,10 @@ mod tests {
         let before = std::fs::metadata(&path).expect("the file").len();
         store
             .write("filling", |tx| {
-                tx.execute_batch("CREATE TABLE filler (x BLOB)").map_err(crate::sqlite::backend("creating"))?;
+                tx.execute_batch("CREATE TABLE filler (x BLOB)").map_err(crate::connection::backend("creating"))?;
                 for _ in 0..64 {
                     tx.execute("INSERT INTO filler VALUES (zeroblob(16384))", [])
-                        .map_err(crate::sqlite::backend("inserting"))?;
+                        .map_err(crate::connection::backend("inserting"))?;
                 }
                 Ok::<_, pingpost_engine::StoreError>(())
             })
@@ -231,7 +231,7 @@ mod tests {
         let wal = dir.path().join("s.db-wal");
         store
             .write("creating", |tx| {
-                tx.execute_batch("CREATE TABLE filler (x BLOB)").map_err(crate::sqlite::backend("creating"))
+                tx.execute_batch("CREATE TABLE filler (x BLOB)").map_err(crate::connection::backend("creating"))
             })
             .expect("creates");
         let first = wal_restarts(&wal);
@@ -241,7 +241,7 @@ mod tests {
             store
                 .write("filling", |tx| {
                     tx.execute("INSERT INTO filler VALUES (zeroblob(65536))", [])
-                        .map_err(crate::sqlite::backend("inserting"))
+                        .map_err(crate::connection::backend("inserting"))
                 })
                 .expect("writes");
         }

@@ -11,18 +11,22 @@
 
 pub mod auctions;
 pub mod checkpointer;
+mod connection;
 pub mod migrations;
 pub mod outbox;
 pub mod readers;
 pub mod recorder;
 pub mod registry;
+mod sale_rows;
 pub mod sales;
 pub mod sqlite;
 pub mod writer;
 
 pub use auctions::AuctionRecord;
+pub use connection::BUSY_TIMEOUT;
 pub use migrations::{MIGRATIONS, Migration, MigrationError, SCHEMA_VERSION};
 pub use outbox::{DeliveryStatus, MarkError, NextAttempt, OutboxDelivery};
-pub use sales::{PiiAccess, PiiAuditEntry, PurgeCounts, ReturnError, SaleRef};
-pub use sqlite::{BUSY_TIMEOUT, OpenError, SqliteStore, StoreOptions};
+pub use sale_rows::{PiiAccess, PiiAuditEntry};
+pub use sales::{PurgeCounts, ReturnError, SaleRef};
+pub use sqlite::{OpenError, SqliteStore, StoreOptions};
 pub use writer::WriterStats;

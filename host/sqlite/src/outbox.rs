@@ -5,14 +5,16 @@
 use rusqlite::{Transaction, params};
 use serde::Serialize;
 
-use super::sales::{PiiAccess, audit};
-use super::sqlite::{SqliteStore, backend, json_error};
+use super::connection::{backend, json_error};
+use super::sale_rows::{PiiAccess, audit};
+use super::sqlite::SqliteStore;
 use pingpost_engine::store::StoreError;
 use pingpost_model::Lead;
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its next attempt.
     Pending,
@@ -25,20 +27,11 @@ pub enum DeliveryStatus {
 impl DeliveryStatus {
     /// The snake_case name stored in the table.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
+        self.into()
     }
 
     fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(DeliveryStatus::Pending),
-            "delivered" => Some(DeliveryStatus::Delivered),
-            "failed" => Some(DeliveryStatus::Failed),
-            _ => None,
-        }
+        text.parse().ok()
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use rusqlite::Connection;
 
-use super::sqlite::{BUSY_TIMEOUT, STATEMENT_CACHE};
+use super::connection::{BUSY_TIMEOUT, STATEMENT_CACHE};
 use pingpost_engine::store::StoreError;
 
 /// Read connections per store: the service has two worker threads plus the blocking pool's occasional readers.

@@ -5,15 +5,17 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::sqlite::{SqliteStore, backend, json_error};
+use super::connection::{backend, json_error};
+use super::sqlite::SqliteStore;
 use pingpost_engine::ExchangeConfig;
 use pingpost_engine::identity::ConsumerKeys;
 use pingpost_engine::store::StoreError;
 use pingpost_runtime::World;
 
 /// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     /// Runs the exchange: everything.
     Operator,
@@ -26,20 +28,11 @@ pub enum Role {
 impl Role {
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::Publisher => "publisher",
-            Role::Buyer => "buyer",
-        }
+        self.into()
     }
 
     fn parse(text: &str) -> Result<Role, StoreError> {
-        match text {
-            "operator" => Ok(Role::Operator),
-            "publisher" => Ok(Role::Publisher),
-            "buyer" => Ok(Role::Buyer),
-            other => Err(StoreError::Backend(format!("unknown role {other:?} in the registry"))),
-        }
+        text.parse().map_err(|_| StoreError::Backend(format!("unknown role {text:?} in the registry")))
     }
 }
 
@@ -65,8 +58,9 @@ pub struct KeyRecord {
 }
 
 /// Which part of the exchange's configuration a registry row holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EntityKind {
     Vertical,
     Publisher,
@@ -77,12 +71,7 @@ pub enum EntityKind {
 impl EntityKind {
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EntityKind::Vertical => "vertical",
-            EntityKind::Publisher => "publisher",
-            EntityKind::Buyer => "buyer",
-            EntityKind::Campaign => "campaign",
-        }
+        self.into()
     }
 }
 

@@ -6,19 +6,19 @@
 //! which runs every write queued in the process in one `BEGIN IMMEDIATE` transaction, each in its own savepoint, in
 //! queue order, and answers after the commit (group commit). `BEGIN IMMEDIATE` takes the database's write lock up
 //! front, so check-and-reserve and check-and-record cannot interleave even across processes sharing the file (a
-//! waiting writer retries for up to [`BUSY_TIMEOUT`]). Reads run on their own connections ([`Readers`]) alongside.
+//! waiting writer retries for up to [`BUSY_TIMEOUT`](super::BUSY_TIMEOUT)). Reads run on their own connections ([`Readers`]) alongside.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::Notify;
 
 use super::checkpointer::Checkpointer;
+use super::connection::{STATEMENT_CACHE, backend, json_error, wait_briefly_when_busy};
 use super::migrations::{self, MigrationError};
 use super::readers::Readers;
-use super::sales::{PiiAccess, audit, insert_sale, sales_where};
+use super::sale_rows::{PiiAccess, audit, insert_sale, sales_where};
 use super::writer::{Writer, WriterStats};
 use pingpost_engine::config::Caps;
 use pingpost_engine::identity::ConsumerKeys;
@@ -26,28 +26,6 @@ use pingpost_engine::store::{
     AuctionStore, CapWindows, Handover, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleRecord,
     StoreError, StoredSale, Usage,
 };
-
-/// How long a write waits for another connection's write lock before it fails.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often a connection waiting for a lock tries again (see [`wait_briefly_when_busy`]).
-const BUSY_RETRY: Duration = Duration::from_micros(100);
-
-/// A busy handler for the writer and the checkpointer: retry every [`BUSY_RETRY`] for up to [`BUSY_TIMEOUT`].
-/// SQLite's own `busy_timeout` sleeps 1, 2, 5, 10 … 100 ms between tries, so a lock held for 2 ms (the checkpointer's
-/// WAL restart) could keep the writer asleep for 10 ms, and a restart waiting on a reader slept up to 100 ms while it
-/// held the writer back.
-pub(crate) fn wait_briefly_when_busy(conn: &mut Connection) -> rusqlite::Result<()> {
-    fn retry(attempts: i32) -> bool {
-        let waited = BUSY_RETRY * u32::try_from(attempts).unwrap_or(0);
-        if waited >= BUSY_TIMEOUT {
-            return false;
-        }
-        std::thread::sleep(BUSY_RETRY);
-        true
-    }
-    conn.busy_handler(Some(retry))
-}
 
 /// The write connection's page cache, as SQLite's `cache_size` takes it (negative: KiB): 16 MiB.
 const WRITER_CACHE_KIB: i64 = -16_384;
@@ -75,9 +53,6 @@ impl Default for StoreOptions {
         StoreOptions { wal_restart_bytes: DEFAULT_WAL_RESTART_BYTES }
     }
 }
-
-/// Prepared statements kept per connection (every statement of the store fits).
-pub(crate) const STATEMENT_CACHE: usize = 64;
 
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -343,16 +318,6 @@ impl SqliteStore {
         let conn = self.readers.get()?;
         body(&conn)
     }
-}
-
-/// Maps a SQLite error to the store's, naming the step.
-pub(crate) fn backend(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |err| StoreError::Backend(format!("{what}: {err}"))
-}
-
-/// Maps a JSON error to the store's, naming the step.
-pub(crate) fn json_error(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
-    move |err| StoreError::Backend(format!("{what}: {err}"))
 }
 
 /// The three (period, label) pairs of `windows`.

@@ -17,8 +17,8 @@ use super::answers::{LeadAnswer, PingAnswer};
 use super::{Shared, json_response, to_json};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use pingpost_engine::engine::{MAX_PING_DEADLINE_MS, MAX_POST_DEADLINE_MS};
 use pingpost_engine::store::StoreError;
+use pingpost_engine::{MAX_PING_DEADLINE_MS, MAX_POST_DEADLINE_MS};
 use pingpost_sqlite::SqliteStore;
 use pingpost_sqlite::registry::{Idempotency, IdempotentLead, InProgressRequest};
 

@@ -25,8 +25,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{RawBody, Shared, blocking, from_value, parse_json, with_path_key};
-use crate::auth::{OperatorKey, Principal, Role, hash_key, new_key};
+use crate::auth::{OperatorKey, Principal, Role};
 use crate::error::ApiError;
+use crate::keys::{hash_key, new_key};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::state::Uploaded;
 use pingpost_engine::eligibility::cap_windows;

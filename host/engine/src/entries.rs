@@ -1,0 +1,63 @@
+//! What an exchange is built into: each publisher with its redactor, each campaign with its buyer's time zone and how
+//! it is reached. Every step of the auction reads these; none of them changes once the exchange is built.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+
+use super::config::{Campaign, Delivery, Publisher};
+use super::http_buyer::HttpEndpoints;
+use pingpost_runtime::{BuyerPlugin, PluginSlot, RedactorPlugin};
+
+/// A publisher with its redactor.
+pub(crate) struct PublisherEntry {
+    pub config: Publisher,
+    pub redactor: Arc<PluginSlot<RedactorPlugin>>,
+}
+
+/// How a campaign is reached.
+pub(crate) enum Runner {
+    Wasm { slot: Arc<PluginSlot<BuyerPlugin>>, delivery: Delivery },
+    Http(HttpEndpoints),
+}
+
+/// A campaign ready to be pinged.
+pub(crate) struct CampaignEntry {
+    pub config: Campaign,
+    pub time_zone: Tz,
+    pub runner: Runner,
+}
+
+/// Every campaign, in configuration order (the order they are pinged and traced in), and by id.
+#[derive(Default)]
+pub(crate) struct Campaigns {
+    entries: Vec<Arc<CampaignEntry>>,
+    index: HashMap<String, usize>,
+}
+
+impl Campaigns {
+    /// Adds a campaign; `false` (and nothing added) when its id is taken.
+    pub fn push(&mut self, entry: CampaignEntry) -> bool {
+        if self.index.contains_key(&entry.config.id) {
+            return false;
+        }
+        self.index.insert(entry.config.id.clone(), self.entries.len());
+        self.entries.push(Arc::new(entry));
+        true
+    }
+
+    /// The campaign with `id`.
+    pub fn get(&self, id: &str) -> Option<&Arc<CampaignEntry>> {
+        self.index.get(id).and_then(|i| self.entries.get(*i))
+    }
+
+    /// Every campaign, in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<CampaignEntry>> {
+        self.entries.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
