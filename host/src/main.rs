@@ -6,7 +6,7 @@ use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: the service allocates per request on several threads (HTTP, JSON, the
 /// store's writer); under load glibc's malloc and free were ~13% of its samples, the Rust side's share of them now
-/// ~7% (SQLite keeps the system allocator) — BENCHMARKS.md, "Service", session 6.
+/// ~7% (SQLite keeps the system allocator) — BENCHMARKS.md, "Allocator".
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

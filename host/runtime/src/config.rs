@@ -43,8 +43,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceMode {
     /// Keep up to `idle_per_campaign` idle instances per campaign and reuse them; an instance is replaced after a
-    /// failed call and after `max_calls` calls. A warm call costs about 1 µs (0.7–0.9 µs alone, ~1.2 µs per buyer of
-    /// a 20-buyer fan-out: BENCHMARKS.md, "Plugin runtime").
+    /// failed call and after `max_calls` calls. A warm call costs under 1 µs (0.73 µs in the production build, ~1.2 µs
+    /// per buyer of a 20-buyer fan-out: BENCHMARKS.md, "Current figures").
     Warm {
         /// Idle instances kept per campaign (concurrent callers beyond it get an extra instance, dropped after).
         idle_per_campaign: usize,

@@ -5,8 +5,8 @@
 //!
 //! The interval is short (10 ms) on purpose: a checkpoint syncs the WAL and then the database file, and the writes
 //! those syncs flush hold up the service while they run, in proportion to how much they flush. Every 250 ms (15 MB of
-//! WAL at 2,500 leads/s) that made bursts of slow leads four times a second, the largest term of the p99 (20–26 ms);
-//! every 10–20 ms it is 4.9–5.6 ms (BENCHMARKS.md, "Service", session 6). Under load the checkpoints run back to
+//! WAL at 2,500 leads/s) that made bursts of slow leads four times a second, the largest term of the p99 (14.8–26.5 ms);
+//! every 10–20 ms it is 4.9–5.6 ms (BENCHMARKS.md, "Checkpoints and the WAL"). Under load the checkpoints run back to
 //! back, each as long as its syncs. A checkpoint with nothing to copy touches no file, but waking 100 times a second
 //! still cost an idle server 1% of a core, so while the WAL does not grow the interval doubles up to
 //! [`IDLE_INTERVAL`], and the first checkpoint that finds new frames brings it back to [`INTERVAL`].

@@ -45,7 +45,7 @@ pub struct StoreOptions {
 /// restart holds the writer back while the checkpointer syncs (5–10 ms with the WAL checkpointed every 10 ms), and the
 /// next commit syncs the new WAL header, so restarts should be rare: at 2,500 leads/s the WAL grows by ~135 MB a
 /// second, and with 256 MiB the restart every ~1.9 s was the largest term left of the p99 there (6.1–6.9 ms against
-/// 4.5–5.0 ms at 1 GiB: BENCHMARKS.md, "Service", session 6). The price of a bounded WAL is this much disk.
+/// 4.5–5.0 ms at 1 GiB: BENCHMARKS.md, "Checkpoints and the WAL"). The price of a bounded WAL is this much disk.
 pub const DEFAULT_WAL_RESTART_BYTES: u64 = 1 << 30;
 
 impl Default for StoreOptions {
