@@ -12,7 +12,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // `RUST_LOG` chooses what is logged; without it the service's own events (start, seeding, plugin activations,
-    // delivery retries) are, at `info`. `RUST_LOG_FORMAT=json` writes one JSON object per event.
+    // delivery retries) are, at `info`. Each crate is its own target (`RUST_LOG=pingpost_sqlite=debug`, …).
+    // `RUST_LOG_FORMAT=json` writes one JSON object per event.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

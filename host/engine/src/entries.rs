@@ -1,5 +1,6 @@
 //! What an exchange is built into: each publisher with its redactor, each campaign with its buyer's time zone and how
-//! it is reached. Every step of the auction reads these; none of them changes once the exchange is built.
+//! it is reached. Every step of the auction reads these; once the exchange is built only their plugin slots change
+//! (a hot swap replaces the version a slot runs), never the entries themselves.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,9 +2,10 @@
 //! their plugins, operators manage the exchange and hot-load plugin versions. See docs/ARCHITECTURE.md "Service".
 //!
 //! One file per job: [`settings`] (the config file and `PINGPOST_*` variables), [`state`] (the live exchange and
-//! the only way it changes), [`auth`] (who is asking), [`keys`] (API keys), [`error`] (the JSON error body), [`api`] (the routes), [`seed`]
-//! (first start: the registry from the config file), [`metrics`] (Prometheus), [`outbox`] (webhook deliveries),
-//! [`retention`] (the PII purge), [`listener`] (connections and their limits), [`admission`] (load shedding).
+//! the only way it changes), [`auth`] (who is asking), [`keys`] (API keys), [`error`] (the JSON error body),
+//! [`api`] (the routes), [`seed`] (first start: the registry from the config file), [`metrics`] (Prometheus),
+//! [`outbox`] (webhook deliveries), [`retention`] (the PII purge), [`listener`] (connections and their limits),
+//! [`admission`] (load shedding).
 
 pub mod admission;
 pub mod api;

@@ -6,7 +6,8 @@
 //! which runs every write queued in the process in one `BEGIN IMMEDIATE` transaction, each in its own savepoint, in
 //! queue order, and answers after the commit (group commit). `BEGIN IMMEDIATE` takes the database's write lock up
 //! front, so check-and-reserve and check-and-record cannot interleave even across processes sharing the file (a
-//! waiting writer retries for up to [`BUSY_TIMEOUT`](super::BUSY_TIMEOUT)). Reads run on their own connections ([`Readers`]) alongside.
+//! waiting writer retries for up to [`BUSY_TIMEOUT`](super::BUSY_TIMEOUT)). Reads run on their own connections
+//! ([`Readers`]) alongside.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
