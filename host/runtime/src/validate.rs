@@ -13,8 +13,9 @@ const REDACTION: &str = "pingpost:plugin/redaction";
 const ALLOWED_IMPORTS: &[&str] = &["pingpost:plugin/host", "pingpost:plugin/types"];
 
 /// Which contract world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum World {
     /// Exports `bidder`: filters and prices pings.
     Buyer,
@@ -25,10 +26,7 @@ pub enum World {
 impl World {
     /// The world's name in the WIT.
     pub fn name(self) -> &'static str {
-        match self {
-            World::Buyer => "buyer",
-            World::Redactor => "redactor",
-        }
+        self.into()
     }
 }
 

@@ -152,7 +152,8 @@ impl CampaignAnswer {
 
 /// Why a Wasm campaign's plugin produced no answer: the runtime's `CallError::kind()` names, plus `breaker_open`
 /// (a suspended plugin), `panic` (the host side of the call panicked) and `other` for a kind not listed here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 enum PluginFailure {
     Timeout,
     OutOfFuel,
@@ -169,19 +170,7 @@ enum PluginFailure {
 
 impl PluginFailure {
     fn as_str(self) -> &'static str {
-        match self {
-            PluginFailure::Timeout => "timeout",
-            PluginFailure::OutOfFuel => "out_of_fuel",
-            PluginFailure::MemoryLimit => "memory_limit",
-            PluginFailure::StackOverflow => "stack_overflow",
-            PluginFailure::Trap => "trap",
-            PluginFailure::OutputTooLarge => "output_too_large",
-            PluginFailure::Instantiate => "instantiate",
-            PluginFailure::Config => "config",
-            PluginFailure::BreakerOpen => "breaker_open",
-            PluginFailure::Panic => "panic",
-            PluginFailure::Other => "other",
-        }
+        self.into()
     }
 
     /// The failure an error answer names (a `CallError::kind()`, or `panic`); `Other` for any other text.

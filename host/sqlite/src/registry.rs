@@ -733,7 +733,7 @@ fn add_version_in(
                     "INSERT INTO plugin (name, world, owner_role, owner_id, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(backend(what))?
-                .execute(params![name, world_str(world), owner_role.as_str(), owner_id, now_unix_ms])
+                .execute(params![name, world.name(), owner_role.as_str(), owner_id, now_unix_ms])
                 .map_err(backend(what))?;
         }
         Some(head) => {
@@ -812,13 +812,6 @@ fn entity_rows(tx: &Transaction<'_>, kind: EntityKind) -> Result<Vec<String>, St
         .map_err(backend(what))
 }
 
-fn world_str(world: World) -> &'static str {
-    match world {
-        World::Buyer => "buyer",
-        World::Redactor => "redactor",
-    }
-}
-
 /// A `plugin` row as read: world, owner role, owner id, active version, disabled.
 type PluginRow = (String, String, Option<String>, Option<u32>, bool);
 
@@ -831,11 +824,8 @@ fn plugin_head(tx: &Transaction<'_>, name: &str) -> Result<Option<PluginRecord>,
         .optional()
         .map_err(backend(what))?;
     let Some((world, owner_role, owner_id, active_version, disabled)) = row else { return Ok(None) };
-    let world = match world.as_str() {
-        "buyer" => World::Buyer,
-        "redactor" => World::Redactor,
-        other => return Err(StoreError::Backend(format!("unknown plugin world {other:?} in the registry"))),
-    };
+    let world: World =
+        world.parse().map_err(|_| StoreError::Backend(format!("unknown plugin world {world:?} in the registry")))?;
     Ok(Some(PluginRecord {
         name: name.to_owned(),
         world,
