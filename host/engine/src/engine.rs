@@ -131,15 +131,27 @@ impl PingOutcome {
             OutcomeStatus::Error => PingStatus::Error,
         };
         PingOutcome {
-            ping_id,
             status,
-            best_bid_cents: None,
-            payout_cents: None,
-            expires_at_unix_ms: None,
             reason: Some(end.reason),
             field_errors: end.field_errors,
             pii_leaks: end.pii_leaks,
             trace,
+            ..PingOutcome::no_bid(ping_id)
+        }
+    }
+
+    /// A ping with no standing bid (yet), nothing else said.
+    fn no_bid(ping_id: String) -> Self {
+        PingOutcome {
+            ping_id,
+            status: PingStatus::NoBid,
+            best_bid_cents: None,
+            payout_cents: None,
+            expires_at_unix_ms: None,
+            reason: None,
+            field_errors: vec![],
+            pii_leaks: vec![],
+            trace: Trace::default(),
         }
     }
 }
@@ -265,17 +277,7 @@ impl Exchange {
             Ok(phase) => phase,
             Err(Stopped { ping_id, end, trace }) => return PingOutcome::ended(ping_id, end, trace),
         };
-        let mut outcome = PingOutcome {
-            ping_id: ping_id.clone(),
-            status: PingStatus::NoBid,
-            best_bid_cents: None,
-            payout_cents: None,
-            expires_at_unix_ms: None,
-            reason: None,
-            field_errors: vec![],
-            pii_leaks: vec![],
-            trace: Trace::default(),
-        };
+        let mut outcome = PingOutcome::no_bid(ping_id.clone());
         match bids.ranked.first().cloned() {
             None => {
                 self.forget_if_nobody_answered(&bids.valid, &trace).await;
