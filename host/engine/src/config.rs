@@ -14,7 +14,7 @@ use super::vertical::Vertical;
 pub const STANDARD_REDACTOR: &str = "standard";
 
 /// How a publisher's leads are sold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SelectionMode {
     /// One buyer: the highest bid wins.
@@ -27,9 +27,11 @@ pub enum SelectionMode {
 }
 
 /// A source of leads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Publisher {
+    /// Its id; the API takes it from the path (a body may repeat it).
+    #[schema(read_only)]
     pub id: String,
     /// Plugin reference of the publisher's redactor; [`STANDARD_REDACTOR`] for the standard one.
     #[serde(default = "default_redactor")]
@@ -83,13 +85,16 @@ fn default_bid_ttl_ms() -> u64 {
 }
 
 /// A company that buys leads through one or more campaigns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Buyer {
+    /// Its id; the API takes it from the path (a body may repeat it).
+    #[schema(read_only)]
     pub id: String,
     #[serde(default)]
     pub name: String,
     /// The buyer's time zone (IANA name): schedules run and cap windows reset in it.
+    #[schema(value_type = String, example = "America/New_York")]
     pub time_zone: Tz,
     /// A paused buyer's campaigns are not pinged (ineligible, "buyer paused"), whatever their own status.
     #[serde(default)]
@@ -97,7 +102,7 @@ pub struct Buyer {
 }
 
 /// Whether a campaign takes part in auctions (also used for publishers and buyers: see their `status`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     #[default]
@@ -106,7 +111,7 @@ pub enum CampaignStatus {
 }
 
 /// Which kinds of sale a campaign accepts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Exclusivity {
     /// Only leads sold to this buyer alone (exclusive and waterfall auctions).
@@ -117,7 +122,7 @@ pub enum Exclusivity {
 }
 
 /// Limits on what a campaign buys, counted on sold leads; `None` means no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Caps {
     pub leads_per_hour: Option<u32>,
@@ -135,7 +140,7 @@ impl Caps {
 }
 
 /// A day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Day {
     Mon,
@@ -163,7 +168,7 @@ impl Day {
 }
 
 /// When a campaign buys, in its buyer's time zone. The default is always.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// The days it buys on; empty means every day.
@@ -189,7 +194,7 @@ impl Default for Schedule {
 }
 
 /// Where a Wasm campaign's sold leads go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Delivery {
     /// POSTed to the buyer's URL, as an HTTP buyer's post.
@@ -199,7 +204,7 @@ pub enum Delivery {
 }
 
 /// How a campaign is asked for bids.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CampaignTarget {
     /// A Wasm buyer plugin run in the exchange's sandbox.
@@ -212,13 +217,15 @@ pub enum CampaignTarget {
         delivery: Delivery,
     },
     /// A classic buyer reached over HTTP.
-    Http(HttpEndpoints),
+    Http(#[schema(inline)] HttpEndpoints),
 }
 
 /// One way a buyer buys: its plugin or endpoints plus the exchange-side rules around it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Campaign {
+    /// Its id; the API takes it from the path (a body may repeat it).
+    #[schema(read_only)]
     pub id: String,
     pub buyer_id: String,
     #[serde(default)]

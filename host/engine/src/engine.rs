@@ -71,7 +71,7 @@ pub struct LeadOptions {
 }
 
 /// How a two-step ping ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PingStatus {
     /// A bid stands until `expires_at_unix_ms`: post the ping id to sell.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// What is wrong with one field of a lead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Dotted field name, e.g. `consumer.phone`.
     pub field: String,

@@ -17,7 +17,7 @@ use pingpost_model::{Decision, Lead, Ping};
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How to reach an HTTP buyer's campaign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpEndpoints {
     /// Where pings are POSTed; the buyer answers a [`Decision`].

@@ -28,7 +28,9 @@ use unicode_normalization::UnicodeNormalization;
 use pingpost_model::{Lead, Ping};
 
 /// What kind of PII (or what breach of the ping's structure) a leak is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, strum::IntoStaticStr, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum PiiKind {
@@ -75,7 +77,7 @@ pub enum Scan {
 }
 
 /// A PII value found in a ping: where, and what kind (never the value itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PiiLeak {
     /// The ping field, e.g. `extra.note`; an extra key that itself holds PII is named by position, `extra[key #2]`;
     /// PII found only in the extra values joined together is `extra (joined)`.

@@ -175,7 +175,7 @@ pub enum PingClaim {
 }
 
 /// How a sold lead reaches its buyer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum SaleDelivery {
@@ -213,14 +213,14 @@ pub struct SaleRecord {
 }
 
 /// A return of a sold lead by its buyer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SaleReturn {
     pub reason: String,
     pub returned_at_unix_ms: i64,
 }
 
 /// A recorded sale as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredSale {
     /// The store's id of the sale (increasing in sale order).
     pub sale_id: u64,

@@ -11,7 +11,7 @@ use super::store::CapKind;
 use pingpost_model::{LogLine, RejectCode};
 
 /// How an auction ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeStatus {
     /// Sold to at least one buyer.

@@ -40,10 +40,11 @@ pub const MAX_EXTRAS: usize = 64;
 pub const MAX_ENUM_VALUES: usize = 256;
 
 /// One vertical as the operator defines it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Vertical {
-    /// The product, as leads name it: `health-insurance`.
+    /// The product, as leads name it: `health-insurance`. The API takes it from the path (a body may repeat it).
+    #[schema(read_only)]
     pub name: String,
     /// Fields a lead must carry beyond the common ones: `consumer.street`, `consumer.city`, `consent.tcpa_text`,
     /// `consent.trusted_form_url`, `consent.jornaya_leadid`, `consent.ip`, `consent.evidence` (a TrustedForm
@@ -63,7 +64,7 @@ fn default_min_age() -> u8 {
 }
 
 /// The type of one extra field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ExtraField {
     /// One of the listed values, exactly.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Gender;
 
 /// The consumer's identity and address: all of it is PII.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consumer {
     pub first_name: String,
@@ -27,7 +27,7 @@ pub struct Consumer {
 }
 
 /// The consent evidence captured with the lead.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,11 +43,13 @@ pub struct Consent {
 }
 
 /// A publisher's full lead, PII included. Only redactors and the winning buyer ever see it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lead {
     /// The product asked for, e.g. `health-insurance`.
     pub vertical: String,
+    /// The selling publisher; a publisher's API key fills it in when it is left out.
+    #[schema(required = false)]
     pub publisher_id: String,
     #[serde(default)]
     pub source_id: String,

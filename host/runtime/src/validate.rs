@@ -13,7 +13,9 @@ const REDACTION: &str = "pingpost:plugin/redaction";
 const ALLOWED_IMPORTS: &[&str] = &["pingpost:plugin/host", "pingpost:plugin/types"];
 
 /// Which contract world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, strum::IntoStaticStr, strum::EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, strum::IntoStaticStr, strum::EnumString, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum World {

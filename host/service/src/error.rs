@@ -22,15 +22,20 @@ pub struct ApiError {
     pub retry_after_secs: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// Every error's JSON body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({ "error": { "code": "invalid_field", "message": "five digits", "field": "consumer.zip5" } }))]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// A stable snake_case code clients can match on.
     code: &'a str,
     message: &'a str,
+    /// The JSON path of the offending field (or the header or query parameter), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -121,7 +126,8 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> String {
-        let body = Body { error: Inner { code: self.code, message: &self.message, field: self.field.as_deref() } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } };
         serde_json::to_string(&body).unwrap_or_else(|_| r#"{"error":{"code":"internal","message":"?"}}"#.into())
     }
 }

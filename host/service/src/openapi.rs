@@ -1,9 +1,161 @@
-//! The OpenAPI 3.1 document served at `GET /openapi.json`, built from [`ROUTES`] — the catalogue of every route with
-//! who may call it. The tests keep it in sync with the code: every catalogued route is answered by the router (and
-//! refuses the wrong keys as the catalogue says), and the answer types serialise to exactly the properties their
-//! schema lists.
+//! The OpenAPI 3.1 document served at `GET /openapi.json`, generated from the code: every handler carries a
+//! `#[utoipa::path]` (method, path, the key it takes, its parameters, body and answers) and every type it reads or
+//! answers derives `utoipa::ToSchema` from its serde shape. The router ([`crate::api`]) is built from the same
+//! annotated handlers (`utoipa_axum`), so a route is in the document exactly when it is served. This module holds
+//! what the handlers share: the document's frame ([`base`]: title, key schemes, tags) and [`finish`], which gives
+//! every operation the answers all routes have in common; [`routes`] reads back each route's [`Access`].
 
 use serde_json::{Value, json};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pingpost",
+        description = "A real-time ping/post lead exchange. Money is integer cents, times unix milliseconds. Every \
+            error is `{\"error\": {\"code\", \"message\", \"field\"?}}`; `field` names the offending JSON path, header \
+            or query parameter. The guide is docs/API.md."
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&KeySchemes),
+    tags(
+        (name = "publisher", description = "Publishers sell leads: a publisher key, for its own publisher only"),
+        (name = "buyer", description = "Buyers read what they bought and upload their campaigns' plugins: a buyer key"),
+        (name = "operator", description = "Operators run the exchange: an operator key"),
+        (name = "verticals", description = "The products traded, readable with every key"),
+        (name = "health", description = "No key"),
+    )
+)]
+struct Base;
+
+/// The three key schemes: the same bearer header, told apart by the key's role.
+struct KeySchemes;
+
+impl Modify for KeySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (role, holder) in [("operator", "an operator"), ("publisher", "a publisher"), ("buyer", "a buyer")] {
+            let mut scheme = Http::new(HttpAuthScheme::Bearer);
+            scheme.description = Some(format!("An API key of {holder}: `Authorization: Bearer <key>`"));
+            components.add_security_scheme(role, SecurityScheme::Http(scheme));
+        }
+    }
+}
+
+/// The document's frame, before the handlers' paths are added.
+pub fn base() -> utoipa::openapi::OpenApi {
+    let mut base = Base::openapi();
+    base.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    base
+}
+
+/// The body of a plugin upload: the bytes of a `.wasm` component.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct WasmComponent(pub Vec<u8>);
+
+/// The finished document: every operation named from its method and path (`get_leads_lead_id`), and given the
+/// error answers every route shares — `401` (no key, or an unknown or revoked one) and `403` (another role's key)
+/// where a key is needed; `400` (not JSON), `408` and `413` where a body is read, `429` on uploads; and `503` on
+/// every route (it ran past `server.request_timeout_ms`); and each object made
+/// of parts (a flattened struct, a tagged variant holding a struct) written as the one object serde reads.
+pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
+    let mut document = serde_json::to_value(document).unwrap_or_else(|_| json!({}));
+    merge_parts(&mut document);
+    let error = |description: &str| {
+        json!({ "description": description, "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/ErrorBody" } } } })
+    };
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return document };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, operation) in item.iter_mut() {
+            operation["operationId"] = operation_id(method, path).into();
+            let keyed = operation.get("security").is_some_and(|s| s.as_array().is_some_and(|s| !s.is_empty()));
+            let body = operation.pointer("/requestBody/content").and_then(Value::as_object);
+            let json_body = body.is_some_and(|content| content.contains_key("application/json"));
+            let has_body = body.is_some();
+            let upload = body.is_some_and(|content| content.contains_key("application/wasm"));
+            let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+            if json_body {
+                responses.entry("400").or_insert_with(|| error("`malformed_json`: the body is not JSON"));
+            }
+            if upload {
+                responses.entry("429").or_insert_with(|| error("`rate_limited`: over the uploader's upload rate"));
+            }
+            if has_body {
+                responses.entry("408").or_insert_with(|| error("`body_timeout`: the body did not arrive in time"));
+                responses.entry("413").or_insert_with(|| error("`body_too_large`: over the route's size limit"));
+            }
+            if keyed {
+                responses.entry("401").or_insert_with(|| error("No key, or an unknown or revoked one"));
+                responses.entry("403").or_insert_with(|| error("A key of another role (or of another owner)"));
+            }
+            responses.entry("503").or_insert_with(|| error("The request ran past `server.request_timeout_ms`"));
+        }
+    }
+    document
+}
+
+/// Rewrites every `allOf` whose parts are all inline objects as one object with their properties and required names.
+///
+/// utoipa writes an internally tagged variant holding a struct (`CampaignTarget::Http(HttpEndpoints)`) as the struct
+/// `allOf` an object with the tag; with `deny_unknown_fields` the struct's part forbids every other property — the
+/// tag too — so nothing would match. serde reads one object with all the fields, and denies only the others: so
+/// does the merged schema.
+fn merge_parts(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.values_mut().for_each(merge_parts);
+            let Some(Value::Array(parts)) = map.get("allOf") else { return };
+            let objects: Option<Vec<&serde_json::Map<String, Value>>> = parts.iter().map(inline_object).collect();
+            let Some(objects) = objects else { return };
+            let (mut properties, mut required, mut closed) = (serde_json::Map::new(), Vec::new(), false);
+            for object in objects {
+                if let Some(Value::Object(more)) = object.get("properties") {
+                    properties.extend(more.clone());
+                }
+                if let Some(Value::Array(names)) = object.get("required") {
+                    required.extend(names.iter().cloned());
+                }
+                closed |= object.get("additionalProperties") == Some(&Value::Bool(false));
+            }
+            map.remove("allOf");
+            map.insert("type".into(), "object".into());
+            map.insert("properties".into(), Value::Object(properties));
+            map.insert("required".into(), Value::Array(required));
+            if closed {
+                map.insert("additionalProperties".into(), false.into());
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(merge_parts),
+        _ => {}
+    }
+}
+
+/// The object schema `part` is when it is written inline (directly, or as the one choice of a `oneOf`).
+fn inline_object(part: &Value) -> Option<&serde_json::Map<String, Value>> {
+    let object = part.as_object()?;
+    if let Some(Value::Array(choices)) = object.get("oneOf") {
+        return match choices.as_slice() {
+            [only] => inline_object(only),
+            _ => None,
+        };
+    }
+    (object.get("type") == Some(&Value::String("object".into())) && !object.contains_key("$ref")).then_some(object)
+}
+
+fn operation_id(method: &str, path: &str) -> String {
+    let words: Vec<String> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "v1")
+        .map(|w| w.trim_matches(|c| c == '{' || c == '}').replace(['-', '.'], "_"))
+        .collect();
+    format!("{method}_{}", words.join("_"))
+}
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,366 +169,40 @@ pub enum Access {
     Buyer,
 }
 
-/// One route of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One route of the API, as the document names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
+    /// Lower case, as in the document: `get`, `post`, ...
+    pub method: String,
+    /// With `{parameters}`, as in the document.
+    pub path: String,
     pub access: Access,
-    pub summary: &'static str,
-    /// The request body: a schema name, `wasm` for a plugin upload, or `None`.
-    pub request: Option<&'static str>,
-    /// The success status and its body's schema name (`None`: free-form JSON or text).
-    pub response: (u16, Option<&'static str>),
 }
 
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    access: Access,
-    summary: &'static str,
-    request: Option<&'static str>,
-    response: (u16, Option<&'static str>),
-) -> Route {
-    Route { method, path, access, summary, request, response }
-}
-
-use Access::{AnyKey, Buyer, Operator, Public, Publisher};
-
-/// Every route of the API.
-pub const ROUTES: &[Route] = &[
-    route("get", "/healthz", Public, "Liveness: the process is up and its database answers", None, (200, None)),
-    route("get", "/openapi.json", Public, "This document", None, (200, None)),
-    route("get", "/metrics", Operator, "Prometheus metrics (text format)", None, (200, None)),
-    // Publishers.
-    route(
-        "post",
-        "/v1/leads",
-        Publisher,
-        "Sell a lead: ping every eligible buyer, post to the winner",
-        Some("Lead"),
-        (200, Some("LeadAnswer")),
-    ),
-    route(
-        "post",
-        "/v1/ping",
-        Publisher,
-        "Two-step, first half: collect bids without selling",
-        Some("Lead"),
-        (200, Some("PingAnswer")),
-    ),
-    route(
-        "post",
-        "/v1/post",
-        Publisher,
-        "Two-step, second half: sell a pinged lead at its bid",
-        Some("PostRequest"),
-        (200, Some("LeadAnswer")),
-    ),
-    route("get", "/v1/leads/{lead_id}", Publisher, "The result of one of your leads", None, (200, Some("LeadAnswer"))),
-    route(
-        "put",
-        "/v1/publisher/redactor",
-        Publisher,
-        "Upload your redactor plugin and make it live",
-        Some("wasm"),
-        (201, Some("Uploaded")),
-    ),
-    // Buyers.
-    route("get", "/v1/buyer/campaigns", Buyer, "Your campaigns", None, (200, None)),
-    route("get", "/v1/buyer/leads", Buyer, "The leads you bought, with the consumer's data", None, (200, None)),
-    route("get", "/v1/buyer/leads/{lead_id}", Buyer, "One lead you bought", None, (200, None)),
-    route(
-        "post",
-        "/v1/buyer/leads/{lead_id}/return",
-        Buyer,
-        "Return a lead within the return window",
-        Some("ReturnRequest"),
-        (200, None),
-    ),
-    route(
-        "put",
-        "/v1/buyer/campaigns/{campaign_id}/plugin",
-        Buyer,
-        "Upload your campaign's bid plugin and make it live",
-        Some("wasm"),
-        (201, Some("Uploaded")),
-    ),
-    route(
-        "post",
-        "/v1/buyer/campaigns/{campaign_id}/plugin/rollback",
-        Buyer,
-        "Go back to your campaign's previous plugin version",
-        None,
-        (200, None),
-    ),
-    // Operators: the exchange.
-    route("get", "/v1/publishers", Operator, "List publishers", None, (200, None)),
-    route("get", "/v1/publishers/{id}", Operator, "One publisher", None, (200, None)),
-    route("put", "/v1/publishers/{id}", Operator, "Create or replace a publisher", Some("Publisher"), (200, None)),
-    route("post", "/v1/publishers/{id}/pause", Operator, "Pause a publisher", None, (200, None)),
-    route("post", "/v1/publishers/{id}/resume", Operator, "Resume a publisher", None, (200, None)),
-    route("get", "/v1/buyers", Operator, "List buyers", None, (200, None)),
-    route("get", "/v1/buyers/{id}", Operator, "One buyer", None, (200, None)),
-    route("put", "/v1/buyers/{id}", Operator, "Create or replace a buyer", Some("Buyer"), (200, None)),
-    route("post", "/v1/buyers/{id}/pause", Operator, "Pause a buyer (all its campaigns)", None, (200, None)),
-    route("post", "/v1/buyers/{id}/resume", Operator, "Resume a buyer", None, (200, None)),
-    route("get", "/v1/campaigns", Operator, "List campaigns", None, (200, None)),
-    route("get", "/v1/campaigns/{id}", Operator, "One campaign", None, (200, None)),
-    route("put", "/v1/campaigns/{id}", Operator, "Create or replace a campaign", Some("Campaign"), (200, None)),
-    route("post", "/v1/campaigns/{id}/pause", Operator, "Pause a campaign", None, (200, None)),
-    route("post", "/v1/campaigns/{id}/resume", Operator, "Resume a campaign", None, (200, None)),
-    // Operators: plugins.
-    route("get", "/v1/plugins", Operator, "List plugins with their versions", None, (200, None)),
-    route("get", "/v1/plugins/{name}", Operator, "One plugin with its versions", None, (200, None)),
-    route(
-        "post",
-        "/v1/plugins/{name}/versions",
-        Operator,
-        "Upload a plugin version (validated and compiled first)",
-        Some("wasm"),
-        (201, Some("Uploaded")),
-    ),
-    route(
-        "delete",
-        "/v1/plugins/{name}/versions/{version}",
-        Operator,
-        "Delete a version that is not live",
-        None,
-        (204, None),
-    ),
-    route(
-        "post",
-        "/v1/plugins/{name}/activate",
-        Operator,
-        "Make a version live (hot swap)",
-        Some("ActivateRequest"),
-        (200, None),
-    ),
-    route("post", "/v1/plugins/{name}/rollback", Operator, "Go back to the previously live version", None, (200, None)),
-    route("post", "/v1/plugins/{name}/disable", Operator, "Stop running a plugin", None, (200, None)),
-    route("post", "/v1/plugins/{name}/enable", Operator, "Run a disabled plugin again", None, (200, None)),
-    // Operators: keys and reads.
-    route("get", "/v1/keys", Operator, "List API keys (hashes only)", None, (200, None)),
-    route("post", "/v1/keys", Operator, "Make an API key (shown once)", Some("KeyRequest"), (201, None)),
-    route("delete", "/v1/keys/{id}", Operator, "Revoke an API key", None, (200, None)),
-    route(
-        "get",
-        "/v1/leads/{lead_id}/trace",
-        Operator,
-        "A lead's auction: every buyer's answer, the sales, who received its PII",
-        None,
-        (200, None),
-    ),
-    route("get", "/v1/deliveries", Operator, "Webhook deliveries of sold leads (outbox)", None, (200, None)),
-    // Every key: verticals.
-    route(
-        "get",
-        "/v1/verticals",
-        AnyKey,
-        "The verticals, each with what a lead needs and its extras schema",
-        None,
-        (200, None),
-    ),
-    route("get", "/v1/verticals/{name}", AnyKey, "One vertical", None, (200, Some("Vertical"))),
-    route(
-        "put",
-        "/v1/verticals/{name}",
-        Operator,
-        "Create or replace a vertical",
-        Some("Vertical"),
-        (200, Some("Vertical")),
-    ),
-    route(
-        "delete",
-        "/v1/verticals/{name}",
-        Operator,
-        "Delete a vertical (its leads are refused from then on)",
-        None,
-        (204, None),
-    ),
-];
-
-/// The schemas the routes name, as JSON Schema (OpenAPI 3.1 dialect).
-pub fn schemas() -> Value {
-    let string = json!({ "type": "string" });
-    let cents = json!({ "type": "integer", "minimum": 0, "description": "US cents" });
-    let field_errors = json!({ "type": "array", "items": { "type": "object", "properties": {
-        "field": { "type": "string" }, "reason": { "type": "string" } }, "required": ["field", "reason"] } });
-    let pii_leaks = json!({ "type": "array", "description": "Ping fields the publisher's redactor left PII in (names, never values)",
-        "items": { "type": "object", "properties": { "field": { "type": "string" }, "kind": { "type": "string" } } } });
-    json!({
-        "Error": {
-            "type": "object", "required": ["error"],
-            "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                "code": { "type": "string", "description": "Stable snake_case code" },
-                "message": { "type": "string" },
-                "field": { "type": "string", "description": "JSON path of the offending field" } } } }
-        },
-        "Vertical": {
-            "type": "object", "required": ["name"],
-            "description": "A product the exchange trades: what its leads need beyond the common fields, and every key \
-                its pings' extras may hold, with the key's type. A ping with an extra outside the schema reaches no buyer.",
-            "properties": {
-                "name": { "type": "string", "pattern": "^[a-z0-9-]{1,64}$", "examples": ["solar"] },
-                "requires": { "type": "array", "items": { "type": "string" },
-                    "examples": [["consumer.street", "consent.tcpa_text", "consent.evidence", "extra.homeowner"]] },
-                "min_age": { "type": "integer", "minimum": 18, "maximum": 120, "default": 18 },
-                "extras": { "type": "object", "additionalProperties": { "oneOf": [
-                    { "type": "object", "required": ["type", "values"], "properties": {
-                        "type": { "const": "enum" }, "values": { "type": "array", "items": string } } },
-                    { "type": "object", "required": ["type", "min", "max"], "properties": {
-                        "type": { "const": "int" }, "min": { "type": "integer" }, "max": { "type": "integer" } } },
-                    { "type": "object", "required": ["type"], "properties": { "type": { "const": "bool" } } },
-                    { "type": "object", "required": ["type", "pattern"], "properties": {
-                        "type": { "const": "code" }, "pattern": { "type": "string", "description": "Regular expression, matched whole" },
-                        "max_len": { "type": "integer", "minimum": 1, "maximum": 64, "default": 16 } } },
-                    { "type": "object", "required": ["type", "max_len"], "properties": {
-                        "type": { "const": "free_text" }, "max_len": { "type": "integer", "minimum": 1, "maximum": 256 } } }
-                ] } }
-            }
-        },
-        "Lead": {
-            "type": "object", "required": ["vertical", "consumer"],
-            "description": "A full lead, PII included. `publisher_id` may be left out: it is the key's publisher.",
-            "properties": {
-                "vertical": { "type": "string", "examples": ["health-insurance"] },
-                "publisher_id": string, "source_id": string,
-                "consumer": { "type": "object",
-                    "required": ["first_name", "last_name", "phone", "email", "state", "zip5", "date_of_birth"],
-                    "properties": {
-                        "first_name": string, "last_name": string,
-                        "phone": { "type": "string", "description": "Ten digits or E.164" },
-                        "email": string, "street": string, "city": string,
-                        "state": { "type": "string", "description": "USPS code" },
-                        "zip5": string, "date_of_birth": { "type": "string", "format": "date" },
-                        "gender": { "type": "string", "enum": ["female", "male", "other"] } } },
-                "consent": { "type": "object", "properties": {
-                    "trusted_form_url": string, "jornaya_leadid": string, "tcpa_text": string, "ip": string, "user_agent": string } },
-                "extra": { "type": "object", "additionalProperties": { "type": "string" } }
-            }
-        },
-        "LeadAnswer": {
-            "type": "object", "required": ["lead_id", "outcome", "payout_cents", "buyers"],
-            "properties": {
-                "lead_id": string,
-                "outcome": { "type": "string", "enum": ["sold", "unsold", "duplicate", "rejected", "error"] },
-                "reason": string,
-                "payout_cents": cents,
-                "buyers": { "type": "integer", "minimum": 0, "description": "How many buyers bought it" },
-                "field_errors": field_errors,
-                "pii_leaks": pii_leaks
-            }
-        },
-        "PingAnswer": {
-            "type": "object", "required": ["ping_id", "outcome"],
-            "properties": {
-                "ping_id": string,
-                "outcome": { "type": "string", "enum": ["bid", "no_bid", "duplicate", "rejected", "error"] },
-                "payout_cents": cents,
-                "expires_at_unix_ms": { "type": "integer" },
-                "reason": string,
-                "field_errors": field_errors,
-                "pii_leaks": pii_leaks
-            }
-        },
-        "PostRequest": { "type": "object", "required": ["ping_id"], "properties": { "ping_id": string } },
-        "ReturnRequest": { "type": "object", "required": ["reason"], "properties": { "reason": string } },
-        "ActivateRequest": { "type": "object", "required": ["version"], "properties": { "version": { "type": "integer", "minimum": 1 } } },
-        "KeyRequest": { "type": "object", "required": ["role"], "properties": {
-            "role": { "type": "string", "enum": ["operator", "publisher", "buyer"] }, "owner_id": string } },
-        "Uploaded": {
-            "type": "object",
-            "required": ["name", "version", "world", "sha256", "size_bytes", "contract_version", "from_cache"],
-            "properties": {
-                "name": string, "version": { "type": "integer" },
-                "world": { "type": "string", "enum": ["buyer", "redactor"] },
-                "sha256": string, "size_bytes": { "type": "integer" }, "contract_version": string,
-                "from_cache": { "type": "boolean" }
-            }
-        },
-        "Publisher": { "type": "object", "description": "The exchange file's publisher (docs/ARCHITECTURE.md, examples/florida/exchange.toml)" },
-        "Buyer": { "type": "object", "description": "The exchange file's buyer" },
-        "Campaign": { "type": "object", "description": "The exchange file's campaign: caps, schedule, tier, exclusivity, target (wasm plugin or HTTP endpoints)" }
-    })
-}
-
-/// The whole document.
-pub fn document() -> Value {
-    let mut paths = serde_json::Map::new();
-    for route in ROUTES {
-        let mut operation = json!({
-            "summary": route.summary,
-            "operationId": operation_id(route),
-            "responses": responses(route),
-        });
-        if route.access != Access::Public {
-            operation["security"] = json!([{ "apiKey": [] }]);
-            let tag = if route.access == AnyKey { "verticals".to_owned() } else { format!("{:?}", route.access) };
-            operation["tags"] = json!([tag.to_lowercase()]);
+/// Every route of `document` with who may call it, read off each operation's security requirements.
+pub fn routes(document: &Value) -> Vec<Route> {
+    let mut routes = Vec::new();
+    let paths = document.get("paths").and_then(Value::as_object).into_iter().flatten();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let schemes: Vec<&str> = operation
+                .get("security")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|requirement| requirement.as_object()?.keys().next().map(String::as_str))
+                .collect();
+            let access = match schemes.as_slice() {
+                [] => Access::Public,
+                ["operator"] => Access::Operator,
+                ["publisher"] => Access::Publisher,
+                ["buyer"] => Access::Buyer,
+                _ => Access::AnyKey,
+            };
+            routes.push(Route { method: method.clone(), path: path.clone(), access });
         }
-        let parameters: Vec<Value> = route
-            .path
-            .split('/')
-            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
-            .collect();
-        if !parameters.is_empty() {
-            operation["parameters"] = Value::Array(parameters);
-        }
-        match route.request {
-            Some("wasm") => {
-                operation["requestBody"] = json!({ "required": true, "content": { "application/wasm": {
-                    "schema": { "type": "string", "format": "binary" } } } });
-            }
-            Some(schema) => {
-                operation["requestBody"] = json!({ "required": true, "content": { "application/json": {
-                    "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
-            }
-            None => {}
-        }
-        let item = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
-        item[route.method] = operation;
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "pingpost",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "A real-time ping/post lead exchange. Money is integer cents, times unix milliseconds. \
-                Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`."
-        },
-        "paths": paths,
-        "components": {
-            "schemas": schemas(),
-            "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer",
-                "description": "An API key: `Authorization: Bearer <key>`" } }
-        }
-    })
-}
-
-fn operation_id(route: &Route) -> String {
-    let words: Vec<&str> = route.path.split('/').filter(|p| !p.is_empty() && *p != "v1").collect();
-    let words: Vec<String> =
-        words.iter().map(|w| w.trim_matches(|c| c == '{' || c == '}').replace(['-', '.'], "_")).collect();
-    format!("{}_{}", route.method, words.join("_"))
-}
-
-fn responses(route: &Route) -> Value {
-    let error = json!({ "description": "Error", "content": { "application/json": {
-        "schema": { "$ref": "#/components/schemas/Error" } } } });
-    let (status, schema) = route.response;
-    let ok = match schema {
-        Some(schema) => json!({ "description": "OK", "content": { "application/json": {
-            "schema": { "$ref": format!("#/components/schemas/{schema}") } } } }),
-        None => json!({ "description": "OK" }),
-    };
-    let mut responses = json!({ status.to_string(): ok, "4XX": error });
-    if route.access != Access::Public {
-        responses["401"] = json!({ "description": "No key, or an unknown or revoked key", "content": { "application/json": {
-            "schema": { "$ref": "#/components/schemas/Error" } } } });
-    }
-    responses
+    routes
 }
 
 #[cfg(test)]
@@ -385,102 +211,101 @@ mod tests {
 
     use super::*;
 
+    /// Every `$ref` under `value`.
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
     #[test]
-    fn every_route_is_listed_once_and_every_named_schema_exists() {
-        let schemas = schemas();
-        let mut seen = BTreeSet::new();
-        for route in ROUTES {
-            assert!(seen.insert((route.method, route.path)), "{} {} listed twice", route.method, route.path);
-            for name in route.request.iter().chain(route.response.1.iter()) {
-                assert!(
-                    *name == "wasm" || schemas.get(*name).is_some(),
-                    "{} {} names missing schema {name}",
-                    route.method,
-                    route.path
-                );
+    fn every_operation_is_named_once_answers_and_names_only_schemas_that_exist() {
+        let document = crate::api::document();
+        assert_eq!(document["openapi"], "3.1.0");
+        let routes = routes(document);
+        assert!(routes.len() >= 45, "{} routes", routes.len());
+        let mut ids = BTreeSet::new();
+        for route in &routes {
+            let operation = &document["paths"][&route.path][&route.method];
+            let id = operation["operationId"].as_str().expect("an operationId");
+            assert!(ids.insert(id.to_owned()), "{id} twice");
+            assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{id}: a summary");
+            let statuses: Vec<&String> = operation["responses"].as_object().expect("responses").keys().collect();
+            assert!(statuses.iter().any(|s| s.starts_with('2')), "{id}: a success answer in {statuses:?}");
+            if route.access != Access::Public {
+                assert!(statuses.contains(&&"401".to_owned()) && statuses.contains(&&"403".to_owned()), "{id}");
+            }
+            for name in route.path.split('/').filter_map(|p| p.strip_prefix('{')?.strip_suffix('}')) {
+                let declared = operation["parameters"].as_array().into_iter().flatten();
+                assert!(declared.into_iter().any(|p| p["name"] == name && p["in"] == "path"), "{id}: {name}");
             }
         }
-        let document = document();
-        assert_eq!(
-            document["paths"]["/v1/leads"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-            "#/components/schemas/Lead"
-        );
-        assert_eq!(document["paths"]["/v1/leads/{lead_id}"]["get"]["parameters"][0]["name"], "lead_id");
-        assert!(document["paths"]["/healthz"]["get"].get("security").is_none());
+        let mut found = Vec::new();
+        refs(document, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let name = target.strip_prefix("#/components/schemas/").expect("a schema reference");
+            assert!(document["components"]["schemas"].get(name).is_some(), "{target} is not defined");
+        }
+        for scheme in ["operator", "publisher", "buyer"] {
+            assert_eq!(document["components"]["securitySchemes"][scheme]["scheme"], "bearer");
+        }
+    }
+
+    #[test]
+    fn the_catalogue_reads_who_may_call_each_route() {
+        let routes = routes(crate::api::document());
+        let access =
+            |method: &str, path: &str| routes.iter().find(|r| r.method == method && r.path == path).map(|r| r.access);
+        assert_eq!(access("get", "/healthz"), Some(Access::Public));
+        assert_eq!(access("post", "/v1/leads"), Some(Access::Publisher));
+        assert_eq!(access("get", "/v1/buyer/leads"), Some(Access::Buyer));
+        assert_eq!(access("put", "/v1/campaigns/{id}"), Some(Access::Operator));
+        assert_eq!(access("get", "/v1/verticals"), Some(Access::AnyKey));
+        assert_eq!(access("put", "/v1/verticals/{name}"), Some(Access::Operator));
+        assert_eq!(access("get", "/v1/nothing"), None);
     }
 
     #[test]
     fn every_route_is_in_the_api_guide() {
         let guide = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md"));
-        for route in ROUTES {
+        for route in routes(crate::api::document()) {
             let line = format!("{} {}", route.method.to_uppercase(), route.path);
             assert!(guide.contains(&line), "docs/API.md does not mention `{line}`");
         }
     }
 
-    /// The properties `value` serialises to are the schema's, and every required one is there.
-    fn matches_schema(name: &str, value: impl serde::Serialize) {
-        let schemas = schemas();
-        let schema = &schemas[name];
-        let value = serde_json::to_value(value).expect("serialises");
-        let keys: BTreeSet<&str> = value.as_object().expect("an object").keys().map(String::as_str).collect();
-        let listed: BTreeSet<&str> =
-            schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
-        assert_eq!(keys, listed, "{name}: the type and its schema disagree");
-        for required in schema["required"].as_array().expect("required") {
-            assert!(keys.contains(required.as_str().expect("a name")), "{name}: {required} is required");
-        }
-    }
-
     #[test]
-    fn answer_types_serialise_to_their_schemas() {
-        use crate::api::publisher::{LeadAnswer, PingAnswer};
-        use pingpost_engine::{FieldError, OutcomeStatus, PiiKind, PiiLeak, PingStatus};
-        let field_errors = vec![FieldError { field: "consumer.zip5".into(), reason: "five digits".into() }];
-        let pii_leaks = vec![PiiLeak { field: "extra.note".into(), kind: PiiKind::Phone }];
-        matches_schema(
-            "LeadAnswer",
-            LeadAnswer {
-                lead_id: "p_1".into(),
-                outcome: OutcomeStatus::Sold,
-                reason: Some("r".into()),
-                payout_cents: 1,
-                buyers: 1,
-                field_errors: field_errors.clone(),
-                pii_leaks: pii_leaks.clone(),
-            },
-        );
-        matches_schema(
-            "PingAnswer",
-            PingAnswer {
-                ping_id: "p_1".into(),
-                outcome: PingStatus::Bid,
-                payout_cents: Some(1),
-                expires_at_unix_ms: Some(2),
-                reason: Some("r".into()),
-                field_errors,
-                pii_leaks,
-            },
-        );
-        for vertical in pingpost_engine::Vertical::builtin() {
-            matches_schema("Vertical", vertical);
+    fn the_documented_types_keep_their_serde_shape() {
+        let document = crate::api::document();
+        let schema = |name: &str| document["components"]["schemas"][name].clone();
+        // Field names and what is required follow serde: skipped fields are absent, defaults are optional.
+        let uploaded = schema("Uploaded");
+        assert!(uploaded["properties"].get("new_version").is_none(), "{uploaded}");
+        let lead = schema("Lead");
+        let required: Vec<&str> =
+            lead["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+        assert!(required.contains(&"consumer") && !required.contains(&"extra"), "{lead}");
+        assert_eq!(lead["additionalProperties"], false, "deny_unknown_fields: {lead}");
+        let gender = schema("Gender");
+        assert_eq!(gender["enum"], json!(["female", "male", "non_binary"]), "{gender}");
+        let http = &schema("CampaignTarget")["oneOf"][1];
+        assert_eq!(http["additionalProperties"], false, "{http}");
+        for field in ["kind", "ping_url", "post_url", "timeout_ms"] {
+            assert!(
+                http["properties"].get(field).is_some()
+                    && http["required"].as_array().is_some_and(|r| r.contains(&field.into())),
+                "{field}: {http}"
+            );
         }
-        matches_schema(
-            "Uploaded",
-            crate::state::Uploaded {
-                name: "n".into(),
-                version: 1,
-                world: pingpost_runtime::World::Buyer,
-                sha256: "ab".into(),
-                size_bytes: 1,
-                contract_version: "0.1.0".into(),
-                from_cache: false,
-                new_version: true,
-            },
-        );
-        let error: serde_json::Value =
-            serde_json::from_str(&crate::error::ApiError::invalid("consumer.zip5", "five digits").body())
-                .expect("json");
-        matches_schema("Error", error);
+        let buyer = schema("Buyer");
+        assert_eq!(buyer["properties"]["time_zone"]["type"], "string", "{buyer}");
     }
 }

@@ -118,7 +118,7 @@ pub struct StateParts {
 }
 
 /// A plugin version as uploaded and stored.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Uploaded {
     pub name: String,
     pub version: u32,

@@ -12,7 +12,7 @@ use pingpost_engine::store::StoreError;
 use pingpost_model::Lead;
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -36,7 +36,7 @@ impl DeliveryStatus {
 }
 
 /// One webhook delivery and the sale it delivers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OutboxDelivery {
     pub id: u64,
     pub sale_id: u64,

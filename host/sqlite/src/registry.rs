@@ -13,7 +13,19 @@ use pingpost_engine::store::StoreError;
 use pingpost_runtime::World;
 
 /// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Role {
@@ -37,7 +49,7 @@ impl Role {
 }
 
 /// The holder of an API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Principal {
     pub id: String,
     pub role: Role,
@@ -47,7 +59,7 @@ pub struct Principal {
 }
 
 /// A principal as listed, with its key's hash (never the key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KeyRecord {
     #[serde(flatten)]
     pub principal: Principal,
@@ -76,7 +88,7 @@ impl EntityKind {
 }
 
 /// One uploaded version of a plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PluginVersion {
     pub version: u32,
     pub sha256: String,
@@ -86,7 +98,7 @@ pub struct PluginVersion {
 }
 
 /// A named plugin, who owns it, which version is live, and every version kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PluginRecord {
     pub name: String,
     pub world: World,

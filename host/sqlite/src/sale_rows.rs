@@ -9,7 +9,9 @@ use pingpost_engine::store::{SaleDelivery, SaleRecord, SaleReturn, StoreError, S
 use pingpost_model::Lead;
 
 /// How a principal received a lead's PII.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum PiiAccess {
@@ -33,7 +35,7 @@ impl PiiAccess {
 }
 
 /// One hand-over of a lead's PII.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PiiAuditEntry {
     /// Who received it: the buyer for `post` and `webhook`, the API principal for `api`.
     pub principal_id: String,

@@ -8,7 +8,7 @@ use pingpost_engine::store::StoredSale;
 use pingpost_engine::{FieldError, Outcome, OutcomeStatus, PiiLeak, PingOutcome, PingStatus, Sale};
 
 /// The answer to a one-shot lead or a post.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LeadAnswer {
     pub lead_id: String,
     /// `sold`, `unsold`, `duplicate`, `rejected` or `error`.
@@ -49,7 +49,7 @@ impl LeadAnswer {
 }
 
 /// The answer to a two-step ping (read back from a recorded [`PingOutcome`] too, whose `status` is its `outcome`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PingAnswer {
     pub ping_id: String,
     /// `bid`, `no_bid`, `duplicate`, `rejected` or `error`.

@@ -11,16 +11,19 @@
 //!   (422, nothing changes) if the new version does not accept that config; `POST .../plugin/rollback` goes back to
 //!   the previous version of `campaign:{id}`.
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{RawBody, Shared, blocking, parse_json};
 use crate::auth::{BuyerKey, Principal, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::WasmComponent;
 use crate::state::Uploaded;
 use pingpost_engine::{Campaign, CampaignTarget, StoredSale};
 use pingpost_runtime::World;
@@ -35,18 +38,18 @@ pub const MAX_PAGE: u32 = 1_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// The JSON routes.
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/buyer/campaigns", get(list_campaigns))
-        .route("/v1/buyer/leads", get(list_leads))
-        .route("/v1/buyer/leads/{lead_id}", get(read_lead))
-        .route("/v1/buyer/leads/{lead_id}/return", post(return_lead))
-        .route("/v1/buyer/campaigns/{id}/plugin/rollback", post(rollback_plugin))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(list_campaigns))
+        .routes(routes!(list_leads))
+        .routes(routes!(read_lead))
+        .routes(routes!(return_lead))
+        .routes(routes!(rollback_plugin))
 }
 
 /// The upload route (its own body limit).
-pub fn upload_routes() -> Router<Shared> {
-    Router::new().route("/v1/buyer/campaigns/{id}/plugin", put(upload_plugin))
+pub fn upload_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(upload_plugin))
 }
 
 /// The buyer's campaigns as the registry holds them.
@@ -65,6 +68,9 @@ async fn own_campaign(state: &Shared, buyer_id: &str, campaign_id: &str) -> Resu
 }
 
 /// `GET /v1/buyer/campaigns`.
+#[utoipa::path(get, path = "/v1/buyer/campaigns", tag = "buyer", security(("buyer" = [])),
+    summary = "Your campaigns",
+    responses((status = 200, description = "Every campaign of the key's buyer", body = Vec<Campaign>)))]
 async fn list_campaigns(
     State(state): State<Shared>,
     BuyerKey { buyer_id, .. }: BuyerKey,
@@ -73,16 +79,20 @@ async fn list_campaigns(
 }
 
 /// Query of `GET /v1/buyer/leads`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LeadsQuery {
     /// Only sales after this sale id (the `next_after` of the previous page).
+    #[param(maximum = 9_223_372_036_854_775_807_i64)]
     after: Option<u64>,
+    /// Leads per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// A page of bought leads.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LeadsPage {
     leads: Vec<StoredSale>,
     /// Pass as `after` for the next page; absent when this page is empty.
@@ -91,12 +101,22 @@ struct LeadsPage {
 }
 
 /// `GET /v1/buyer/leads?after=&limit=`: the leads the buyer bought, in sale order, with PII.
+#[utoipa::path(get, path = "/v1/buyer/leads", tag = "buyer", security(("buyer" = [])),
+    summary = "The leads you bought, with the consumer's data",
+    params(LeadsQuery),
+    responses(
+        (status = 200, description = "A page of sales in sale order; each hand-over of PII is audited", body = LeadsPage),
+        (status = 422, description = "`limit` outside 1–1000, or an unknown query parameter", body = ErrorBody),
+    ))]
 async fn list_leads(
     State(state): State<Shared>,
     BuyerKey { principal, buyer_id }: BuyerKey,
     query: Result<Query<LeadsQuery>, QueryRejection>,
 ) -> Result<Json<LeadsPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
+    if query.after.is_some_and(|after| after > i64::MAX as u64) {
+        return Err(ApiError::invalid("after", format!("must be at most {}", i64::MAX)));
+    }
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("limit", format!("must be 1–{MAX_PAGE}")));
@@ -113,6 +133,13 @@ async fn list_leads(
 }
 
 /// `GET /v1/buyer/leads/{lead_id}`: one bought lead, with PII.
+#[utoipa::path(get, path = "/v1/buyer/leads/{lead_id}", tag = "buyer", security(("buyer" = [])),
+    summary = "One lead you bought",
+    params(("lead_id" = String, Path)),
+    responses(
+        (status = 200, description = "The sale with the lead (`lead` is null once the retention purge ran)", body = StoredSale),
+        (status = 404, description = "You bought no lead with this id", body = ErrorBody),
+    ))]
 async fn read_lead(
     State(state): State<Shared>,
     BuyerKey { principal, buyer_id }: BuyerKey,
@@ -143,7 +170,7 @@ fn audit(
 }
 
 /// Body of `POST /v1/buyer/leads/{lead_id}/return`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReturnBody {
     reason: String,
@@ -151,6 +178,16 @@ struct ReturnBody {
 
 /// `POST /v1/buyer/leads/{lead_id}/return`: returns a bought lead within the return window. 404 for a lead the
 /// buyer did not buy, 409 `return_window_closed` / `already_returned`, 422 for an empty reason.
+#[utoipa::path(post, path = "/v1/buyer/leads/{lead_id}/return", tag = "buyer", security(("buyer" = [])),
+    summary = "Return a lead within the return window",
+    params(("lead_id" = String, Path)),
+    request_body(content = ReturnBody, example = json!({ "reason": "disconnected phone number" })),
+    responses(
+        (status = 200, description = "Returned: the sale with `returned` set", body = StoredSale),
+        (status = 404, description = "You bought no lead with this id", body = ErrorBody),
+        (status = 409, description = "`return_window_closed` or `already_returned`", body = ErrorBody),
+        (status = 422, description = "An empty reason", body = ErrorBody),
+    ))]
 async fn return_lead(
     State(state): State<Shared>,
     BuyerKey { buyer_id, .. }: BuyerKey,
@@ -180,9 +217,20 @@ pub fn campaign_plugin(campaign_id: &str) -> String {
     format!("campaign:{campaign_id}")
 }
 
-/// `PUT /v1/buyer/campaigns/{id}/plugin`: uploads a new version of the campaign's own plugin and makes it the
+/// `PUT /v1/buyer/campaigns/{campaign_id}/plugin`: uploads a new version of the campaign's own plugin and makes it the
 /// campaign's live plugin in one hot swap (201 with the version). The campaign must be a Wasm campaign of the
 /// buyer's; it keeps its config and delivery.
+#[utoipa::path(put, path = "/v1/buyer/campaigns/{campaign_id}/plugin", tag = "buyer", security(("buyer" = [])),
+    summary = "Upload your campaign's bid plugin and make it live",
+    params(("campaign_id" = String, Path)),
+    request_body(description = "A buyer component (`.wasm`)", content((WasmComponent = "application/wasm"), (WasmComponent = "application/octet-stream"))),
+    responses(
+        (status = 201, description = "Stored, compiled and live", body = Uploaded),
+        (status = 404, description = "You have no campaign with this id", body = ErrorBody),
+        (status = 409, description = "`not_a_wasm_campaign`: the campaign is reached over HTTP", body = ErrorBody),
+        (status = 413, description = "Larger than `server.max_plugin_bytes`", body = ErrorBody),
+        (status = 422, description = "Not a valid buyer component, or it fails with the campaign's config", body = ErrorBody),
+    ))]
 async fn upload_plugin(
     State(state): State<Shared>,
     BuyerKey { principal, buyer_id }: BuyerKey,
@@ -222,8 +270,17 @@ fn not_wasm(campaign_id: &str) -> ApiError {
     )
 }
 
-/// `POST /v1/buyer/campaigns/{id}/plugin/rollback`: the campaign's plugin goes back to its previous version (409
+/// `POST /v1/buyer/campaigns/{campaign_id}/plugin/rollback`: the campaign's plugin goes back to its previous version (409
 /// `nothing_to_roll_back` when it has none).
+#[utoipa::path(post, path = "/v1/buyer/campaigns/{campaign_id}/plugin/rollback", tag = "buyer",
+    security(("buyer" = [])),
+    summary = "Go back to your campaign's previous plugin version",
+    params(("campaign_id" = String, Path)),
+    responses(
+        (status = 200, description = "The campaign's plugin, its previous version live again", body = PluginRecord),
+        (status = 404, description = "You have no campaign with this id", body = ErrorBody),
+        (status = 409, description = "`nothing_to_roll_back`", body = ErrorBody),
+    ))]
 async fn rollback_plugin(
     State(state): State<Shared>,
     BuyerKey { principal, buyer_id }: BuyerKey,

@@ -9,7 +9,7 @@ pub mod operator;
 pub mod publisher;
 pub mod verticals;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -18,12 +18,14 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::de::DeserializeOwned;
 use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::{ApiError, code_for_status};
+use super::error::{ApiError, ErrorBody, code_for_status};
 use super::listener::{MAX_HEADER_BYTES, MAX_HEADER_COUNT};
+use super::openapi;
 use super::state::AppState;
 pub use super::state::blocking;
 
@@ -36,16 +38,8 @@ pub fn router(state: Shared) -> Router {
     let json_limit = DefaultBodyLimit::max(settings.max_body_bytes);
     let plugin_limit = DefaultBodyLimit::max(settings.max_plugin_bytes);
     let timeout = Duration::from_millis(settings.request_timeout_ms);
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(|| async { axum::Json(super::openapi::document()) }))
-        .merge(publisher::routes().layer(json_limit).layer(middleware::from_fn(to_completion)))
-        .merge(publisher::upload_routes().layer(plugin_limit))
-        .merge(buyer::routes().layer(json_limit))
-        .merge(buyer::upload_routes().layer(plugin_limit))
-        .merge(operator::routes().layer(json_limit))
-        .merge(operator::upload_routes().layer(plugin_limit))
-        .merge(verticals::routes().layer(json_limit))
+    let (routes, _) = documented(json_limit, plugin_limit).split_for_parts();
+    routes
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
@@ -53,6 +47,37 @@ pub fn router(state: Shared) -> Router {
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(header_limits))
         .with_state(state)
+}
+
+/// Every route, each with its body limit and the middleware of its audience. The router and the OpenAPI document
+/// are both made from this, so a route is documented exactly when it is served.
+fn documented(json_limit: DefaultBodyLimit, plugin_limit: DefaultBodyLimit) -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(openapi_json))
+        .merge(publisher::routes().layer(json_limit).layer(middleware::from_fn(to_completion)))
+        .merge(publisher::upload_routes().layer(plugin_limit))
+        .merge(buyer::routes().layer(json_limit))
+        .merge(buyer::upload_routes().layer(plugin_limit))
+        .merge(operator::routes().layer(json_limit))
+        .merge(operator::upload_routes().layer(plugin_limit))
+        .merge(verticals::routes().layer(json_limit))
+}
+
+/// The API's OpenAPI 3.1 document, as `GET /openapi.json` serves it.
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+        let limit = DefaultBodyLimit::disable();
+        openapi::finish(documented(limit, limit).into_openapi())
+    });
+    &DOCUMENT
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(get, path = "/openapi.json", tag = "health", summary = "This document",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json() -> axum::Json<&'static serde_json::Value> {
+    axum::Json(document())
 }
 
 /// Refuses a request with more than [`MAX_HEADER_COUNT`] header lines or [`MAX_HEADER_BYTES`] of them: `431
@@ -72,15 +97,31 @@ async fn header_limits(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// `GET /healthz`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok` (a failing check is an error answer).
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// The database's migration version.
+    schema_version: u32,
+}
+
 /// `GET /healthz`: the process is up, its database answers and it can write (`503 store_unavailable` while it
 /// cannot, e.g. on a full disk).
-async fn healthz(State(state): State<Shared>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    summary = "Liveness: the process is up and its database answers and writes",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, description = "`store_unavailable`: the store cannot write (e.g. a full disk)", body = ErrorBody),
+    ))]
+async fn healthz(State(state): State<Shared>) -> Result<axum::Json<Health>, ApiError> {
     state.store_writable().await?;
     let store = state.store.clone();
-    let version = tokio::task::spawn_blocking(move || store.schema_version())
+    let schema_version = tokio::task::spawn_blocking(move || store.schema_version())
         .await
         .map_err(|e| ApiError::internal("the health check", e))??;
-    Ok(axum::Json(serde_json::json!({ "status": "ok", "schema_version": version })))
+    Ok(axum::Json(Health { status: "ok", schema_version }))
 }
 
 async fn not_found() -> ApiError {

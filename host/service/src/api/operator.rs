@@ -15,20 +15,23 @@
 //! as for an unknown publisher: sending it again does not help until the operator resumes the publisher); a paused
 //! buyer's campaigns are ineligible ("buyer paused" in the trace).
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{RawBody, Shared, blocking, from_value, parse_json, with_path_key};
 use crate::auth::{OperatorKey, Principal, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::keys::{hash_key, new_key};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::openapi::WasmComponent;
 use crate::state::Uploaded;
 use pingpost_engine::eligibility::cap_windows;
 use pingpost_engine::{AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, ExchangeConfig, Publisher};
@@ -36,38 +39,146 @@ use pingpost_sqlite::registry::{KeyRecord, PluginRecord};
 use pingpost_sqlite::{DeliveryStatus, OutboxDelivery, PiiAuditEntry};
 
 /// The JSON routes.
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/publishers", get(list::<Publisher>))
-        .route("/v1/publishers/{id}", get(read::<Publisher>).put(put::<Publisher>))
-        .route("/v1/publishers/{id}/pause", post(pause::<Publisher>))
-        .route("/v1/publishers/{id}/resume", post(resume::<Publisher>))
-        .route("/v1/buyers", get(list::<Buyer>))
-        .route("/v1/buyers/{id}", get(read::<Buyer>).put(put::<Buyer>))
-        .route("/v1/buyers/{id}/pause", post(pause::<Buyer>))
-        .route("/v1/buyers/{id}/resume", post(resume::<Buyer>))
-        .route("/v1/campaigns", get(list::<Campaign>))
-        .route("/v1/campaigns/{id}", get(read::<Campaign>).put(put::<Campaign>))
-        .route("/v1/campaigns/{id}/pause", post(pause::<Campaign>))
-        .route("/v1/campaigns/{id}/resume", post(resume::<Campaign>))
-        .route("/v1/plugins", get(list_plugins))
-        .route("/v1/plugins/{name}", get(read_plugin))
-        .route("/v1/plugins/{name}/versions/{version}", axum::routing::delete(delete_plugin_version))
-        .route("/v1/plugins/{name}/activate", post(activate_plugin))
-        .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
-        .route("/v1/plugins/{name}/disable", post(disable_plugin))
-        .route("/v1/plugins/{name}/enable", post(enable_plugin))
-        .route("/v1/keys", get(list_keys).post(create_key))
-        .route("/v1/keys/{id}", axum::routing::delete(revoke_key))
-        .route("/v1/leads/{lead_id}/trace", get(lead_trace))
-        .route("/v1/deliveries", get(list_deliveries))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(publishers::list))
+        .routes(routes!(publishers::read, publishers::put))
+        .routes(routes!(publishers::pause))
+        .routes(routes!(publishers::resume))
+        .routes(routes!(buyers::list))
+        .routes(routes!(buyers::read, buyers::put))
+        .routes(routes!(buyers::pause))
+        .routes(routes!(buyers::resume))
+        .routes(routes!(campaigns::list))
+        .routes(routes!(campaigns::read, campaigns::put))
+        .routes(routes!(campaigns::pause))
+        .routes(routes!(campaigns::resume))
+        .routes(routes!(list_plugins))
+        .routes(routes!(read_plugin))
+        .routes(routes!(delete_plugin_version))
+        .routes(routes!(activate_plugin))
+        .routes(routes!(rollback_plugin))
+        .routes(routes!(disable_plugin))
+        .routes(routes!(enable_plugin))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(lead_trace))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(metrics))
 }
 
 /// The upload route (its own body limit).
-pub fn upload_routes() -> Router<Shared> {
-    Router::new().route("/v1/plugins/{name}/versions", post(upload_plugin_version))
+pub fn upload_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(upload_plugin_version))
 }
+
+/// The routes of one kind of [`Entity`]: documented wrappers of the generic handlers, one module per kind.
+macro_rules! entity_routes {
+    ($module:ident, $kind:ident, list = $list:tt, one = $one:tt, pause = $pause:tt, resume = $resume:tt,
+     summaries = [$list_summary:tt, $read_summary:tt, $put_summary:tt, $pause_summary:tt, $resume_summary:tt]) => {
+        mod $module {
+            use super::*;
+
+            #[utoipa::path(get, path = $list, tag = "operator", security(("operator" = [])), summary = $list_summary,
+                responses((status = 200, description = "In creation order", body = Vec<$kind>)))]
+            pub(super) async fn list(state: State<Shared>, key: OperatorKey) -> Result<Json<Vec<$kind>>, ApiError> {
+                super::list::<$kind>(state, key).await
+            }
+
+            #[utoipa::path(get, path = $one, tag = "operator", security(("operator" = [])), summary = $read_summary,
+                params(("id" = String, Path)),
+                responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody)))]
+            pub(super) async fn read(
+                state: State<Shared>,
+                key: OperatorKey,
+                id: Path<String>,
+            ) -> Result<Json<$kind>, ApiError> {
+                super::read::<$kind>(state, key, id).await
+            }
+
+            #[utoipa::path(put, path = $one, tag = "operator", security(("operator" = [])), summary = $put_summary,
+                params(("id" = String, Path, description = "The id; the body's `id` may be left out")),
+                request_body(content = $kind),
+                responses(
+                    (status = 200, description = "Replaced", body = $kind),
+                    (status = 201, description = "Created", body = $kind),
+                    (status = 422, description = "Invalid, or the exchange does not build with it (nothing saved)",
+                        body = ErrorBody),
+                ))]
+            pub(super) async fn put(
+                state: State<Shared>,
+                key: OperatorKey,
+                id: Path<String>,
+                body: RawBody,
+            ) -> Result<(StatusCode, Json<$kind>), ApiError> {
+                super::put::<$kind>(state, key, id, body).await
+            }
+
+            #[utoipa::path(post, path = $pause, tag = "operator", security(("operator" = [])), summary = $pause_summary,
+                params(("id" = String, Path)),
+                responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody)))]
+            pub(super) async fn pause(
+                state: State<Shared>,
+                key: OperatorKey,
+                id: Path<String>,
+            ) -> Result<Json<$kind>, ApiError> {
+                super::pause::<$kind>(state, key, id).await
+            }
+
+            #[utoipa::path(post, path = $resume, tag = "operator", security(("operator" = [])), summary = $resume_summary,
+                params(("id" = String, Path)),
+                responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody)))]
+            pub(super) async fn resume(
+                state: State<Shared>,
+                key: OperatorKey,
+                id: Path<String>,
+            ) -> Result<Json<$kind>, ApiError> {
+                super::resume::<$kind>(state, key, id).await
+            }
+        }
+    };
+}
+
+entity_routes!(
+    publishers,
+    Publisher,
+    list = "/v1/publishers",
+    one = "/v1/publishers/{id}",
+    pause = "/v1/publishers/{id}/pause",
+    resume = "/v1/publishers/{id}/resume",
+    summaries = [
+        "List publishers",
+        "One publisher",
+        "Create or replace a publisher",
+        "Pause a publisher",
+        "Resume a publisher"
+    ]
+);
+entity_routes!(
+    buyers,
+    Buyer,
+    list = "/v1/buyers",
+    one = "/v1/buyers/{id}",
+    pause = "/v1/buyers/{id}/pause",
+    resume = "/v1/buyers/{id}/resume",
+    summaries = [
+        "List buyers",
+        "One buyer",
+        "Create or replace a buyer",
+        "Pause a buyer (all its campaigns)",
+        "Resume a buyer"
+    ]
+);
+entity_routes!(
+    campaigns,
+    Campaign,
+    list = "/v1/campaigns",
+    one = "/v1/campaigns/{id}",
+    pause = "/v1/campaigns/{id}/pause",
+    resume = "/v1/campaigns/{id}/resume",
+    summaries =
+        ["List campaigns", "One campaign", "Create or replace a campaign", "Pause a campaign", "Resume a campaign"]
+);
 
 /// A publisher, buyer or campaign: one list of the exchange's config, addressed by id.
 pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -245,11 +356,18 @@ fn check_id(id: &str, field: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/plugins`: every plugin with its versions.
+#[utoipa::path(get, path = "/v1/plugins", tag = "operator", security(("operator" = [])),
+    summary = "List plugins with their versions",
+    responses((status = 200, body = Vec<PluginRecord>)))]
 async fn list_plugins(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<PluginRecord>>, ApiError> {
     state.on_store(move |store| store.plugins()).await.map(Json)
 }
 
 /// `GET /v1/plugins/{name}`: its versions, the live one, and whether it is disabled.
+#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "operator", security(("operator" = [])),
+    summary = "One plugin with its versions",
+    params(("name" = String, Path)),
+    responses((status = 200, body = PluginRecord), (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn read_plugin(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -266,6 +384,15 @@ async fn plugin_record(state: &Shared, name: String) -> Result<PluginRecord, Api
 /// `POST /v1/plugins/{name}/versions`: the body is a `.wasm` file; it is validated and compiled, then stored as the
 /// plugin's next version (not activated). A new name makes an operator-owned plugin of the upload's world; a version
 /// of an existing plugin must be of its world.
+#[utoipa::path(post, path = "/v1/plugins/{name}/versions", tag = "operator", security(("operator" = [])),
+    summary = "Upload a plugin version (validated and compiled first; not made live)",
+    params(("name" = String, Path, description = "1–128 letters, digits, `.`, `_`, `-`, `:`")),
+    request_body(description = "A buyer or redactor component", content((WasmComponent = "application/wasm"), (WasmComponent = "application/octet-stream"))),
+    responses(
+        (status = 201, description = "Stored as the plugin's next version", body = Uploaded),
+        (status = 413, description = "Larger than `server.max_plugin_bytes`", body = ErrorBody),
+        (status = 422, description = "Not a valid component of the contract, or of another world than the plugin's", body = ErrorBody),
+    ))]
 async fn upload_plugin_version(
     State(state): State<Shared>,
     OperatorKey(principal): OperatorKey,
@@ -286,6 +413,15 @@ async fn upload_plugin_version(
 
 /// `DELETE /v1/plugins/{name}/versions/{version}`: deletes a version that is not live (`409 plugin_version_live`
 /// otherwise), freeing its owner's quota.
+#[utoipa::path(delete, path = "/v1/plugins/{name}/versions/{version}", tag = "operator",
+    security(("operator" = [])),
+    summary = "Delete a version that is not live",
+    params(("name" = String, Path), ("version" = String, Path, description = "The version number")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such plugin or version", body = ErrorBody),
+        (status = 409, description = "`plugin_version_live`", body = ErrorBody),
+    ))]
 async fn delete_plugin_version(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -298,7 +434,7 @@ async fn delete_plugin_version(
 }
 
 /// Body of `POST /v1/plugins/{name}/activate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActivateBody {
     version: u32,
@@ -306,6 +442,15 @@ struct ActivateBody {
 
 /// `POST /v1/plugins/{name}/activate` `{"version": n}`: a hot swap; refused (422, nothing changes) when a campaign or
 /// publisher using the plugin does not build with that version.
+#[utoipa::path(post, path = "/v1/plugins/{name}/activate", tag = "operator", security(("operator" = [])),
+    summary = "Make a version live (hot swap)",
+    params(("name" = String, Path)),
+    request_body(content = ActivateBody, example = json!({ "version": 2 })),
+    responses(
+        (status = 200, description = "Live: every campaign or publisher using the plugin runs it from the next auction", body = PluginRecord),
+        (status = 404, description = "No such plugin or version", body = ErrorBody),
+        (status = 422, description = "A user of the plugin does not build with that version (nothing changes)", body = ErrorBody),
+    ))]
 async fn activate_plugin(
     State(state): State<Shared>,
     OperatorKey(principal): OperatorKey,
@@ -318,6 +463,14 @@ async fn activate_plugin(
 }
 
 /// `POST /v1/plugins/{name}/rollback`: back to the version that was live before the current one.
+#[utoipa::path(post, path = "/v1/plugins/{name}/rollback", tag = "operator", security(("operator" = [])),
+    summary = "Go back to the previously live version",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, body = PluginRecord),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 409, description = "`nothing_to_roll_back`", body = ErrorBody),
+    ))]
 async fn rollback_plugin(
     State(state): State<Shared>,
     OperatorKey(principal): OperatorKey,
@@ -329,6 +482,10 @@ async fn rollback_plugin(
 }
 
 /// `POST /v1/plugins/{name}/disable`: the campaigns and publishers using it stop taking part.
+#[utoipa::path(post, path = "/v1/plugins/{name}/disable", tag = "operator", security(("operator" = [])),
+    summary = "Stop running a plugin",
+    params(("name" = String, Path)),
+    responses((status = 200, body = PluginRecord), (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn disable_plugin(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -339,6 +496,10 @@ async fn disable_plugin(
 }
 
 /// `POST /v1/plugins/{name}/enable`.
+#[utoipa::path(post, path = "/v1/plugins/{name}/enable", tag = "operator", security(("operator" = [])),
+    summary = "Run a disabled plugin again",
+    params(("name" = String, Path)),
+    responses((status = 200, body = PluginRecord), (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn enable_plugin(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -349,7 +510,7 @@ async fn enable_plugin(
 }
 
 /// Body of `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyBody {
     role: Role,
@@ -362,7 +523,7 @@ struct NewKeyBody {
 }
 
 /// The answer to `POST /v1/keys`: the only time the key itself is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct NewKey {
     id: String,
     role: Role,
@@ -372,6 +533,14 @@ struct NewKey {
 }
 
 /// `POST /v1/keys`: makes a key (201). A publisher or buyer key's owner must be in the registry.
+#[utoipa::path(post, path = "/v1/keys", tag = "operator", security(("operator" = [])),
+    summary = "Make an API key (shown once)",
+    request_body(content = NewKeyBody, example = json!({ "role": "publisher", "owner_id": "sunshine-quotes" })),
+    responses(
+        (status = 201, description = "The key, shown this once", body = NewKey),
+        (status = 409, description = "`duplicate_id`", body = ErrorBody),
+        (status = 422, description = "An operator key with an owner, or a publisher or buyer key without a known one", body = ErrorBody),
+    ))]
 async fn create_key(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -425,12 +594,23 @@ async fn create_key(
 }
 
 /// `GET /v1/keys`: every key holder, revoked ones included, with the SHA-256 of the key (never the key).
+#[utoipa::path(get, path = "/v1/keys", tag = "operator", security(("operator" = [])),
+    summary = "List API keys (hashes only)",
+    responses((status = 200, body = Vec<KeyRecord>)))]
 async fn list_keys(State(state): State<Shared>, _: OperatorKey) -> Result<Json<Vec<KeyRecord>>, ApiError> {
     state.on_store(move |store| store.keys()).await.map(Json)
 }
 
 /// `DELETE /v1/keys/{id}`: revokes the key (it is refused from the next request on). The last live operator key
 /// cannot be revoked (409), so the exchange stays manageable.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "operator", security(("operator" = [])),
+    summary = "Revoke an API key",
+    params(("id" = String, Path, description = "The key holder's id")),
+    responses(
+        (status = 200, description = "Revoked", body = KeyRecord),
+        (status = 404, description = "No live key has this id", body = ErrorBody),
+        (status = 409, description = "`last_operator_key`", body = ErrorBody),
+    ))]
 async fn revoke_key(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -464,7 +644,7 @@ async fn revoke_key(
 }
 
 /// The answer to `GET /v1/leads/{lead_id}/trace`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LeadTrace {
     lead_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -483,6 +663,10 @@ struct LeadTrace {
 }
 
 /// `GET /v1/leads/{lead_id}/trace`: why a lead sold or did not, who bought it, who saw its PII.
+#[utoipa::path(get, path = "/v1/leads/{lead_id}/trace", tag = "operator", security(("operator" = [])),
+    summary = "A lead's auction: every buyer's answer, the sales, who received its PII",
+    params(("lead_id" = String, Path)),
+    responses((status = 200, body = LeadTrace), (status = 404, description = "No such lead", body = ErrorBody)))]
 async fn lead_trace(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -513,13 +697,20 @@ async fn lead_trace(
 }
 
 /// Query of `GET /v1/deliveries`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeliveriesQuery {
+    /// Only deliveries in this state.
+    #[param(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
 }
 
 /// `GET /v1/deliveries?status=pending|delivered|failed`: the outbox, oldest first, without the leads' PII.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "operator", security(("operator" = [])),
+    summary = "Webhook deliveries of sold leads (outbox), oldest first, without the leads",
+    params(DeliveriesQuery),
+    responses((status = 200, body = Vec<OutboxDelivery>), (status = 422, description = "An unknown status", body = ErrorBody)))]
 async fn list_deliveries(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -527,7 +718,7 @@ async fn list_deliveries(
 ) -> Result<Json<Vec<OutboxDelivery>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
     let status = match query.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some("pending") => Some(DeliveryStatus::Pending),
         Some("delivered") => Some(DeliveryStatus::Delivered),
         Some("failed") => Some(DeliveryStatus::Failed),
@@ -543,6 +734,10 @@ async fn list_deliveries(
 }
 
 /// `GET /metrics`: Prometheus metrics, with every capped campaign's usage in its current windows.
+#[utoipa::path(get, path = "/metrics", tag = "operator", security(("operator" = [])),
+    summary = "Prometheus metrics (text format)",
+    responses((status = 200, description = "OpenMetrics text", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<Shared>, _: OperatorKey) -> Result<Response, ApiError> {
     let exchange = state.exchange();
     let now = state.now();

@@ -7,58 +7,80 @@
 
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use super::answers::{LeadAnswer, PingAnswer};
 use super::idempotency::idempotent;
 use super::{RawBody, Shared, blocking, from_value, parse_json, to_json};
 use crate::auth::{PublisherKey, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Endpoint;
+use crate::openapi::WasmComponent;
 use crate::state::{Uploaded, check_rate};
 use pingpost_engine::validate::consumer_keys;
-use pingpost_engine::{LeadOptions, OutcomeStatus, PingStatus, PostError};
+use pingpost_engine::{FieldError, LeadOptions, OutcomeStatus, PiiLeak, PingStatus, PostError};
 use pingpost_model::Lead;
 use pingpost_runtime::World;
 use pingpost_sqlite::AuctionRecord;
 use pingpost_sqlite::registry::IdempotentLead;
 
 /// The JSON routes.
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/leads", post(send_lead))
-        .route("/v1/ping", post(send_ping))
-        .route("/v1/post", post(send_post))
-        .route("/v1/leads/{lead_id}", get(read_lead))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(send_lead))
+        .routes(routes!(send_ping))
+        .routes(routes!(send_post))
+        .routes(routes!(read_lead))
 }
 
 /// The upload route (its own body limit).
-pub fn upload_routes() -> Router<Shared> {
-    Router::new().route("/v1/publisher/redactor", put(upload_redactor))
+pub fn upload_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(upload_redactor))
 }
 
+/// The `Idempotency-Key` header of the publisher's sends.
+const IDEMPOTENCY: &str = "A key of the publisher's choosing, 1–255 visible ASCII characters. The same key with the \
+    same body gets the first answer again (marked `Idempotent-Replay: true`) and the lead is auctioned once; with \
+    another body it is `409 idempotency_key_reused`, and while the first request runs `409 idempotency_in_progress`.";
+
 /// Query of `POST /v1/leads` and `POST /v1/ping`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LeadQuery {
     /// In shared mode, sell to at most this many buyers.
+    #[param(minimum = 1)]
     pub shared_max_buyers: Option<u32>,
 }
 
 /// Body of `POST /v1/post`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PostBody {
+pub(crate) struct PostBody {
     ping_id: String,
 }
 
 /// `POST /v1/leads`: one-shot ping and post.
+#[utoipa::path(post, path = "/v1/leads", tag = "publisher", security(("publisher" = [])),
+    summary = "Sell a lead: ping every eligible buyer, post to the winner",
+    params(LeadQuery, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+    request_body(content = Lead, example = json!(example_lead())),
+    responses(
+        (status = 200, description = "The auction ran: `sold`, `unsold`, `duplicate` (or `error`)", body = LeadAnswer),
+        (status = 409, description = "`idempotency_key_reused` or `idempotency_in_progress`", body = ErrorBody),
+        (status = 422, description = "`rejected`: the lead is invalid (`field_errors`) or its redacted ping leaks PII \
+            (`pii_leaks`); or the body does not fit the schema (an error naming the field)", body = LeadRefusal),
+        (status = 429, description = "`rate_limited`: over the publisher's request rate (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "Overloaded (`Retry-After`) or the store cannot write: nothing was sold", body = ErrorBody),
+    ))]
 async fn send_lead(
     State(state): State<Shared>,
     PublisherKey { principal, publisher_id }: PublisherKey,
@@ -87,6 +109,17 @@ async fn send_lead(
 }
 
 /// `POST /v1/ping`: the bid phase of a two-step sale.
+#[utoipa::path(post, path = "/v1/ping", tag = "publisher", security(("publisher" = [])),
+    summary = "Two-step, first half: collect bids without selling",
+    params(LeadQuery, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+    request_body(content = Lead, example = json!(example_lead())),
+    responses(
+        (status = 200, description = "`bid` (post before `expires_at_unix_ms`), `no_bid`, `duplicate` (or `error`)", body = PingAnswer),
+        (status = 409, description = "`idempotency_key_reused` or `idempotency_in_progress`", body = ErrorBody),
+        (status = 422, description = "`rejected`, as for `POST /v1/leads`", body = PingRefusal),
+        (status = 429, description = "`rate_limited`: over the publisher's request rate (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "Overloaded (`Retry-After`) or the store cannot write", body = ErrorBody),
+    ))]
 async fn send_ping(
     State(state): State<Shared>,
     PublisherKey { principal, publisher_id }: PublisherKey,
@@ -117,6 +150,19 @@ async fn send_ping(
 }
 
 /// `POST /v1/post`: sells a pinged lead to its best bidders (with fallback).
+#[utoipa::path(post, path = "/v1/post", tag = "publisher", security(("publisher" = [])),
+    summary = "Two-step, second half: sell a pinged lead at its bid",
+    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+    request_body(content = PostBody, example = json!({ "ping_id": "ld_0190f2c4a1b27d3e8f1a2b3c4d5e6f70" })),
+    responses(
+        (status = 200, description = "The post ran: `sold` or `unsold`", body = LeadAnswer),
+        (status = 404, description = "No ping of yours has this id", body = ErrorBody),
+        (status = 409, description = "`already_posted`, `idempotency_key_reused` or `idempotency_in_progress`", body = ErrorBody),
+        (status = 410, description = "`ping_expired`: its bids have expired", body = ErrorBody),
+        (status = 422, description = "The body does not fit the schema", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over the publisher's request rate (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "Overloaded (`Retry-After`) or the store cannot write", body = ErrorBody),
+    ))]
 async fn send_post(
     State(state): State<Shared>,
     PublisherKey { principal, publisher_id }: PublisherKey,
@@ -164,11 +210,18 @@ async fn send_post(
 }
 
 /// `GET /v1/leads/{lead_id}`: the result of one of the publisher's leads.
+#[utoipa::path(get, path = "/v1/leads/{lead_id}", tag = "publisher", security(("publisher" = [])),
+    summary = "The result of one of your leads",
+    params(("lead_id" = String, Path, description = "The `lead_id` (or `ping_id`) the exchange answered")),
+    responses(
+        (status = 200, description = "Its outcome, in the publisher's terms", body = LeadView),
+        (status = 404, description = "No lead of yours has this id", body = ErrorBody),
+    ))]
 async fn read_lead(
     State(state): State<Shared>,
     PublisherKey { publisher_id, .. }: PublisherKey,
     Path(lead_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LeadView>, ApiError> {
     state.recorder.flush().await;
     let id = lead_id.clone();
     let record = state.on_store(move |store| store.auction_for_publisher(&publisher_id, &id)).await?;
@@ -180,6 +233,14 @@ async fn read_lead(
 
 /// `PUT /v1/publisher/redactor`: uploads a new redactor version and makes it the publisher's live redactor (a hot
 /// swap). Refused, and nothing changes, if the publisher's redactor config does not configure it.
+#[utoipa::path(put, path = "/v1/publisher/redactor", tag = "publisher", security(("publisher" = [])),
+    summary = "Upload your redactor plugin and make it live",
+    request_body(description = "A redactor component (`.wasm`)", content((WasmComponent = "application/wasm"), (WasmComponent = "application/octet-stream"))),
+    responses(
+        (status = 201, description = "Stored, compiled and live", body = Uploaded),
+        (status = 413, description = "Larger than `server.max_plugin_bytes`", body = ErrorBody),
+        (status = 422, description = "Not a valid redactor component, or it fails with the publisher's config", body = ErrorBody),
+    ))]
 async fn upload_redactor(
     State(state): State<Shared>,
     PublisherKey { principal, publisher_id }: PublisherKey,
@@ -302,22 +363,89 @@ async fn record<S: Serialize, T: Serialize>(
     }
 }
 
-/// What a publisher may read of a recorded auction: a one-shot or posted lead as [`LeadAnswer`], a ping as
-/// [`PingAnswer`] — never the buyers or their bids.
-fn publisher_view(lead_id: &str, outcome: &serde_json::Value) -> serde_json::Value {
-    let pick = |key: &str| outcome.get(key).cloned().unwrap_or(serde_json::Value::Null);
-    let mut view = serde_json::Map::new();
-    view.insert("lead_id".into(), lead_id.into());
-    view.insert("outcome".into(), pick("status"));
-    for key in ["reason", "payout_cents", "expires_at_unix_ms", "field_errors", "pii_leaks"] {
-        if let Some(value) = outcome.get(key).filter(|v| !v.is_null()) {
-            view.insert(key.into(), value.clone());
-        }
+/// A `422` to a lead or ping: the auction's `rejected` answer, or the error naming the field that does not fit the
+/// schema.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LeadRefusal {
+    Rejected(LeadAnswer),
+    Invalid(ErrorBody<'static>),
+}
+
+/// A `422` to a ping, as [`LeadRefusal`].
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PingRefusal {
+    Rejected(PingAnswer),
+    Invalid(ErrorBody<'static>),
+}
+
+/// `GET /v1/leads/{lead_id}`'s answer: what a publisher may read of a recorded auction — a one-shot or posted
+/// lead's [`LeadAnswer`] fields, or a ping's [`PingAnswer`] fields — never the buyers or their bids.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LeadView {
+    pub lead_id: String,
+    /// A lead's or post's outcome (`sold`, `unsold`, `duplicate`, `rejected`, `error`) or, for a ping not yet posted,
+    /// the ping's (`bid`, `no_bid`, ...).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the publisher is paid (a lead: all its sales; a ping: for its best bid), in cents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout_cents: Option<u64>,
+    /// How many buyers bought it (a lead or post only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buyers: Option<u32>,
+    /// A ping's: post before this instant (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at_unix_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pii_leaks: Vec<PiiLeak>,
+}
+
+/// The [`LeadView`] of the recorded outcome JSON `outcome` of lead `lead_id`.
+fn publisher_view(lead_id: &str, outcome: &serde_json::Value) -> LeadView {
+    use serde_json::Value;
+    let text = |key: &str| outcome.get(key).and_then(Value::as_str).map(str::to_owned);
+    let sales = outcome.get("sales").and_then(Value::as_array);
+    let payout = match sales {
+        Some(sales) => Some(sales.iter().filter_map(|s| s.get("payout_cents")?.as_u64()).sum()),
+        None => outcome.get("payout_cents").and_then(Value::as_u64),
+    };
+    LeadView {
+        lead_id: lead_id.to_owned(),
+        outcome: text("status").unwrap_or_default(),
+        reason: text("reason"),
+        payout_cents: payout,
+        buyers: sales.map(|sales| sales.len() as u32),
+        expires_at_unix_ms: outcome.get("expires_at_unix_ms").and_then(Value::as_i64),
+        field_errors: list(outcome, "field_errors"),
+        pii_leaks: list(outcome, "pii_leaks"),
     }
-    if let Some(sales) = outcome.get("sales").and_then(|s| s.as_array()) {
-        let payout: u64 = sales.iter().filter_map(|s| s.get("payout_cents")?.as_u64()).sum();
-        view.insert("payout_cents".into(), payout.into());
-        view.insert("buyers".into(), sales.len().into());
-    }
-    serde_json::Value::Object(view)
+}
+
+/// The list under `key` of a recorded outcome (empty when absent).
+fn list<T: serde::de::DeserializeOwned>(outcome: &serde_json::Value, key: &str) -> Vec<T> {
+    outcome.get(key).and_then(|v| Vec::<T>::deserialize(v).ok()).unwrap_or_default()
+}
+
+/// The lead the document shows: the Florida scenario's (`examples/florida/lead.json`), whose publisher is the key's.
+fn example_lead() -> serde_json::Value {
+    serde_json::json!({
+        "vertical": "health-insurance",
+        "source_id": "google-search-fl",
+        "consumer": {
+            "first_name": "Maria", "last_name": "Alvarez", "phone": "3055550142", "email": "maria.alvarez@example.com",
+            "street": "1200 Brickell Ave Apt 1804", "city": "Miami", "state": "FL", "zip5": "33131",
+            "date_of_birth": "1968-03-14", "gender": "female"
+        },
+        "consent": {
+            "trusted_form_url": "https://cert.trustedform.com/2f9c1e7ab04d4e1b9c0f6a1d3e5b7c9d",
+            "tcpa_text": "By clicking Get Quotes I agree to be contacted about health insurance by up to 8 partners.",
+            "ip": "203.0.113.58"
+        },
+        "extra": { "household_size": "2", "currently_insured": "false" }
+    })
 }
