@@ -18,8 +18,8 @@ use http_buyer_server::{BuyerServer, Reply};
 use pingpost::auction::eligibility::Ineligible;
 use pingpost::auction::trace::TargetKind;
 use pingpost::auction::{
-    Answer, AuctionStore, CampaignStatus, Caps, Day, Delivery, Exclusivity, LeadOptions, OutcomeStatus, PiiKind,
-    PiiLeak, PingStatus, PostError, PostResult, SaleDelivery, Schedule, SelectionMode,
+    Answer, AuctionStore, CampaignStatus, Caps, Day, Delivery, ErrorKind, Exclusivity, LeadOptions, OutcomeStatus,
+    PiiKind, PiiLeak, PingStatus, PostError, PostResult, SaleDelivery, Schedule, SelectionMode,
 };
 use pingpost::model::RejectCode;
 use serde_json::json;
@@ -534,7 +534,7 @@ async fn a_looping_or_trapping_wasm_buyer_is_recorded_and_then_suspended_while_o
     let first = f.exchange.run_lead(lead(40)).await;
     assert_eq!(answer_of(&first, "looping"), Some(&Answer::Timeout));
     assert!(
-        matches!(answer_of(&first, "panicking"), Some(Answer::Error { kind, .. }) if kind == "trap"),
+        matches!(answer_of(&first, "panicking"), Some(Answer::Error { kind: ErrorKind::Trap, .. })),
         "{:?}",
         answer_of(&first, "panicking")
     );
@@ -624,7 +624,7 @@ async fn a_bid_above_the_campaigns_maximum_is_an_error_answer_and_never_sells() 
     assert_eq!(outcome.status, OutcomeStatus::Unsold, "{:?}", outcome.reason);
     for campaign in ["greedy", "capped"] {
         assert!(
-            matches!(answer_of(&outcome, campaign), Some(Answer::Error { kind, .. }) if kind == "bid_too_high"),
+            matches!(answer_of(&outcome, campaign), Some(Answer::Error { kind: ErrorKind::BidTooHigh, .. })),
             "{campaign}: {:?}",
             answer_of(&outcome, campaign)
         );

@@ -1,5 +1,5 @@
-//! The whole authorisation matrix, against the real server: every route of the API catalogue (the one the OpenAPI
-//! document is built from) × no key, an unknown key, a revoked key, and a key of each role. Public routes answer
+//! The whole authorisation matrix, against the real server: every route of the OpenAPI document (read with the role
+//! its security names) × no key, an unknown key, a revoked key, and a key of each role. Public routes answer
 //! everyone; every other route answers 401 without a valid key, 403 to a valid key of another role, and lets its own
 //! role through. Ownership (a publisher or buyer reaching another's lead, ping or campaign) is covered route by route
 //! in service_publisher.rs, service_buyer.rs and service_operator.rs; here a second publisher and buyer also check that

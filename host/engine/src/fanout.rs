@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::entries::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
 use super::text::{MAX_STORED_TEXT, MAX_TRACE_LOG_LINE, MAX_TRACE_LOG_LINES, bounded};
-use super::trace::{Answer, micros};
+use super::trace::{Answer, ErrorKind, micros};
 use pingpost_model::{CapsLeft, Decision, LogLine, Ping};
 use pingpost_runtime::{BuyerPlugin, CallError, CallReport, PreparedPing};
 
@@ -149,7 +149,7 @@ impl FanOut<'_> {
         }
         for (position, trace_index) in http_trace {
             if !http_results.iter().any(|(p, _)| *p == position) {
-                let answer = Answer::Error { kind: "panic".into(), message: "the HTTP ping panicked".into() };
+                let answer = Answer::Error { kind: ErrorKind::Panic, message: "the HTTP ping panicked".into() };
                 let arrival = Arrival::now(&arrivals);
                 http_results.push((position, result(trace_index, answer, None, Vec::new(), started, arrival)));
             }
@@ -354,7 +354,7 @@ struct HttpCall {
 impl HttpCall {
     async fn run(&self, job: &PingJob) -> Answer {
         let Runner::Http(endpoints) = &job.entry.runner else {
-            return Answer::Error { kind: "internal".into(), message: "not an HTTP campaign".into() };
+            return Answer::Error { kind: ErrorKind::Internal, message: "not an HTTP campaign".into() };
         };
         let budget = self.answer_by.saturating_duration_since(Instant::now());
         let request = PingRequest { ping_id: &self.ping_id, campaign_id: &job.entry.config.id, ping: &self.ping };
@@ -364,7 +364,7 @@ impl HttpCall {
         match tokio::time::timeout(budget + Duration::from_millis(5), call).await {
             Err(_) | Ok(Err(HttpBuyerError::Timeout)) => Answer::Timeout,
             Ok(Err(error)) => {
-                Answer::Error { kind: error.kind().into(), message: bounded(&error.to_string(), MAX_STORED_TEXT) }
+                Answer::Error { kind: ErrorKind::from(&error), message: bounded(&error.to_string(), MAX_STORED_TEXT) }
             }
             Ok(Ok(decision)) => answer_for_decision(decision, self.floor_cents, job.max_bid_cents),
         }
@@ -393,7 +393,7 @@ fn result(
 }
 
 fn panicked() -> Answer {
-    Answer::Error { kind: "panic".into(), message: "the plugin call panicked".into() }
+    Answer::Error { kind: ErrorKind::Panic, message: "the plugin call panicked".into() }
 }
 
 /// The longest `buyer_ref` a bid may carry, in bytes: it is stored with the sale and echoed in the post.
@@ -407,11 +407,11 @@ fn answer_for_decision(decision: Decision, floor_cents: u32, max_bid_cents: u32)
             Answer::Reject { code: rejection.code, message: bounded(&rejection.message, MAX_STORED_TEXT) }
         }
         Decision::Bid(bid) if bid.price_cents > max_bid_cents => Answer::Error {
-            kind: "bid_too_high".into(),
+            kind: ErrorKind::BidTooHigh,
             message: format!("bid of {} cents is above the campaign's maximum of {max_bid_cents}", bid.price_cents),
         },
         Decision::Bid(bid) if bid.buyer_ref.as_ref().is_some_and(|r| r.len() > MAX_BUYER_REF_BYTES) => Answer::Error {
-            kind: "invalid_answer".into(),
+            kind: ErrorKind::InvalidAnswer,
             message: format!("buyer_ref is longer than {MAX_BUYER_REF_BYTES} bytes"),
         },
         Decision::Bid(bid) if bid.price_cents == 0 => Answer::NoBid,
@@ -424,12 +424,24 @@ fn answer_for_decision(decision: Decision, floor_cents: u32, max_bid_cents: u32)
     }
 }
 
+/// An HTTP buyer's failure, as its answer records it.
+impl From<&HttpBuyerError> for ErrorKind {
+    fn from(error: &HttpBuyerError) -> Self {
+        match error {
+            HttpBuyerError::Timeout => ErrorKind::Timeout,
+            HttpBuyerError::Status(_) => ErrorKind::Status,
+            HttpBuyerError::Malformed(_) => ErrorKind::Malformed,
+            HttpBuyerError::Transport(_) => ErrorKind::Transport,
+        }
+    }
+}
+
 fn answer_for_call_error(error: CallError) -> Answer {
     match error {
         CallError::Timeout { .. } => Answer::Timeout,
         CallError::Suspended { until_unix_ms, reason } => {
             Answer::Suspended { until_unix_ms, reason: bounded(&reason, MAX_STORED_TEXT) }
         }
-        other => Answer::Error { kind: other.kind().into(), message: bounded(&other.to_string(), MAX_STORED_TEXT) },
+        other => Answer::Error { kind: ErrorKind::from(&other), message: bounded(&other.to_string(), MAX_STORED_TEXT) },
     }
 }

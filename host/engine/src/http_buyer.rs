@@ -72,8 +72,7 @@ pub enum PostAnswer {
 }
 
 /// Why a call to an HTTP buyer produced no usable answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpBuyerError {
     /// No complete answer arrived within the effective timeout.
     #[error("no answer within the timeout")]
@@ -87,13 +86,6 @@ pub enum HttpBuyerError {
     /// The request could not be sent or the answer could not be read (connection refused, reset, TLS, DNS...).
     #[error("transport error: {0}")]
     Transport(String),
-}
-
-impl HttpBuyerError {
-    /// The error's kind, as traces and metrics name it.
-    pub fn kind(&self) -> &'static str {
-        self.into()
-    }
 }
 
 /// Calls HTTP buyers over one shared, pooled [`reqwest::Client`].

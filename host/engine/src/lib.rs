@@ -48,6 +48,6 @@ pub use identity::ConsumerKeys;
 pub use ids::{IdSource, RandomIds, SeededIds};
 pub use pii::{PiiGuard, PiiKind, PiiLeak, Scan};
 pub use store::{AuctionStore, MemoryStore, SaleDelivery, SaleRecord, StoreError, StoredSale};
-pub use trace::{Answer, Outcome, OutcomeStatus, PostResult, Sale, Trace};
+pub use trace::{Answer, ErrorKind, Outcome, OutcomeStatus, PostResult, Sale, Trace};
 pub use validate::{ValidLead, validate_lead};
 pub use vertical::{ExtraField, Vertical, VerticalError, VerticalRules, Verticals};

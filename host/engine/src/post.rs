@@ -25,7 +25,7 @@ use super::pii::PiiGuard;
 use super::select::{Candidate, next_batch};
 use super::store::{AuctionStore, Handover, Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
 use super::text::{MAX_STORED_TEXT, bounded, stored};
-use super::trace::{PostResult, PostTrace, Sale, micros};
+use super::trace::{ErrorKind, PostResult, PostTrace, Sale, micros};
 use pingpost_model::Lead;
 use pingpost_model::clock::SharedClock;
 
@@ -219,7 +219,7 @@ impl Poster<'_> {
             Ok(PostAnswer::Duplicate) => PostResult::Duplicate,
             Err(HttpBuyerError::Timeout) => PostResult::Timeout,
             Err(error) => PostResult::Failed {
-                error: job.stored(bounded(&format!("{}: {error}", error.kind()), MAX_STORED_TEXT)),
+                error: job.stored(bounded(&format!("{}: {error}", ErrorKind::from(&error).as_str()), MAX_STORED_TEXT)),
             },
         }
     }

@@ -12,7 +12,7 @@
 //! at once can never both sell it to the same buyer.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -117,15 +117,71 @@ pub struct Reservation {
 }
 
 /// A failure of the store itself.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("reservation {0} is not pending (already committed or released, or never made)")]
     UnknownReservation(u64),
     #[error("ping id {0:?} is already stored")]
     DuplicatePingId(String),
-    #[error("store backend failed: {0}")]
-    Backend(String),
+    /// The backend failed (a SQL error, I/O, a full disk): what the store was doing, and the backend's own error.
+    /// The message includes the cause's, so a log line or an answer built from it tells the whole story.
+    #[error("store backend failed: {what}: {cause}")]
+    Backend {
+        what: String,
+        /// Shared, so one failed batch can answer every request in it.
+        cause: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// What the store holds does not read back as the store writes it (an unknown name, a negative id).
+    #[error("store data is corrupt: {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+    /// The store cannot take the request: its writer has stopped, a write panicked, a lock was poisoned.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
+
+impl StoreError {
+    /// The backend failed doing `what` with `source`.
+    pub fn backend(what: impl Into<String>, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend { what: what.into(), cause: Arc::new(cause) }
+    }
+
+    /// The backend's own error, when the backend failed.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            StoreError::Backend { cause, .. } => Some(cause.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Stored data read while doing `what` is not what the store writes: `detail` says how.
+    pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        StoreError::Corrupt { what: what.into(), detail: detail.into() }
+    }
+
+    /// The same error, as the failure of `what` (its cause kept): a batch's failure told to each write in it.
+    pub fn doing(&self, what: &str) -> Self {
+        match self {
+            StoreError::Backend { what: inner, cause } => {
+                StoreError::Backend { what: format!("{what}: {inner}"), cause: cause.clone() }
+            }
+            StoreError::Corrupt { what: inner, detail } => {
+                StoreError::Corrupt { what: format!("{what}: {inner}"), detail: detail.clone() }
+            }
+            StoreError::Unavailable(reason) => StoreError::Unavailable(format!("{what}: {reason}")),
+            other => other.clone(),
+        }
+    }
+}
+
+/// Two errors are equal when they are the same kind with the same message (a backend's cause compares by its
+/// message).
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other) && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for StoreError {}
 
 /// Why a reservation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -466,7 +522,9 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
-        self.inner.lock().map_err(|_| StoreError::Backend("a thread panicked while holding the memory store".into()))
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Unavailable("a thread panicked while holding the memory store".into()))
     }
 
     /// Every sale, of every campaign, in sale order (tests and the CLI's report).
@@ -619,7 +677,8 @@ impl AuctionStore for MemoryStore {
             inner.closed.insert(ping_id.to_owned(), Some(expired_at_unix_ms));
             return Ok(PingClaim::Expired { expired_at_unix_ms });
         }
-        let record = inner.pings.remove(ping_id).ok_or(StoreError::Backend("ping vanished under the lock".into()))?;
+        let record =
+            inner.pings.remove(ping_id).ok_or(StoreError::corrupt("claiming a ping", "it vanished under the lock"))?;
         inner.closed.insert(ping_id.to_owned(), None);
         Ok(PingClaim::Claimed(Box::new(record)))
     }

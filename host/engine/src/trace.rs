@@ -9,6 +9,7 @@ use super::field_error::FieldError;
 use super::pii::PiiLeak;
 use super::store::CapKind;
 use pingpost_model::{LogLine, RejectCode};
+use pingpost_runtime::CallError;
 
 /// How an auction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -158,9 +159,77 @@ pub enum Answer {
     },
     /// The call failed (trap, limit, HTTP status, malformed answer, transport).
     Error {
-        kind: String,
+        kind: ErrorKind,
         message: String,
     },
+}
+
+/// Why a campaign's call gave no usable answer: what an [`Answer::Error`] records and metrics count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorKind {
+    /// Wasm: the plugin used its whole fuel budget.
+    OutOfFuel,
+    /// Wasm: the plugin tried to grow its memory past the limit.
+    MemoryLimit,
+    /// Wasm: the plugin recursed too deep.
+    StackOverflow,
+    /// Wasm: the plugin trapped.
+    Trap,
+    /// Wasm: the plugin's answer held more string bytes than allowed.
+    OutputTooLarge,
+    /// Wasm: the plugin's answer does not fit the contract.
+    InvalidOutput,
+    /// Wasm: the host's input did not fit the contract (the plugin was not called).
+    InvalidInput,
+    /// Wasm: the plugin could not be instantiated.
+    Instantiate,
+    /// Wasm: the plugin refused its config.
+    Config,
+    /// HTTP: the buyer answered a non-2xx status.
+    Status,
+    /// HTTP: the answer was too large or not the expected JSON.
+    Malformed,
+    /// HTTP: the request could not be sent or the answer not read.
+    Transport,
+    /// A bid above the campaign's `max_bid_cents`.
+    BidTooHigh,
+    /// An answer outside the exchange's bounds (an oversized `buyer_ref`).
+    InvalidAnswer,
+    /// The host's side of the call panicked.
+    Panic,
+    /// The exchange itself went wrong (a campaign handed to the wrong caller).
+    Internal,
+    /// A deadline passed; the fan-out records it as [`Answer::Timeout`].
+    Timeout,
+    /// The plugin's circuit breaker is open; the fan-out records it as [`Answer::Suspended`].
+    Suspended,
+}
+
+impl ErrorKind {
+    /// The snake_case name traces and metrics give it.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<&CallError> for ErrorKind {
+    fn from(error: &CallError) -> Self {
+        match error {
+            CallError::Timeout { .. } => ErrorKind::Timeout,
+            CallError::OutOfFuel { .. } => ErrorKind::OutOfFuel,
+            CallError::MemoryLimit { .. } => ErrorKind::MemoryLimit,
+            CallError::StackOverflow => ErrorKind::StackOverflow,
+            CallError::Trap { .. } => ErrorKind::Trap,
+            CallError::OutputTooLarge { .. } => ErrorKind::OutputTooLarge,
+            CallError::InvalidOutput { .. } => ErrorKind::InvalidOutput,
+            CallError::InvalidInput { .. } => ErrorKind::InvalidInput,
+            CallError::Suspended { .. } => ErrorKind::Suspended,
+            CallError::Instantiate { .. } => ErrorKind::Instantiate,
+            CallError::Config { .. } => ErrorKind::Config,
+        }
+    }
 }
 
 impl Answer {

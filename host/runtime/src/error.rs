@@ -55,8 +55,7 @@ pub enum LoadError {
 
 /// Why one plugin call produced no answer. The host and every other plugin carry on; the instance that failed is
 /// dropped and replaced.
-#[derive(Debug, Clone, PartialEq, Eq, Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CallError {
     #[error("timed out: the call ran past its {deadline_ms} ms deadline")]
     Timeout { deadline_ms: u64 },
@@ -81,11 +80,4 @@ pub enum CallError {
     Instantiate { reason: String },
     #[error("the plugin refused its config: {reason}")]
     Config { reason: String },
-}
-
-impl CallError {
-    /// A short stable name for the kind of failure, for metrics and the CLI.
-    pub fn kind(&self) -> &'static str {
-        self.into()
-    }
 }

@@ -24,7 +24,7 @@ pub struct ApiError {
 
 /// Every error's JSON body.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({ "error": { "code": "invalid_field", "message": "five digits", "field": "consumer.zip5" } }))]
+#[schema(as = Error, example = json!({ "error": { "code": "invalid_field", "message": "five digits", "field": "consumer.zip5" } }))]
 pub struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }

@@ -19,7 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 use pingpost_engine::config::Caps;
 use pingpost_engine::engine::{PingOutcome, PingStatus};
 use pingpost_engine::store::{CapKind, Usage};
-use pingpost_engine::trace::{Answer, CampaignTrace, Outcome, OutcomeStatus, TargetKind, Trace};
+use pingpost_engine::trace::{Answer, CampaignTrace, ErrorKind, Outcome, OutcomeStatus, TargetKind, Trace};
 use pingpost_sqlite::WriterStats;
 
 /// The content type of [`Metrics::render`]'s text (OpenMetrics, which Prometheus scrapes natively).
@@ -150,8 +150,9 @@ impl CampaignAnswer {
     }
 }
 
-/// Why a Wasm campaign's plugin produced no answer: the runtime's `CallError::kind()` names, plus `breaker_open`
-/// (a suspended plugin), `panic` (the host side of the call panicked) and `other` for a kind not listed here.
+/// Why a Wasm campaign's plugin produced no answer: the runtime's failures by name, plus `breaker_open` (a
+/// suspended plugin), `panic` (the host side of the call panicked) and `other` (an answer the exchange refused, an
+/// invalid input or output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 enum PluginFailure {
@@ -173,20 +174,27 @@ impl PluginFailure {
         self.into()
     }
 
-    /// The failure an error answer names (a `CallError::kind()`, or `panic`); `Other` for any other text.
-    fn of_kind(kind: &str) -> Self {
+    /// The failure an error answer's kind is.
+    fn of_kind(kind: ErrorKind) -> Self {
         match kind {
-            "timeout" => PluginFailure::Timeout,
-            "out_of_fuel" => PluginFailure::OutOfFuel,
-            "memory_limit" => PluginFailure::MemoryLimit,
-            "stack_overflow" => PluginFailure::StackOverflow,
-            "trap" => PluginFailure::Trap,
-            "output_too_large" => PluginFailure::OutputTooLarge,
-            "instantiate" => PluginFailure::Instantiate,
-            "config" => PluginFailure::Config,
-            "suspended" => PluginFailure::BreakerOpen,
-            "panic" => PluginFailure::Panic,
-            _ => PluginFailure::Other,
+            ErrorKind::Timeout => PluginFailure::Timeout,
+            ErrorKind::OutOfFuel => PluginFailure::OutOfFuel,
+            ErrorKind::MemoryLimit => PluginFailure::MemoryLimit,
+            ErrorKind::StackOverflow => PluginFailure::StackOverflow,
+            ErrorKind::Trap => PluginFailure::Trap,
+            ErrorKind::OutputTooLarge => PluginFailure::OutputTooLarge,
+            ErrorKind::Instantiate => PluginFailure::Instantiate,
+            ErrorKind::Config => PluginFailure::Config,
+            ErrorKind::Suspended => PluginFailure::BreakerOpen,
+            ErrorKind::Panic => PluginFailure::Panic,
+            ErrorKind::InvalidOutput
+            | ErrorKind::InvalidInput
+            | ErrorKind::BidTooHigh
+            | ErrorKind::InvalidAnswer
+            | ErrorKind::Internal
+            | ErrorKind::Status
+            | ErrorKind::Malformed
+            | ErrorKind::Transport => PluginFailure::Other,
         }
     }
 
@@ -195,7 +203,7 @@ impl PluginFailure {
         match answer {
             Answer::Timeout => Some(PluginFailure::Timeout),
             Answer::Suspended { .. } => Some(PluginFailure::BreakerOpen),
-            Answer::Error { kind, .. } => Some(Self::of_kind(kind)),
+            Answer::Error { kind, .. } => Some(Self::of_kind(*kind)),
             Answer::Bid { .. } | Answer::BelowFloor { .. } | Answer::NoBid | Answer::Reject { .. } => None,
         }
     }
@@ -781,14 +789,14 @@ mod tests {
     #[test]
     fn every_plugin_failure_of_a_wasm_campaign_is_counted_by_its_kind() {
         let metrics = Metrics::new();
-        let error = |kind: &str| Answer::Error { kind: kind.into(), message: "lead 8d1e-… said: \"boom\"".into() };
+        let error = |kind: ErrorKind| Answer::Error { kind, message: "lead 8d1e-… said: \"boom\"".into() };
         let answers = [
             Answer::Timeout,
             Answer::Suspended { until_unix_ms: NOW, reason: "5 failures".into() },
-            error("out_of_fuel"),
-            error("memory_limit"),
-            error("trap"),
-            error("a kind the runtime added later"),
+            error(ErrorKind::OutOfFuel),
+            error(ErrorKind::MemoryLimit),
+            error(ErrorKind::Trap),
+            error(ErrorKind::InvalidOutput),
         ];
         for answer in answers {
             let outcome =
@@ -816,7 +824,7 @@ mod tests {
             sample(&text, r#"pingpost_campaign_answers_total{campaign="c-1",answer="timeout"}"#).as_deref(),
             Some("2")
         );
-        assert!(!text.contains("added later") && !text.contains("boom"), "free text leaked into\n{text}");
+        assert!(!text.contains("8d1e") && !text.contains("boom"), "free text leaked into\n{text}");
     }
 
     #[test]
@@ -833,16 +841,16 @@ mod tests {
             CallError::Config { reason: String::new() },
         ];
         for error in errors {
-            let answer = Answer::Error { kind: error.kind().into(), message: error.to_string() };
+            let answer = Answer::Error { kind: ErrorKind::from(&error), message: error.to_string() };
             let failure = PluginFailure::of(&answer);
-            assert!(failure.is_some_and(|f| f != PluginFailure::Other), "{} has no label: {failure:?}", error.kind());
+            assert!(failure.is_some_and(|f| f != PluginFailure::Other), "{error} has no label: {failure:?}");
         }
     }
 
     #[test]
-    fn an_unknown_kind_can_never_reach_a_label() {
+    fn an_answer_s_free_text_can_never_reach_a_label() {
         let metrics = Metrics::new();
-        let strange = Answer::Error { kind: "x\"} 1\nevil_total 9".into(), message: String::new() };
+        let strange = Answer::Error { kind: ErrorKind::Malformed, message: "x\"} 1\nevil_total 9".into() };
         for status in [OutcomeStatus::Sold, OutcomeStatus::Error, OutcomeStatus::Rejected] {
             let outcome =
                 Outcome { trace: one_answer(TargetKind::Wasm, strange.clone()), ..bare_outcome(status, vec![]) };

@@ -59,15 +59,15 @@ pub struct WasmComponent(pub Vec<u8>);
 
 /// The finished document: every operation named from its method and path (`get_leads_lead_id`), and given the
 /// error answers every route shares — `401` (no key, or an unknown or revoked one) and `403` (another role's key)
-/// where a key is needed; `400` (not JSON), `408` and `413` where a body is read, `429` on uploads; and `503` on
-/// every route (it ran past `server.request_timeout_ms`); and each object made
-/// of parts (a flattened struct, a tagged variant holding a struct) written as the one object serde reads.
+/// where a key is needed; `400` (not JSON) where a JSON body is read, `408` and `413` where any body is, `409` and
+/// `429` on uploads; and `503` on every route (it ran past `server.request_timeout_ms`); and each object made
+/// of inline parts (a tagged variant holding a struct) written as the one object serde reads.
 pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
-    let mut document = serde_json::to_value(document).unwrap_or_else(|_| json!({}));
+    let mut document = serde_json::to_value(document).expect("an OpenAPI document serialises to JSON");
     merge_parts(&mut document);
     let error = |description: &str| {
         json!({ "description": description, "content": { "application/json": {
-            "schema": { "$ref": "#/components/schemas/ErrorBody" } } } })
+            "schema": { "$ref": "#/components/schemas/Error" } } } })
     };
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return document };
     for (path, item) in paths.iter_mut() {
@@ -84,6 +84,7 @@ pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
                 responses.entry("400").or_insert_with(|| error("`malformed_json`: the body is not JSON"));
             }
             if upload {
+                responses.entry("409").or_insert_with(|| error("`plugin_quota_exceeded` or `plugin_conflict`"));
                 responses.entry("429").or_insert_with(|| error("`rate_limited`: over the uploader's upload rate"));
             }
             if has_body {
@@ -180,6 +181,10 @@ pub struct Route {
 }
 
 /// Every route of `document` with who may call it, read off each operation's security requirements.
+///
+/// # Panics
+///
+/// On an operation whose security names neither one role nor all three: the handlers' annotations are wrong.
 pub fn routes(document: &Value) -> Vec<Route> {
     let mut routes = Vec::new();
     let paths = document.get("paths").and_then(Value::as_object).into_iter().flatten();
@@ -197,7 +202,8 @@ pub fn routes(document: &Value) -> Vec<Route> {
                 ["operator"] => Access::Operator,
                 ["publisher"] => Access::Publisher,
                 ["buyer"] => Access::Buyer,
-                _ => Access::AnyKey,
+                ["operator", "publisher", "buyer"] => Access::AnyKey,
+                other => panic!("{method} {path}: security {other:?} is not one role or every role"),
             };
             routes.push(Route { method: method.clone(), path: path.clone(), access });
         }

@@ -34,10 +34,15 @@ pub(crate) const STATEMENT_CACHE: usize = 64;
 
 /// Maps a SQLite error to the store's, naming the step.
 pub(crate) fn backend(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |err| StoreError::Backend(format!("{what}: {err}"))
+    move |err| StoreError::backend(what, err)
 }
 
-/// Maps a JSON error to the store's, naming the step.
+/// Maps a failure to write JSON to the store's, naming the step.
 pub(crate) fn json_error(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
-    move |err| StoreError::Backend(format!("{what}: {err}"))
+    move |err| StoreError::backend(what, err)
+}
+
+/// Maps stored JSON that does not read back to the store's: the data is not what the store wrote.
+pub(crate) fn unreadable_json(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |err| StoreError::corrupt(what, format!("stored JSON does not read back: {err}"))
 }

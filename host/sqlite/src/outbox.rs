@@ -5,7 +5,7 @@
 use rusqlite::{Transaction, params};
 use serde::Serialize;
 
-use super::connection::{backend, json_error};
+use super::connection::{backend, unreadable_json};
 use super::sale_rows::{PiiAccess, audit};
 use super::sqlite::SqliteStore;
 use pingpost_engine::store::StoreError;
@@ -95,10 +95,10 @@ fn deliveries_where(
     let mut rows = stmt.query(params).map_err(backend(what))?;
     let mut deliveries = Vec::new();
     let get_error = backend(what);
-    let id_of = |id: i64| u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")));
+    let id_of = |id: i64| u64::try_from(id).map_err(|_| StoreError::corrupt(what, format!("negative id {id}")));
     while let Some(row) = rows.next().map_err(&get_error)? {
         let lead = match row.get::<_, Option<String>>(8).map_err(&get_error)? {
-            Some(json) if with_lead => Some(serde_json::from_str::<Lead>(&json).map_err(json_error(what))?),
+            Some(json) if with_lead => Some(serde_json::from_str::<Lead>(&json).map_err(unreadable_json(what))?),
             _ => None,
         };
         let status: String = row.get(9).map_err(&get_error)?;
@@ -113,7 +113,7 @@ fn deliveries_where(
             buyer_ref: row.get(7).map_err(&get_error)?,
             lead,
             status: DeliveryStatus::parse(&status)
-                .ok_or_else(|| StoreError::Backend(format!("{what}: bad delivery status {status:?}")))?,
+                .ok_or_else(|| StoreError::corrupt(what, format!("bad delivery status {status:?}")))?,
             attempts: row.get(10).map_err(&get_error)?,
             created_at_unix_ms: row.get(11).map_err(&get_error)?,
             next_attempt_at_unix_ms: row.get(12).map_err(&get_error)?,

@@ -48,6 +48,6 @@ impl Readers {
         }
         self.conns[start]
             .lock()
-            .map_err(|_| StoreError::Backend("a thread panicked while holding a read connection".into()))
+            .map_err(|_| StoreError::Unavailable("a thread panicked while holding a read connection".into()))
     }
 }

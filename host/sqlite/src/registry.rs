@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::connection::{backend, json_error};
+use super::connection::{backend, json_error, unreadable_json};
 use super::sqlite::SqliteStore;
 use pingpost_engine::ExchangeConfig;
 use pingpost_engine::identity::ConsumerKeys;
@@ -44,7 +44,7 @@ impl Role {
     }
 
     fn parse(text: &str) -> Result<Role, StoreError> {
-        text.parse().map_err(|_| StoreError::Backend(format!("unknown role {text:?} in the registry")))
+        text.parse().map_err(|_| StoreError::corrupt("reading the registry", format!("unknown role {text:?}")))
     }
 }
 
@@ -225,16 +225,16 @@ impl SqliteStore {
         self.read(what, |tx| {
             let mut config = ExchangeConfig::default();
             for json in entity_rows(tx, EntityKind::Vertical)? {
-                config.verticals.push(serde_json::from_str(&json).map_err(json_error(what))?);
+                config.verticals.push(serde_json::from_str(&json).map_err(unreadable_json(what))?);
             }
             for json in entity_rows(tx, EntityKind::Publisher)? {
-                config.publishers.push(serde_json::from_str(&json).map_err(json_error(what))?);
+                config.publishers.push(serde_json::from_str(&json).map_err(unreadable_json(what))?);
             }
             for json in entity_rows(tx, EntityKind::Buyer)? {
-                config.buyers.push(serde_json::from_str(&json).map_err(json_error(what))?);
+                config.buyers.push(serde_json::from_str(&json).map_err(unreadable_json(what))?);
             }
             for json in entity_rows(tx, EntityKind::Campaign)? {
-                config.campaigns.push(serde_json::from_str(&json).map_err(json_error(what))?);
+                config.campaigns.push(serde_json::from_str(&json).map_err(unreadable_json(what))?);
             }
             Ok(config)
         })
@@ -260,7 +260,7 @@ impl SqliteStore {
         self.write(what, move |tx| {
             for plugin in &plugins {
                 let added = add_version_in(tx, plugin, None)?
-                    .map_err(|conflict| StoreError::Backend(format!("{what}: plugin {:?}: {conflict}", plugin.name)))?;
+                    .map_err(|conflict| StoreError::corrupt(what, format!("plugin {:?}: {conflict}", plugin.name)))?;
                 activate_in(tx, &plugin.name, added.version, &plugin.uploaded_by, now_unix_ms)?;
             }
             save_entities_in(tx, &entries, now_unix_ms)?;
@@ -836,8 +836,9 @@ fn plugin_head(tx: &Transaction<'_>, name: &str) -> Result<Option<PluginRecord>,
         .optional()
         .map_err(backend(what))?;
     let Some((world, owner_role, owner_id, active_version, disabled)) = row else { return Ok(None) };
-    let world: World =
-        world.parse().map_err(|_| StoreError::Backend(format!("unknown plugin world {world:?} in the registry")))?;
+    let world: World = world
+        .parse()
+        .map_err(|_| StoreError::corrupt("reading the registry", format!("unknown plugin world {world:?}")))?;
     Ok(Some(PluginRecord {
         name: name.to_owned(),
         world,

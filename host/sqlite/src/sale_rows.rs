@@ -4,7 +4,7 @@
 use rusqlite::{Params, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::connection::{backend, json_error};
+use super::connection::{backend, unreadable_json};
 use pingpost_engine::store::{SaleDelivery, SaleRecord, SaleReturn, StoreError, StoredSale};
 use pingpost_model::Lead;
 
@@ -98,7 +98,7 @@ pub(crate) fn insert_sale(
         // A posted lead was audited with the reservation that preceded its post.
         SaleDelivery::Posted | SaleDelivery::Pickup => {}
     }
-    u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))
+    u64::try_from(id).map_err(|_| StoreError::corrupt(what, format!("negative id {id}")))
 }
 
 /// Appends one row to the PII audit.
@@ -148,10 +148,10 @@ pub(crate) fn sale_from_row(row: &Row<'_>, what: &'static str, with_lead: bool) 
         ("posted", _) => SaleDelivery::Posted,
         ("pickup", _) => SaleDelivery::Pickup,
         ("webhook", Some(url)) => SaleDelivery::Webhook { url },
-        (other, _) => return Err(StoreError::Backend(format!("{what}: sale {id} has bad delivery {other:?}"))),
+        (other, _) => return Err(StoreError::corrupt(what, format!("sale {id} has bad delivery {other:?}"))),
     };
     let lead = match row.get::<_, Option<String>>(10).map_err(&get_error)? {
-        Some(json) if with_lead => Some(serde_json::from_str::<Lead>(&json).map_err(json_error(what))?),
+        Some(json) if with_lead => Some(serde_json::from_str::<Lead>(&json).map_err(unreadable_json(what))?),
         _ => None,
     };
     let returned = match (row.get::<_, Option<i64>>(11).map_err(&get_error)?, row.get(12).map_err(&get_error)?) {
@@ -159,7 +159,7 @@ pub(crate) fn sale_from_row(row: &Row<'_>, what: &'static str, with_lead: bool) 
         _ => None,
     };
     Ok(StoredSale {
-        sale_id: u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative sale id {id}")))?,
+        sale_id: u64::try_from(id).map_err(|_| StoreError::corrupt(what, format!("negative sale id {id}")))?,
         lead_id: row.get(1).map_err(&get_error)?,
         campaign_id: row.get(2).map_err(&get_error)?,
         buyer_id: row.get(3).map_err(&get_error)?,

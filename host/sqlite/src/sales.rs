@@ -223,7 +223,7 @@ impl SqliteStore {
             for row in rows {
                 let (principal_id, campaign_id, how, at_unix_ms) = row.map_err(backend(what))?;
                 let how = PiiAccess::parse(&how)
-                    .ok_or_else(|| StoreError::Backend(format!("{what}: unknown access {how:?}")))?;
+                    .ok_or_else(|| StoreError::corrupt(what, format!("unknown access {how:?}")))?;
                 entries.push(PiiAuditEntry { principal_id, lead_id: lead_id.to_owned(), campaign_id, how, at_unix_ms });
             }
             Ok(entries)

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use tokio::sync::Notify;
 
 use super::checkpointer::Checkpointer;
-use super::connection::{STATEMENT_CACHE, backend, json_error, wait_briefly_when_busy};
+use super::connection::{STATEMENT_CACHE, backend, json_error, unreadable_json, wait_briefly_when_busy};
 use super::migrations::{self, MigrationError};
 use super::readers::Readers;
 use super::sale_rows::{PiiAccess, audit, insert_sale, sales_where};
@@ -231,7 +231,7 @@ impl SqliteStore {
                 .collect::<Result<_, _>>()
                 .map_err(backend(what))?;
             for id in &ids {
-                let id = u64::try_from(*id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))?;
+                let id = u64::try_from(*id).map_err(|_| StoreError::corrupt(what, format!("negative id {id}")))?;
                 let pending = take_reservation(tx, id)?;
                 apply(tx, &pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents))?;
             }
@@ -346,7 +346,7 @@ fn usage(tx: &Transaction<'_>, campaign_id: &str, windows: &CapWindows) -> Resul
             "hour" => usage.leads_hour = leads,
             "day" => (usage.leads_day, usage.spend_day_cents) = (leads, spend),
             "month" => (usage.leads_month, usage.spend_month_cents) = (leads, spend),
-            other => return Err(StoreError::Backend(format!("{what}: unknown cap period {other:?}"))),
+            other => return Err(StoreError::corrupt(what, format!("unknown cap period {other:?}"))),
         }
     }
     Ok(usage)
@@ -522,7 +522,7 @@ fn reserve(
             |row| row.get(0),
         )
         .map_err(backend(what))?;
-    let id = u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id {id}")))?;
+    let id = u64::try_from(id).map_err(|_| StoreError::corrupt(what, format!("negative id {id}")))?;
     Ok(Reservation {
         id,
         campaign_id: campaign_id.to_owned(),
@@ -589,14 +589,14 @@ fn claim_ping(tx: &Transaction<'_>, ping_id: &str, now_unix_ms: i64) -> Result<P
             Ok(PingClaim::Expired { expired_at_unix_ms: expires_at_unix_ms })
         }
         ("open", Some(json)) => {
-            let record: PingRecord = serde_json::from_str(&json).map_err(json_error(what))?;
+            let record: PingRecord = serde_json::from_str(&json).map_err(unreadable_json(what))?;
             // The record stays until the post ends (`finish_post`), so a post a crash cuts short can run again.
             tx.prepare_cached("UPDATE ping SET state = 'posting' WHERE ping_id = ?1")
                 .and_then(|mut stmt| stmt.execute([ping_id]))
                 .map_err(backend(what))?;
             Ok(PingClaim::Claimed(Box::new(record)))
         }
-        (state, _) => Err(StoreError::Backend(format!("{what}: ping {ping_id:?} is in bad state {state:?}"))),
+        (state, _) => Err(StoreError::corrupt(what, format!("ping {ping_id:?} is in bad state {state:?}"))),
     }
 }
 

@@ -201,7 +201,7 @@ impl Drop for Writer {
 
 /// The error of a write the writer could not take or answer.
 fn stopped(what: &'static str) -> StoreError {
-    StoreError::Backend(format!("{what}: the store's writer has stopped"))
+    StoreError::Unavailable(format!("{what}: the store's writer has stopped"))
 }
 
 /// A queued write, its body's type erased.
@@ -213,7 +213,7 @@ trait Job: Send {
     /// Called once its savepoint is released or rolled back: a job answered early answers here.
     fn ran(&mut self) {}
     /// Answers the caller once the batch's fate is known: `Ok` committed, `Err` not (and why).
-    fn answer(self: Box<Self>, committed: Result<(), &str>);
+    fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
 }
 
 /// Where a job's answer goes.
@@ -254,7 +254,7 @@ where
         };
         let what = self.what;
         let outcome = catch_unwind(AssertUnwindSafe(|| body(tx)))
-            .unwrap_or_else(|_| Err(StoreError::Backend(format!("{what}: the write panicked")).into()));
+            .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("{what}: the write panicked")).into()));
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
@@ -272,19 +272,19 @@ where
         }
     }
 
-    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+    fn answer(self: Box<Self>, committed: Result<(), &StoreError>) {
         let what = self.what;
         let Some(reply) = self.reply else {
             // Answered when it ran; only a failed commit is left to tell.
             if let Err(error) = committed {
-                tracing::error!(what, error, "a write answered before its commit was not committed");
+                tracing::error!(what, %error, "a write answered before its commit was not committed");
             }
             return;
         };
         let result = match (committed, self.outcome) {
             (Ok(()), Some(outcome)) => outcome,
-            (Ok(()), None) => Err(StoreError::Backend(format!("{what}: the write did not run")).into()),
-            (Err(error), _) => Err(StoreError::Backend(format!("{what}: {error}")).into()),
+            (Ok(()), None) => Err(StoreError::Unavailable(format!("{what}: the write did not run")).into()),
+            (Err(error), _) => Err(error.doing(what).into()),
         };
         reply.send(result);
     }
@@ -294,7 +294,7 @@ where
 struct Submitted<F> {
     what: &'static str,
     body: Option<F>,
-    failed: Option<String>,
+    failed: Option<StoreError>,
 }
 
 impl<F> Job for Submitted<F>
@@ -306,8 +306,8 @@ where
             return false;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| body(tx)))
-            .unwrap_or_else(|_| Err(StoreError::Backend("the write panicked".to_owned())));
-        self.failed = outcome.err().map(|error| error.to_string());
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the write panicked".to_owned())));
+        self.failed = outcome.err();
         self.failed.is_none()
     }
 
@@ -315,10 +315,10 @@ where
         false
     }
 
-    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+    fn answer(self: Box<Self>, committed: Result<(), &StoreError>) {
         let what = self.what;
-        if let Some(error) = self.failed.as_deref().or(committed.err()) {
-            tracing::error!(what, error, "a queued write was not written");
+        if let Some(error) = self.failed.as_ref().or(committed.err()) {
+            tracing::error!(what, %error, "a queued write was not written");
         }
     }
 }
@@ -345,8 +345,8 @@ fn write_batch(
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
-            let error = format!("beginning a batch: {error}");
-            set_failing(counters, Some(error.clone()));
+            let error = StoreError::backend("beginning a batch", error);
+            set_failing(counters, Some(error.to_string()));
             first.answer(Err(&error));
             count(counters, 1);
             return;
@@ -366,7 +366,9 @@ fn write_batch(
         });
         match step {
             Err(error) => aborted = Some(error),
-            Ok(()) if tx.is_autocommit() => aborted = Some("SQLite rolled the batch back".to_owned()),
+            Ok(()) if tx.is_autocommit() => {
+                aborted = Some(StoreError::Unavailable("SQLite rolled the batch back".to_owned()));
+            }
             Ok(()) => job.ran(),
         }
         awaited |= job.awaits_commit();
@@ -385,19 +387,22 @@ fn write_batch(
     }
     let committed = match aborted {
         // Dropping the transaction rolls back whatever is left of it.
-        Some(error) => Err(format!("the batch was rolled back: {error}")),
-        None => tx.commit().map_err(|error| format!("committing the batch: {error}")),
+        Some(error) => Err(error.doing("the batch was rolled back")),
+        None => tx.commit().map_err(|error| StoreError::backend("committing the batch", error)),
     };
     count(counters, ran.len());
-    set_failing(counters, committed.as_ref().err().cloned());
+    set_failing(counters, committed.as_ref().err().map(StoreError::to_string));
     for job in ran {
-        job.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
+        job.answer(committed.as_ref().map(|_| ()));
     }
 }
 
 /// Runs one savepoint statement (cached: every job runs the same three).
-fn savepoint(tx: &Transaction<'_>, sql: &str) -> Result<(), String> {
-    tx.prepare_cached(sql).and_then(|mut stmt| stmt.execute([])).map(|_| ()).map_err(|error| error.to_string())
+fn savepoint(tx: &Transaction<'_>, sql: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(|error| StoreError::backend(sql, error))
 }
 
 /// Records why batches fail (`None`: they commit again).
@@ -448,7 +453,7 @@ mod tests {
     ) -> oneshot::Receiver<Result<(), StoreError>> {
         let (answer, answered) = oneshot::channel();
         let body = move |tx: &Transaction<'_>| {
-            tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::Backend(e.to_string()))?;
+            tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::backend("inserting", e))?;
             then()
         };
         writer.queue("inserting", body, Reply::Async(answer), false).expect("queues");
@@ -461,12 +466,12 @@ mod tests {
         // The first job holds the writer until every other job is queued, so they all run in the next batch.
         let (open_gate, gate) = mpsc::channel::<()>();
         let (held, _) = oneshot::channel();
-        let hold = move |_: &Transaction<'_>| gate.recv().map_err(|_| StoreError::Backend("gate dropped".into()));
+        let hold = move |_: &Transaction<'_>| gate.recv().map_err(|_| StoreError::Unavailable("gate dropped".into()));
         writer.queue("holding", hold, Reply::Async(held), false).expect("queues");
         let answers: Vec<_> = (0..20)
             .map(|n| {
                 queue_insert(&writer, n, move || match n {
-                    3 | 11 => Err(StoreError::Backend(format!("job {n} refused after its insert"))),
+                    3 | 11 => Err(StoreError::Unavailable(format!("job {n} refused after its insert"))),
                     7 => panic!("job 7 panics after its insert"),
                     _ => Ok(()),
                 })
@@ -476,8 +481,8 @@ mod tests {
         for (n, answer) in answers.into_iter().enumerate() {
             let answer = answer.await.expect("answered");
             match n {
-                3 | 11 => assert_eq!(answer, Err(StoreError::Backend(format!("job {n} refused after its insert")))),
-                7 => assert_eq!(answer, Err(StoreError::Backend("inserting: the write panicked".into()))),
+                3 | 11 => assert_eq!(answer, Err(StoreError::Unavailable(format!("job {n} refused after its insert")))),
+                7 => assert_eq!(answer, Err(StoreError::Unavailable("inserting: the write panicked".into()))),
                 _ => assert_eq!(answer, Ok(()), "job {n}"),
             }
         }
@@ -493,8 +498,8 @@ mod tests {
         let (_dir, writer, reader) = writer_on_table("");
         let insert = |n: i64| {
             move |tx: &Transaction<'_>| {
-                tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::Backend(e.to_string()))?;
-                if n == 2 { Err(StoreError::Backend("refused after its insert".into())) } else { Ok(()) }
+                tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::backend("inserting", e))?;
+                if n == 2 { Err(StoreError::Unavailable("refused after its insert".into())) } else { Ok(()) }
             }
         };
         writer.submit("inserting 1", insert(1));
@@ -511,8 +516,8 @@ mod tests {
         let (_dir, writer, reader) = writer_holding(Duration::from_secs(3600), "");
         let insert = |n: i64, fail: bool| {
             move |tx: &Transaction<'_>| {
-                tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::Backend(e.to_string()))?;
-                if fail { Err(StoreError::Backend(format!("{n} refused after its insert"))) } else { Ok(n) }
+                tx.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(|e| StoreError::backend("inserting", e))?;
+                if fail { Err(StoreError::Unavailable(format!("{n} refused after its insert"))) } else { Ok(n) }
             }
         };
         writer.submit("inserting 1", move |tx| insert(1, false)(tx).map(drop));
@@ -520,7 +525,7 @@ mod tests {
         assert_eq!(writer.write_early("inserting 2", insert(2, false)).await, Ok(2));
         assert_eq!(
             writer.write_early("inserting 3", insert(3, true)).await,
-            Err(StoreError::Backend("3 refused after its insert".into()))
+            Err(StoreError::Unavailable("3 refused after its insert".into()))
         );
         assert_eq!(rows(&reader), Vec::<i64>::new(), "nothing committed before a waited write");
         assert_eq!(writer.stats().batches, 0, "the batch is still open");
@@ -534,7 +539,7 @@ mod tests {
     async fn writes_nobody_waits_on_are_committed_once_the_hold_is_over() {
         let (_dir, writer, reader) = writer_holding(Duration::from_millis(20), "");
         writer.submit("inserting 1", |tx| {
-            tx.execute("INSERT INTO t (n) VALUES (1)", []).map(drop).map_err(|e| StoreError::Backend(e.to_string()))
+            tx.execute("INSERT INTO t (n) VALUES (1)", []).map(drop).map_err(|e| StoreError::backend("inserting", e))
         });
         // Generous for a loaded CI machine; without the hold's end it would never be committed.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -565,18 +570,18 @@ mod tests {
         );
         let (open_gate, gate) = mpsc::channel::<()>();
         let (held, _) = oneshot::channel();
-        let hold = move |_: &Transaction<'_>| gate.recv().map_err(|_| StoreError::Backend("gate dropped".into()));
+        let hold = move |_: &Transaction<'_>| gate.recv().map_err(|_| StoreError::Unavailable("gate dropped".into()));
         writer.queue("holding", hold, Reply::Async(held), false).expect("queues");
         let fine = queue_insert(&writer, 1, || Ok(()));
         let (orphan, orphaned) = oneshot::channel();
         let body = |tx: &Transaction<'_>| {
-            tx.execute("INSERT INTO child (parent_id) VALUES (42)", []).map_err(|e| StoreError::Backend(e.to_string()))
+            tx.execute("INSERT INTO child (parent_id) VALUES (42)", []).map_err(|e| StoreError::backend("inserting", e))
         };
         writer.queue("orphaning", body, Reply::Async(orphan), false).expect("queues");
         open_gate.send(()).expect("opens the gate");
         let fine = fine.await.expect("answered");
         assert!(
-            matches!(&fine, Err(StoreError::Backend(m)) if m.starts_with("inserting: committing the batch")),
+            matches!(&fine, Err(StoreError::Backend { what, .. }) if what == "inserting: committing the batch"),
             "{fine:?}"
         );
         assert!(orphaned.await.expect("answered").is_err());

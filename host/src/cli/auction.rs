@@ -211,7 +211,7 @@ fn describe(campaign: &CampaignTrace) -> (String, String, String) {
         Some(Answer::NoBid) => ("no bid".into(), String::new(), String::new()),
         Some(Answer::Timeout) => ("timeout".into(), String::new(), String::new()),
         Some(Answer::Suspended { reason, .. }) => ("suspended".into(), String::new(), reason.clone()),
-        Some(Answer::Error { kind, message }) => (format!("error: {kind}"), String::new(), message.clone()),
+        Some(Answer::Error { kind, message }) => (format!("error: {}", kind.as_str()), String::new(), message.clone()),
     }
 }
 

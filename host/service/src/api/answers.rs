@@ -1,9 +1,12 @@
 //! What a publisher is answered: a one-shot lead's or a post's [`LeadAnswer`], a ping's [`PingAnswer`] — made from the
-//! auction's outcome, or, for a request a crash left unanswered, from what the store recorded of it.
+//! auction's outcome, or, for a request a crash left unanswered, from what the store recorded of it — and a recorded
+//! lead's [`LeadView`].
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use crate::error::ErrorBody;
 use pingpost_engine::store::StoredSale;
 use pingpost_engine::{FieldError, Outcome, OutcomeStatus, PiiLeak, PingOutcome, PingStatus, Sale};
 
@@ -153,6 +156,74 @@ impl PingAnswer {
             _ => StatusCode::OK,
         }
     }
+}
+
+/// A `422` to a lead or ping: the auction's `rejected` answer, or the error naming the field that does not fit the
+/// schema.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LeadRefusal {
+    Rejected(LeadAnswer),
+    Invalid(ErrorBody<'static>),
+}
+
+/// A `422` to a ping, as [`LeadRefusal`].
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PingRefusal {
+    Rejected(PingAnswer),
+    Invalid(ErrorBody<'static>),
+}
+
+/// `GET /v1/leads/{lead_id}`'s answer: what a publisher may read of a recorded auction — a one-shot or posted
+/// lead's [`LeadAnswer`] fields, or a ping's [`PingAnswer`] fields — never the buyers or their bids.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LeadView {
+    pub lead_id: String,
+    /// A lead's or post's outcome (`sold`, `unsold`, `duplicate`, `rejected`, `error`) or, for a ping not yet posted,
+    /// the ping's (`bid`, `no_bid`, ...).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the publisher is paid (a lead: all its sales; a ping: for its best bid), in cents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout_cents: Option<u64>,
+    /// How many buyers bought it (a lead or post only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buyers: Option<u32>,
+    /// A ping's: post before this instant (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at_unix_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pii_leaks: Vec<PiiLeak>,
+}
+
+/// The [`LeadView`] of the recorded outcome JSON `outcome` of lead `lead_id`.
+pub fn publisher_view(lead_id: &str, outcome: &serde_json::Value) -> LeadView {
+    use serde_json::Value;
+    let text = |key: &str| outcome.get(key).and_then(Value::as_str).map(str::to_owned);
+    let sales = outcome.get("sales").and_then(Value::as_array);
+    let payout = match sales {
+        Some(sales) => Some(sales.iter().filter_map(|s| s.get("payout_cents")?.as_u64()).sum()),
+        None => outcome.get("payout_cents").and_then(Value::as_u64),
+    };
+    LeadView {
+        lead_id: lead_id.to_owned(),
+        outcome: text("status").unwrap_or_default(),
+        reason: text("reason"),
+        payout_cents: payout,
+        buyers: sales.map(|sales| sales.len() as u32),
+        expires_at_unix_ms: outcome.get("expires_at_unix_ms").and_then(Value::as_i64),
+        field_errors: list(outcome, "field_errors"),
+        pii_leaks: list(outcome, "pii_leaks"),
+    }
+}
+
+/// The list under `key` of a recorded outcome (empty when absent).
+fn list<T: serde::de::DeserializeOwned>(outcome: &serde_json::Value, key: &str) -> Vec<T> {
+    outcome.get(key).and_then(|v| Vec::<T>::deserialize(v).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]

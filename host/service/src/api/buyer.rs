@@ -6,10 +6,10 @@
 //!   consumer's PII (until the retention purge clears it); every lead handed over is written to the PII audit
 //!   (`api`, by the key holder) before the answer is sent;
 //! - `POST /v1/buyer/leads/{lead_id}/return` `{"reason": "..."}`: within `server.return_window_days` of the sale;
-//! - `PUT /v1/buyer/campaigns/{id}/plugin` (the `.wasm` bytes): a new version of plugin `campaign:{id}` (owned by the
-//!   buyer), made live for that campaign in one hot swap — the campaign keeps its config and delivery, and is refused
-//!   (422, nothing changes) if the new version does not accept that config; `POST .../plugin/rollback` goes back to
-//!   the previous version of `campaign:{id}`.
+//! - `PUT /v1/buyer/campaigns/{campaign_id}/plugin` (the `.wasm` bytes): a new version of plugin
+//!   `campaign:{campaign_id}` (owned by the buyer), made live for that campaign in one hot swap — the campaign keeps
+//!   its config and delivery, and is refused (422, nothing changes) if the new version does not accept that config;
+//!   `POST .../plugin/rollback` goes back to its previous version.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -172,6 +172,7 @@ fn audit(
 /// Body of `POST /v1/buyer/leads/{lead_id}/return`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReturnRequest)]
 struct ReturnBody {
     reason: String,
 }
@@ -227,7 +228,8 @@ pub fn campaign_plugin(campaign_id: &str) -> String {
     responses(
         (status = 201, description = "Stored, compiled and live", body = Uploaded),
         (status = 404, description = "You have no campaign with this id", body = ErrorBody),
-        (status = 409, description = "`not_a_wasm_campaign`: the campaign is reached over HTTP", body = ErrorBody),
+        (status = 409, description = "`not_a_wasm_campaign` (the campaign is reached over HTTP), `plugin_quota_exceeded` or \
+            `plugin_conflict`", body = ErrorBody),
         (status = 413, description = "Larger than `server.max_plugin_bytes`", body = ErrorBody),
         (status = 422, description = "Not a valid buyer component, or it fails with the campaign's config", body = ErrorBody),
     ))]
@@ -280,6 +282,7 @@ fn not_wasm(campaign_id: &str) -> ApiError {
         (status = 200, description = "The campaign's plugin, its previous version live again", body = PluginRecord),
         (status = 404, description = "You have no campaign with this id", body = ErrorBody),
         (status = 409, description = "`nothing_to_roll_back`", body = ErrorBody),
+        (status = 422, description = "`refused`: the exchange does not build with the change (nothing changes)", body = ErrorBody),
     ))]
 async fn rollback_plugin(
     State(state): State<Shared>,

@@ -17,7 +17,6 @@ use super::answers::{LeadAnswer, PingAnswer};
 use super::{Shared, json_response, to_json};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use pingpost_engine::store::StoreError;
 use pingpost_engine::{MAX_PING_DEADLINE_MS, MAX_POST_DEADLINE_MS};
 use pingpost_sqlite::SqliteStore;
 use pingpost_sqlite::registry::{Idempotency, IdempotentLead, InProgressRequest};
@@ -143,7 +142,7 @@ pub async fn resolve_in_progress(state: &Shared, started_before_unix_ms: i64) ->
 }
 
 /// Resolves one request left in progress; true when it was answered from the store, false when released.
-fn resolve(store: &SqliteStore, request: &InProgressRequest, margins: &Margins) -> Result<bool, StoreError> {
+fn resolve(store: &SqliteStore, request: &InProgressRequest, margins: &Margins) -> Result<bool, ApiError> {
     let Some(lead) = &request.lead else {
         store.idempotency_release(request)?;
         return Ok(false);
@@ -171,7 +170,7 @@ fn resolve(store: &SqliteStore, request: &InProgressRequest, margins: &Margins) 
             store.idempotency_finish(&request.principal_id, &request.key, status.as_u16(), &body)?;
             Ok(true)
         }
-        Some(Err(error)) => Err(StoreError::Backend(format!("writing a resolved answer: {}", error.body()))),
+        Some(Err(error)) => Err(error),
         None => {
             store.idempotency_release(request)?;
             Ok(false)

@@ -116,7 +116,8 @@ macro_rules! entity_routes {
 
             #[utoipa::path(post, path = $pause, tag = "operator", security(("operator" = [])), summary = $pause_summary,
                 params(("id" = String, Path)),
-                responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody)))]
+                responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody),
+                    (status = 422, description = "`refused`: the exchange does not build with the change (nothing changes)", body = ErrorBody)))]
             pub(super) async fn pause(
                 state: State<Shared>,
                 key: OperatorKey,
@@ -127,7 +128,8 @@ macro_rules! entity_routes {
 
             #[utoipa::path(post, path = $resume, tag = "operator", security(("operator" = [])), summary = $resume_summary,
                 params(("id" = String, Path)),
-                responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody)))]
+                responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody),
+                    (status = 422, description = "`refused`: the exchange does not build with the change (nothing changes)", body = ErrorBody)))]
             pub(super) async fn resume(
                 state: State<Shared>,
                 key: OperatorKey,
@@ -436,7 +438,9 @@ async fn delete_plugin_version(
 /// Body of `POST /v1/plugins/{name}/activate`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ActivateRequest)]
 struct ActivateBody {
+    #[schema(minimum = 1)]
     version: u32,
 }
 
@@ -470,6 +474,7 @@ async fn activate_plugin(
         (status = 200, body = PluginRecord),
         (status = 404, description = "No such plugin", body = ErrorBody),
         (status = 409, description = "`nothing_to_roll_back`", body = ErrorBody),
+        (status = 422, description = "`refused`: the exchange does not build with the change (nothing changes)", body = ErrorBody),
     ))]
 async fn rollback_plugin(
     State(state): State<Shared>,
@@ -485,7 +490,7 @@ async fn rollback_plugin(
 #[utoipa::path(post, path = "/v1/plugins/{name}/disable", tag = "operator", security(("operator" = [])),
     summary = "Stop running a plugin",
     params(("name" = String, Path)),
-    responses((status = 200, body = PluginRecord), (status = 404, description = "No such plugin", body = ErrorBody)))]
+    responses((status = 200, body = PluginRecord), (status = 404, description = "No such plugin", body = ErrorBody), (status = 422, description = "`refused`: the exchange does not build with the change (nothing changes)", body = ErrorBody)))]
 async fn disable_plugin(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -499,7 +504,7 @@ async fn disable_plugin(
 #[utoipa::path(post, path = "/v1/plugins/{name}/enable", tag = "operator", security(("operator" = [])),
     summary = "Run a disabled plugin again",
     params(("name" = String, Path)),
-    responses((status = 200, body = PluginRecord), (status = 404, description = "No such plugin", body = ErrorBody)))]
+    responses((status = 200, body = PluginRecord), (status = 404, description = "No such plugin", body = ErrorBody), (status = 422, description = "`refused`: the exchange does not build with the change (nothing changes)", body = ErrorBody)))]
 async fn enable_plugin(
     State(state): State<Shared>,
     _: OperatorKey,
@@ -512,6 +517,7 @@ async fn enable_plugin(
 /// Body of `POST /v1/keys`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = KeyRequest)]
 struct NewKeyBody {
     role: Role,
     /// The publisher or buyer the key acts for; absent for an operator key.
@@ -701,8 +707,8 @@ async fn lead_trace(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct DeliveriesQuery {
-    /// Only deliveries in this state.
-    #[param(value_type = Option<DeliveryStatus>)]
+    /// Only deliveries in this state: `pending`, `delivered` or `failed` (empty or absent: all of them).
+    #[param(value_type = Option<String>, pattern = "^(|pending|delivered|failed)$")]
     status: Option<String>,
 }
 
@@ -718,13 +724,11 @@ async fn list_deliveries(
 ) -> Result<Json<Vec<OutboxDelivery>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("(query)", e.body_text()))?;
     let status = match query.status.as_deref() {
-        None => None,
-        Some("pending") => Some(DeliveryStatus::Pending),
-        Some("delivered") => Some(DeliveryStatus::Delivered),
-        Some("failed") => Some(DeliveryStatus::Failed),
-        Some(other) => {
-            return Err(ApiError::invalid("status", format!("{other:?}: one of pending, delivered, failed")));
-        }
+        None | Some("") => None,
+        Some(name) => Some(
+            name.parse::<DeliveryStatus>()
+                .map_err(|_| ApiError::invalid("status", format!("{name:?}: one of pending, delivered, failed")))?,
+        ),
     };
     let mut deliveries = state.on_store(move |store| store.deliveries(status)).await?;
     for delivery in &mut deliveries {

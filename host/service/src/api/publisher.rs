@@ -17,7 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use super::answers::{LeadAnswer, PingAnswer};
+use super::answers::publisher_view;
+pub use super::answers::{LeadAnswer, LeadRefusal, LeadView, PingAnswer, PingRefusal};
 use super::idempotency::idempotent;
 use super::{RawBody, Shared, blocking, from_value, parse_json, to_json};
 use crate::auth::{PublisherKey, Role};
@@ -26,7 +27,7 @@ use crate::metrics::Endpoint;
 use crate::openapi::WasmComponent;
 use crate::state::{Uploaded, check_rate};
 use pingpost_engine::validate::consumer_keys;
-use pingpost_engine::{FieldError, LeadOptions, OutcomeStatus, PiiLeak, PingStatus, PostError};
+use pingpost_engine::{LeadOptions, OutcomeStatus, PingStatus, PostError};
 use pingpost_model::Lead;
 use pingpost_runtime::World;
 use pingpost_sqlite::AuctionRecord;
@@ -64,6 +65,7 @@ pub struct LeadQuery {
 /// Body of `POST /v1/post`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PostRequest)]
 pub(crate) struct PostBody {
     ping_id: String,
 }
@@ -71,13 +73,14 @@ pub(crate) struct PostBody {
 /// `POST /v1/leads`: one-shot ping and post.
 #[utoipa::path(post, path = "/v1/leads", tag = "publisher", security(("publisher" = [])),
     summary = "Sell a lead: ping every eligible buyer, post to the winner",
-    params(LeadQuery, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+    params(LeadQuery, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY, min_length = 1, max_length = 255, pattern = "^[ -~]+$")),
     request_body(content = Lead, example = json!(example_lead())),
     responses(
-        (status = 200, description = "The auction ran: `sold`, `unsold`, `duplicate` (or `error`)", body = LeadAnswer),
+        (status = 200, description = "The auction ran: `sold`, `unsold`, `duplicate`, or `error` (with `pii_leaks` when \
+            the publisher's redactor left PII in the ping)", body = LeadAnswer),
         (status = 409, description = "`idempotency_key_reused` or `idempotency_in_progress`", body = ErrorBody),
-        (status = 422, description = "`rejected`: the lead is invalid (`field_errors`) or its redacted ping leaks PII \
-            (`pii_leaks`); or the body does not fit the schema (an error naming the field)", body = LeadRefusal),
+        (status = 422, description = "`rejected`: the lead is invalid (`field_errors`), or its publisher is paused or \
+            unknown; or the body or query does not fit the schema (an error naming the field)", body = LeadRefusal),
         (status = 429, description = "`rate_limited`: over the publisher's request rate (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "Overloaded (`Retry-After`) or the store cannot write: nothing was sold", body = ErrorBody),
     ))]
@@ -111,10 +114,11 @@ async fn send_lead(
 /// `POST /v1/ping`: the bid phase of a two-step sale.
 #[utoipa::path(post, path = "/v1/ping", tag = "publisher", security(("publisher" = [])),
     summary = "Two-step, first half: collect bids without selling",
-    params(LeadQuery, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+    params(LeadQuery, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY, min_length = 1, max_length = 255, pattern = "^[ -~]+$")),
     request_body(content = Lead, example = json!(example_lead())),
     responses(
-        (status = 200, description = "`bid` (post before `expires_at_unix_ms`), `no_bid`, `duplicate` (or `error`)", body = PingAnswer),
+        (status = 200, description = "`bid` (post before `expires_at_unix_ms`), `no_bid`, `duplicate`, or `error` (with \
+            `pii_leaks` when the redactor left PII in the ping)", body = PingAnswer),
         (status = 409, description = "`idempotency_key_reused` or `idempotency_in_progress`", body = ErrorBody),
         (status = 422, description = "`rejected`, as for `POST /v1/leads`", body = PingRefusal),
         (status = 429, description = "`rate_limited`: over the publisher's request rate (`Retry-After`)", body = ErrorBody),
@@ -152,12 +156,13 @@ async fn send_ping(
 /// `POST /v1/post`: sells a pinged lead to its best bidders (with fallback).
 #[utoipa::path(post, path = "/v1/post", tag = "publisher", security(("publisher" = [])),
     summary = "Two-step, second half: sell a pinged lead at its bid",
-    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY, min_length = 1, max_length = 255, pattern = "^[ -~]+$")),
     request_body(content = PostBody, example = json!({ "ping_id": "ld_0190f2c4a1b27d3e8f1a2b3c4d5e6f70" })),
     responses(
-        (status = 200, description = "The post ran: `sold` or `unsold`", body = LeadAnswer),
+        (status = 200, description = "The post ran: `sold`, `unsold` or `error`", body = LeadAnswer),
         (status = 404, description = "No ping of yours has this id", body = ErrorBody),
-        (status = 409, description = "`already_posted`, `idempotency_key_reused` or `idempotency_in_progress`", body = ErrorBody),
+        (status = 409, description = "`already_posted`, `publisher_removed`, `idempotency_key_reused` or \
+            `idempotency_in_progress`", body = ErrorBody),
         (status = 410, description = "`ping_expired`: its bids have expired", body = ErrorBody),
         (status = 422, description = "The body does not fit the schema", body = ErrorBody),
         (status = 429, description = "`rate_limited`: over the publisher's request rate (`Retry-After`)", body = ErrorBody),
@@ -238,7 +243,7 @@ async fn read_lead(
     request_body(description = "A redactor component (`.wasm`)", content((WasmComponent = "application/wasm"), (WasmComponent = "application/octet-stream"))),
     responses(
         (status = 201, description = "Stored, compiled and live", body = Uploaded),
-        (status = 413, description = "Larger than `server.max_plugin_bytes`", body = ErrorBody),
+        (status = 404, description = "The key's publisher is not configured", body = ErrorBody),
         (status = 422, description = "Not a valid redactor component, or it fails with the publisher's config", body = ErrorBody),
     ))]
 async fn upload_redactor(
@@ -363,89 +368,13 @@ async fn record<S: Serialize, T: Serialize>(
     }
 }
 
-/// A `422` to a lead or ping: the auction's `rejected` answer, or the error naming the field that does not fit the
-/// schema.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum LeadRefusal {
-    Rejected(LeadAnswer),
-    Invalid(ErrorBody<'static>),
-}
-
-/// A `422` to a ping, as [`LeadRefusal`].
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum PingRefusal {
-    Rejected(PingAnswer),
-    Invalid(ErrorBody<'static>),
-}
-
-/// `GET /v1/leads/{lead_id}`'s answer: what a publisher may read of a recorded auction — a one-shot or posted
-/// lead's [`LeadAnswer`] fields, or a ping's [`PingAnswer`] fields — never the buyers or their bids.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct LeadView {
-    pub lead_id: String,
-    /// A lead's or post's outcome (`sold`, `unsold`, `duplicate`, `rejected`, `error`) or, for a ping not yet posted,
-    /// the ping's (`bid`, `no_bid`, ...).
-    pub outcome: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// What the publisher is paid (a lead: all its sales; a ping: for its best bid), in cents.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payout_cents: Option<u64>,
-    /// How many buyers bought it (a lead or post only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub buyers: Option<u32>,
-    /// A ping's: post before this instant (unix ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at_unix_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub field_errors: Vec<FieldError>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pii_leaks: Vec<PiiLeak>,
-}
-
-/// The [`LeadView`] of the recorded outcome JSON `outcome` of lead `lead_id`.
-fn publisher_view(lead_id: &str, outcome: &serde_json::Value) -> LeadView {
-    use serde_json::Value;
-    let text = |key: &str| outcome.get(key).and_then(Value::as_str).map(str::to_owned);
-    let sales = outcome.get("sales").and_then(Value::as_array);
-    let payout = match sales {
-        Some(sales) => Some(sales.iter().filter_map(|s| s.get("payout_cents")?.as_u64()).sum()),
-        None => outcome.get("payout_cents").and_then(Value::as_u64),
-    };
-    LeadView {
-        lead_id: lead_id.to_owned(),
-        outcome: text("status").unwrap_or_default(),
-        reason: text("reason"),
-        payout_cents: payout,
-        buyers: sales.map(|sales| sales.len() as u32),
-        expires_at_unix_ms: outcome.get("expires_at_unix_ms").and_then(Value::as_i64),
-        field_errors: list(outcome, "field_errors"),
-        pii_leaks: list(outcome, "pii_leaks"),
-    }
-}
-
-/// The list under `key` of a recorded outcome (empty when absent).
-fn list<T: serde::de::DeserializeOwned>(outcome: &serde_json::Value, key: &str) -> Vec<T> {
-    outcome.get(key).and_then(|v| Vec::<T>::deserialize(v).ok()).unwrap_or_default()
-}
-
-/// The lead the document shows: the Florida scenario's (`examples/florida/lead.json`), whose publisher is the key's.
+/// The lead the document shows: the Florida scenario's (`examples/florida/lead.json`), without its `publisher_id`
+/// (a publisher key's lead may leave it out).
 fn example_lead() -> serde_json::Value {
-    serde_json::json!({
-        "vertical": "health-insurance",
-        "source_id": "google-search-fl",
-        "consumer": {
-            "first_name": "Maria", "last_name": "Alvarez", "phone": "3055550142", "email": "maria.alvarez@example.com",
-            "street": "1200 Brickell Ave Apt 1804", "city": "Miami", "state": "FL", "zip5": "33131",
-            "date_of_birth": "1968-03-14", "gender": "female"
-        },
-        "consent": {
-            "trusted_form_url": "https://cert.trustedform.com/2f9c1e7ab04d4e1b9c0f6a1d3e5b7c9d",
-            "tcpa_text": "By clicking Get Quotes I agree to be contacted about health insurance by up to 8 partners.",
-            "ip": "203.0.113.58"
-        },
-        "extra": { "household_size": "2", "currently_insured": "false" }
-    })
+    let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/florida/lead.json"));
+    let mut lead: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    if let Some(lead) = lead.as_object_mut() {
+        lead.remove("publisher_id");
+    }
+    lead
 }

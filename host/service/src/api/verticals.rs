@@ -105,6 +105,7 @@ async fn put(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No vertical has this name", body = ErrorBody),
         (status = 409, description = "`last_vertical`: an exchange keeps at least one", body = ErrorBody),
+        (status = 422, description = "`refused`: the exchange does not build with the change (nothing changes)", body = ErrorBody),
     ))]
 async fn delete(State(state): State<Shared>, _: OperatorKey, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     state
