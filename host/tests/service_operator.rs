@@ -117,14 +117,17 @@ async fn every_operator_route_refuses_other_keys() {
         ("GET", "/v1/publishers"),
         ("GET", "/v1/publishers/pub-1"),
         ("PUT", "/v1/publishers/pub-1"),
+        ("PATCH", "/v1/publishers/pub-1"),
         ("POST", "/v1/publishers/pub-1/pause"),
         ("POST", "/v1/publishers/pub-1/resume"),
         ("GET", "/v1/buyers"),
         ("PUT", "/v1/buyers/acme"),
+        ("PATCH", "/v1/buyers/acme"),
         ("POST", "/v1/buyers/acme/pause"),
         ("GET", "/v1/campaigns"),
         ("GET", "/v1/campaigns/acme-main"),
         ("PUT", "/v1/campaigns/acme-main"),
+        ("PATCH", "/v1/campaigns/acme-main"),
         ("POST", "/v1/campaigns/acme-main/pause"),
         ("GET", "/v1/plugins"),
         ("GET", "/v1/plugins/bidder"),
@@ -247,6 +250,56 @@ async fn edits_and_pauses_change_what_the_next_auction_does() {
     let newco = service.put(OPERATOR, "/v1/buyers/newco", &json!({"time_zone": "America/Denver"})).await;
     assert_eq!((newco.status, newco.body["status"].as_str()), (201, Some("active")), "{}", newco.text);
     assert_eq!(service.get(OPERATOR, "/v1/buyers").await.body.as_array().unwrap().len(), 3);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_changes_only_the_fields_it_names_and_is_checked_like_a_put() {
+    let service = TestService::start(&exchange_toml()).await;
+    let put = service.put(OPERATOR, "/v1/publishers/pub-1", &json!({"floor_cents": 800, "margin_bps": 500})).await;
+    assert_eq!(put.status, 200, "{}", put.text);
+
+    // One field: the floor stays 800 (a PUT of the same body would have reset it to 0).
+    let patched = service.patch(OPERATOR, "/v1/publishers/pub-1", &json!({"margin_bps": 1000})).await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!((patched.body["floor_cents"].as_u64(), patched.body["margin_bps"].as_u64()), (Some(800), Some(1000)));
+    let read = service.get(OPERATOR, "/v1/publishers/pub-1").await;
+    assert_eq!(read.body, patched.body, "saved as answered");
+
+    // Nested objects merge; `null` unsets an optional field and gives a defaulted one its default.
+    let caps = json!({"caps": {"leads_per_day": 50, "leads_per_hour": 5}});
+    assert_eq!(service.patch(OPERATOR, "/v1/campaigns/acme-main", &caps).await.status, 200);
+    let one_cap = service.patch(OPERATOR, "/v1/campaigns/acme-main", &json!({"caps": {"leads_per_hour": null}})).await;
+    assert_eq!(one_cap.status, 200, "{}", one_cap.text);
+    assert_eq!(one_cap.body["caps"]["leads_per_day"], 50);
+    assert!(one_cap.body["caps"]["leads_per_hour"].is_null(), "{}", one_cap.text);
+    assert_eq!(one_cap.body["target"]["plugin"], "bidder", "the rest of the campaign is kept");
+    let reset = service.patch(OPERATOR, "/v1/publishers/pub-1", &json!({"floor_cents": null})).await;
+    assert_eq!((reset.status, reset.body["floor_cents"].as_u64()), (200, Some(0)), "{}", reset.text);
+
+    // Refused as a PUT would be, and nothing saved.
+    let before = service.get(OPERATOR, "/v1/publishers/pub-1").await.body;
+    for (path, body, status, field) in [
+        ("/v1/publishers/pub-1", json!({"margin_bps": "lots"}), 422, "margin_bps"),
+        ("/v1/publishers/pub-1", json!({"flor_cents": 1}), 422, ""),
+        ("/v1/publishers/pub-1", json!({"id": "pub-2"}), 422, "id"),
+        ("/v1/publishers/pub-1", json!([1, 2]), 422, "(body)"),
+        ("/v1/publishers/pub-1", json!({"redactor": "nope"}), 422, "redactor"),
+        ("/v1/publishers/nobody", json!({"floor_cents": 1}), 404, ""),
+        ("/v1/buyers/acme", json!({"time_zone": null}), 422, ""),
+    ] {
+        let answer = service.patch(OPERATOR, path, &body).await;
+        assert_eq!(answer.status, status, "PATCH {path} {body}: {}", answer.text);
+        if !field.is_empty() {
+            assert_eq!(answer.field(), field, "PATCH {path} {body}: {}", answer.text);
+        }
+    }
+    let refused = service.patch(OPERATOR, "/v1/publishers/pub-1", &json!({"margin_bps": 20000})).await;
+    assert_eq!((refused.status, refused.code()), (422, "refused"), "{}", refused.text);
+    assert_eq!(service.get(OPERATOR, "/v1/publishers/pub-1").await.body, before, "nothing was saved");
+    let malformed =
+        service.send(OPERATOR, service.client.patch(service.url("/v1/publishers/pub-1")).body("{not json")).await;
+    assert_eq!((malformed.status, malformed.code()), (400, "malformed_json"));
     service.shutdown().await;
 }
 

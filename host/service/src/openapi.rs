@@ -76,7 +76,9 @@ pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
             operation["operationId"] = operation_id(method, path).into();
             let keyed = operation.get("security").is_some_and(|s| s.as_array().is_some_and(|s| !s.is_empty()));
             let body = operation.pointer("/requestBody/content").and_then(Value::as_object);
-            let json_body = body.is_some_and(|content| content.contains_key("application/json"));
+            let json_body = body.is_some_and(|content| {
+                content.keys().any(|media| media == "application/json" || media.ends_with("+json"))
+            });
             let has_body = body.is_some();
             let upload = body.is_some_and(|content| content.contains_key("application/wasm"));
             let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };

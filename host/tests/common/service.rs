@@ -199,6 +199,12 @@ impl TestService {
         self.send(key, self.client.put(self.url(path)).json(body)).await
     }
 
+    /// `PATCH path` with a JSON merge patch.
+    pub async fn patch(&self, key: &str, path: &str, body: &Value) -> Answer {
+        let request = self.client.patch(self.url(path)).header("content-type", "application/merge-patch+json");
+        self.send(key, request.body(body.to_string())).await
+    }
+
     /// `POST path` with raw bytes (a plugin upload).
     pub async fn post_bytes(&self, key: &str, path: &str, bytes: Vec<u8>) -> Answer {
         self.send(key, self.client.post(self.url(path)).header("content-type", "application/wasm").body(bytes)).await

@@ -1,6 +1,6 @@
 //! Operator routes (an operator key only; every other key gets 403):
 //!
-//! - publishers, buyers and campaigns: `GET /v1/{kind}`, `GET|PUT /v1/{kind}/{id}` (create or replace with the
+//! - publishers, buyers and campaigns: `GET /v1/{kind}`, `GET|PUT|PATCH /v1/{kind}/{id}` (create or replace with the
 //!   engine's config JSON; the path's id is the entity's id) and `POST /v1/{kind}/{id}/pause|resume`. Every change
 //!   goes through [`AppState::change`](crate::state::AppState::change): the exchange is rebuilt with it and
 //!   swapped in, or the change is refused (422, nothing saved) with the builder's message;
@@ -42,15 +42,15 @@ use pingpost_sqlite::{DeliveryStatus, OutboxDelivery, PiiAuditEntry};
 pub fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(publishers::list))
-        .routes(routes!(publishers::read, publishers::put))
+        .routes(routes!(publishers::read, publishers::put, publishers::patch))
         .routes(routes!(publishers::pause))
         .routes(routes!(publishers::resume))
         .routes(routes!(buyers::list))
-        .routes(routes!(buyers::read, buyers::put))
+        .routes(routes!(buyers::read, buyers::put, buyers::patch))
         .routes(routes!(buyers::pause))
         .routes(routes!(buyers::resume))
         .routes(routes!(campaigns::list))
-        .routes(routes!(campaigns::read, campaigns::put))
+        .routes(routes!(campaigns::read, campaigns::put, campaigns::patch))
         .routes(routes!(campaigns::pause))
         .routes(routes!(campaigns::resume))
         .routes(routes!(list_plugins))
@@ -75,7 +75,8 @@ pub fn upload_routes() -> OpenApiRouter<Shared> {
 /// The routes of one kind of [`Entity`]: documented wrappers of the generic handlers, one module per kind.
 macro_rules! entity_routes {
     ($module:ident, $kind:ident, list = $list:tt, one = $one:tt, pause = $pause:tt, resume = $resume:tt,
-     summaries = [$list_summary:tt, $read_summary:tt, $put_summary:tt, $pause_summary:tt, $resume_summary:tt]) => {
+     summaries = [$list_summary:tt, $read_summary:tt, $put_summary:tt, $patch_summary:tt, $pause_summary:tt,
+        $resume_summary:tt]) => {
         mod $module {
             use super::*;
 
@@ -112,6 +113,27 @@ macro_rules! entity_routes {
                 body: RawBody,
             ) -> Result<(StatusCode, Json<$kind>), ApiError> {
                 super::put::<$kind>(state, key, id, body).await
+            }
+
+            #[utoipa::path(patch, path = $one, tag = "operator", security(("operator" = [])), summary = $patch_summary,
+                params(("id" = String, Path)),
+                request_body(content = Object, content_type = "application/merge-patch+json",
+                    description = "A JSON merge patch (RFC 7396): the fields it names are set (`null` puts a field back \
+                        to its default), nested objects are merged, the rest is kept; `id` may be repeated, not changed",
+                    example = json!({ "floor_cents": 800 })),
+                responses(
+                    (status = 200, description = "Patched", body = $kind),
+                    (status = 404, description = "No such id", body = ErrorBody),
+                    (status = 422, description = "The patched entity is invalid, or the exchange does not build with it \
+                        (nothing saved)", body = ErrorBody),
+                ))]
+            pub(super) async fn patch(
+                state: State<Shared>,
+                key: OperatorKey,
+                id: Path<String>,
+                body: RawBody,
+            ) -> Result<Json<$kind>, ApiError> {
+                super::patch::<$kind>(state, key, id, body).await
             }
 
             #[utoipa::path(post, path = $pause, tag = "operator", security(("operator" = [])), summary = $pause_summary,
@@ -152,6 +174,7 @@ entity_routes!(
         "List publishers",
         "One publisher",
         "Create or replace a publisher",
+        "Change some of a publisher's fields",
         "Pause a publisher",
         "Resume a publisher"
     ]
@@ -167,6 +190,7 @@ entity_routes!(
         "List buyers",
         "One buyer",
         "Create or replace a buyer",
+        "Change some of a buyer's fields",
         "Pause a buyer (all its campaigns)",
         "Resume a buyer"
     ]
@@ -178,8 +202,14 @@ entity_routes!(
     one = "/v1/campaigns/{id}",
     pause = "/v1/campaigns/{id}/pause",
     resume = "/v1/campaigns/{id}/resume",
-    summaries =
-        ["List campaigns", "One campaign", "Create or replace a campaign", "Pause a campaign", "Resume a campaign"]
+    summaries = [
+        "List campaigns",
+        "One campaign",
+        "Create or replace a campaign",
+        "Change some of a campaign's fields",
+        "Pause a campaign",
+        "Resume a campaign"
+    ]
 );
 
 /// A publisher, buyer or campaign: one list of the exchange's config, addressed by id.
@@ -301,6 +331,44 @@ async fn put<T: Entity>(
         })
         .await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(answer)))
+}
+
+/// `PATCH /v1/{kind}/{id}`: applies a JSON merge patch (RFC 7396) to the entity — the fields the patch names are
+/// set (`null` puts one back to its default), nested objects are merged, every other field keeps its value — and
+/// saves it as `PUT` would (checked, then the exchange rebuilt with it, or refused with nothing saved). The patch may
+/// repeat the id, not change it.
+async fn patch<T: Entity>(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<T>, ApiError> {
+    let patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
+    if !patch.is_object() {
+        return Err(ApiError::invalid("(body)", format!("a merge patch of a {} is a JSON object", T::KIND)));
+    }
+    if patch.get("id").is_some_and(|given| given.as_str() != Some(id.as_str())) {
+        return Err(ApiError::invalid("id", format!("a patch cannot change the id ({id:?})")));
+    }
+    let mut config = registry(&state).await?;
+    let current = T::all(&mut config).iter().find(|e| e.id() == id).cloned().ok_or_else(|| unknown::<T>(&id))?;
+    check_plugins(&state, &patched(&current, &patch)?).await?;
+    // Applied again to the entity as it is when the change runs, so a change saved in between is not lost.
+    state
+        .change(move |config| {
+            let entity = T::all(config).iter_mut().find(|e| e.id() == id).ok_or_else(|| unknown::<T>(&id))?;
+            *entity = patched(entity, &patch)?;
+            Ok(entity.clone())
+        })
+        .await
+        .map(Json)
+}
+
+/// `entity` with the merge patch `patch` applied; 422 naming the field when the result is not a valid entity.
+fn patched<T: Entity>(entity: &T, patch: &serde_json::Value) -> Result<T, ApiError> {
+    let mut value = serde_json::to_value(entity).map_err(|e| ApiError::internal("patching", e))?;
+    json_patch::merge(&mut value, patch);
+    from_value(value)
 }
 
 /// Refuses (422, naming the field) a publisher's redactor or a Wasm campaign's plugin that is not uploaded.
