@@ -250,6 +250,11 @@ async fn edits_and_pauses_change_what_the_next_auction_does() {
     let newco = service.put(OPERATOR, "/v1/buyers/newco", &json!({"time_zone": "America/Denver"})).await;
     assert_eq!((newco.status, newco.body["status"].as_str()), (201, Some("active")), "{}", newco.text);
     assert_eq!(service.get(OPERATOR, "/v1/buyers").await.body.as_array().unwrap().len(), 3);
+    // Every IANA zone, not only those of the United States.
+    for (id, zone) in [("tokyo-co", "Asia/Tokyo"), ("london-co", "Europe/London")] {
+        let buyer = service.put(OPERATOR, &format!("/v1/buyers/{id}"), &json!({"time_zone": zone})).await;
+        assert_eq!((buyer.status, buyer.body["time_zone"].as_str()), (201, Some(zone)), "{}", buyer.text);
+    }
     service.shutdown().await;
 }
 

@@ -151,6 +151,17 @@ mod tests {
     }
 
     #[test]
+    fn every_iana_zone_is_known_outside_the_united_states_too() {
+        // 14:30 UTC is 23:30 in Tokyo (no daylight saving) and, in March before the change, 14:30 in London.
+        let evening = Schedule { days: vec![Day::Sat], from_hour: 23, to_hour: 24 };
+        let tokyo: Tz = "Asia/Tokyo".parse().expect("Asia/Tokyo is compiled in");
+        let london: Tz = "Europe/London".parse().expect("Europe/London is compiled in");
+        assert!(in_schedule(&evening, tokyo, SAT_1430_UTC));
+        assert!(!in_schedule(&evening, london, SAT_1430_UTC));
+        assert_eq!(local_time(london, SAT_1430_UTC).format("%H:%M %Z").to_string(), "14:30 GMT");
+    }
+
+    #[test]
     fn schedule_days_are_local_days() {
         let weekdays =
             Schedule { days: vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri], from_hour: 0, to_hour: 24 };
