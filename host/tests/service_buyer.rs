@@ -333,8 +333,11 @@ async fn old_plugin_versions_are_pruned_and_an_operator_deletes_one_that_is_not_
     assert_eq!(versions(&service).await, [4, 5], "the two newest are kept");
     let rolled = service.post(ACME, "/v1/buyer/campaigns/acme-main/plugin/rollback", &json!({})).await;
     assert_eq!((rolled.status, rolled.body["active_version"].as_u64()), (200, Some(4)), "{}", rolled.text);
+    // A second rollback goes further back, not forward to 5: the versions before 4 were pruned, so it has nowhere to go.
     let again = service.post(ACME, "/v1/buyer/campaigns/acme-main/plugin/rollback", &json!({})).await;
-    assert_eq!((again.status, again.body["active_version"].as_u64()), (200, Some(5)), "{}", again.text);
+    assert_eq!((again.status, again.code()), (409, "nothing_to_roll_back"), "{}", again.text);
+    let forward = service.post(OPERATOR, "/v1/plugins/campaign:acme-main/activate", &json!({"version": 5})).await;
+    assert_eq!((forward.status, forward.body["active_version"].as_u64()), (200, Some(5)), "{}", forward.text);
     assert_eq!(sell(&service).await.1, "acme-main");
 
     let live = service.delete(OPERATOR, "/v1/plugins/campaign:acme-main/versions/5").await;

@@ -434,6 +434,9 @@ async fn plugin_uploads_are_validated_and_versions_hot_swap() {
     assert_eq!(sold_to(&service).await.1, "acme-main");
     let rolled = service.post(OPERATOR, "/v1/plugins/bidder/rollback", &json!({})).await;
     assert_eq!((rolled.status, rolled.body["active_version"].as_u64()), (200, Some(1)), "{}", rolled.text);
+    // A second rollback goes further back (there is nothing before 1), not forward to 3 again.
+    let second = service.post(OPERATOR, "/v1/plugins/bidder/rollback", &json!({})).await;
+    assert_eq!((second.status, second.code()), (409, "nothing_to_roll_back"), "{}", second.text);
     let fresh = upload("fresh", plugin_bytes("config-buyer")).await;
     assert_eq!(fresh.status, 201);
     let nothing = service.post(OPERATOR, "/v1/plugins/fresh/rollback", &json!({})).await;

@@ -429,7 +429,7 @@ impl AppState {
         self.change_with(Some((name, version, by.id.clone())), |_| Ok(())).await
     }
 
-    /// Goes back to the version that was live before the current one.
+    /// Goes back to the version that was live before the current one; a second rollback goes one further back.
     pub async fn rollback_plugin(self: &Arc<Self>, name: String, by: &Principal) -> Result<u32, ApiError> {
         let target = self.store.rollback_target(&name)?.ok_or_else(|| {
             ApiError::conflict("nothing_to_roll_back", format!("plugin {name:?} has no earlier active version"))

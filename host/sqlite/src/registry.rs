@@ -2,6 +2,8 @@
 //! and campaigns (the engine's config types as JSON), uploaded plugins with every version, and the first answers of
 //! idempotent requests. Schema: migration 0003.
 
+use std::collections::HashSet;
+
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
@@ -425,23 +427,22 @@ impl SqliteStore {
         self.write("activating a plugin version", move |tx| activate_in(tx, &name, version, &by, now_unix_ms))
     }
 
-    /// The version a rollback of `name` goes back to: the latest activated version before the live one that is not
-    /// the live one and is still kept.
+    /// The version a rollback of `name` goes back to, read off its activations ([`undo_target`]): each rollback
+    /// goes one activation further back, never forward again.
     pub fn rollback_target(&self, name: &str) -> Result<Option<u32>, StoreError> {
         let what = "finding the rollback version";
         self.read(what, |tx| {
             let Some(head) = plugin_head(tx, name)? else { return Ok(None) };
             let Some(active) = head.active_version else { return Ok(None) };
-            tx.prepare_cached(
-                "SELECT a.version FROM plugin_activation a WHERE a.name = ?1 AND a.version != ?2
-                    AND a.id < (SELECT MAX(id) FROM plugin_activation WHERE name = ?1 AND version = ?2)
-                    AND EXISTS (SELECT 1 FROM plugin_version v WHERE v.name = ?1 AND v.version = a.version)
-                 ORDER BY a.id DESC LIMIT 1",
-            )
-            .map_err(backend(what))?
-            .query_row(params![name, active], |row| row.get(0))
-            .optional()
-            .map_err(backend(what))
+            let versions = |sql: &str| -> Result<Vec<u32>, StoreError> {
+                let mut stmt = tx.prepare_cached(sql).map_err(backend(what))?;
+                let rows = stmt.query_map(params![name], |row| row.get(0)).map_err(backend(what))?;
+                rows.collect::<Result<_, _>>().map_err(backend(what))
+            };
+            let activations = versions("SELECT version FROM plugin_activation WHERE name = ?1 ORDER BY id")?;
+            let kept: HashSet<u32> =
+                versions("SELECT version FROM plugin_version WHERE name = ?1")?.into_iter().collect();
+            Ok(undo_target(&activations, &kept, active))
         })
     }
 
@@ -798,6 +799,33 @@ fn add_version_in(
     Ok(Ok(AddedVersion { version, new: true }))
 }
 
+/// The version to undo back to, given a plugin's activations in order, the versions still `kept` and the `active` one.
+///
+/// The activations are replayed as a stack of what was live: activating a version the stack holds just below the top
+/// (or below only versions since deleted) undoes the activations above it — that is what a rollback does, and
+/// activating the previous version by hand means the same — any other activation goes on top. The target is the
+/// nearest kept version below the top: so v1, v2, v3 rolls back to v2, then to v1, then has nothing to go back to.
+fn undo_target(activations: &[u32], kept: &HashSet<u32>, active: u32) -> Option<u32> {
+    let mut live: Vec<u32> = Vec::new();
+    for &version in activations {
+        let mut undone_to = None;
+        for (at, &earlier) in live.iter().enumerate().rev().skip(1) {
+            if earlier == version {
+                undone_to = Some(at);
+                break;
+            }
+            if kept.contains(&earlier) {
+                break;
+            }
+        }
+        match undone_to {
+            Some(at) => live.truncate(at + 1),
+            None => live.push(version),
+        }
+    }
+    live.iter().rev().skip(1).find(|v| **v != active && kept.contains(v)).copied()
+}
+
 /// Makes `version` the live version of `name` and records the activation, inside `tx`.
 fn activate_in(tx: &Transaction<'_>, name: &str, version: u32, by: &str, now_unix_ms: i64) -> Result<(), StoreError> {
     let what = "activating a plugin version";
@@ -871,4 +899,37 @@ fn with_versions(tx: &Transaction<'_>, mut head: PluginRecord) -> Result<PluginR
         .collect::<Result<_, _>>()
         .map_err(backend(what))?;
     Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::undo_target;
+
+    fn kept(versions: &[u32]) -> HashSet<u32> {
+        versions.iter().copied().collect()
+    }
+
+    #[test]
+    fn each_rollback_goes_one_activation_further_back() {
+        let all = kept(&[1, 2, 3]);
+        assert_eq!(undo_target(&[1, 2, 3], &all, 3), Some(2));
+        // The first rollback made 2 live again: the next goes to 1, not forward to 3.
+        assert_eq!(undo_target(&[1, 2, 3, 2], &all, 2), Some(1));
+        assert_eq!(undo_target(&[1, 2, 3, 2, 1], &all, 1), None);
+        // A new activation after a rollback goes on top: undoing it comes back to where the rollback left off.
+        assert_eq!(undo_target(&[1, 2, 3, 2, 3], &all, 3), Some(2));
+        assert_eq!(undo_target(&[1, 2, 1, 3], &all, 3), Some(1));
+    }
+
+    #[test]
+    fn deleted_versions_are_stepped_over() {
+        // 2 was deleted: 3 rolls back to 1, and then there is nothing left to go back to.
+        assert_eq!(undo_target(&[1, 2, 3], &kept(&[1, 3]), 3), Some(1));
+        assert_eq!(undo_target(&[1, 2, 3, 1], &kept(&[1, 3]), 1), None);
+        assert_eq!(undo_target(&[4, 5], &kept(&[4, 5]), 5), Some(4));
+        assert_eq!(undo_target(&[1, 2, 3, 4, 5, 4], &kept(&[4, 5]), 4), None);
+        assert_eq!(undo_target(&[], &kept(&[1]), 1), None);
+    }
 }

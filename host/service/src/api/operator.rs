@@ -534,7 +534,8 @@ async fn activate_plugin(
     plugin_record(&state, name).await.map(Json)
 }
 
-/// `POST /v1/plugins/{name}/rollback`: back to the version that was live before the current one.
+/// `POST /v1/plugins/{name}/rollback`: back to the version that was live before the current one (each rollback goes
+/// one activation further back, never forward again).
 #[utoipa::path(post, path = "/v1/plugins/{name}/rollback", tag = "operator", security(("operator" = [])),
     summary = "Go back to the previously live version",
     params(("name" = String, Path)),
