@@ -106,7 +106,8 @@ struct LeadsPage {
     params(LeadsQuery),
     responses(
         (status = 200, description = "A page of sales in sale order; each hand-over of PII is audited", body = LeadsPage),
-        (status = 422, description = "`limit` outside 1–1000, or an unknown query parameter", body = ErrorBody),
+        (status = 422, description = "`limit` outside 1–1000, `after` past the largest sale id, or an unknown query \
+            parameter", body = ErrorBody),
     ))]
 async fn list_leads(
     State(state): State<Shared>,

@@ -614,7 +614,8 @@ struct NewKey {
     responses(
         (status = 201, description = "The key, shown this once", body = NewKey),
         (status = 409, description = "`duplicate_id`", body = ErrorBody),
-        (status = 422, description = "An operator key with an owner, or a publisher or buyer key without a known one", body = ErrorBody),
+        (status = 422, description = "An operator key with an owner, a publisher or buyer key without a known one, or an \
+            `id` that is not 1–128 letters, digits, `.`, `_`, `-`, `:`", body = ErrorBody),
     ))]
 async fn create_key(
     State(state): State<Shared>,
