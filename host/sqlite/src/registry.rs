@@ -427,8 +427,8 @@ impl SqliteStore {
         self.write("activating a plugin version", move |tx| activate_in(tx, &name, version, &by, now_unix_ms))
     }
 
-    /// The version a rollback of `name` goes back to, read off its activations ([`undo_target`]): each rollback
-    /// goes one activation further back, never forward again.
+    /// The version a rollback of `name` goes back to, read off its activations as a stack of what was live: each
+    /// rollback goes one activation further back, never forward again.
     pub fn rollback_target(&self, name: &str) -> Result<Option<u32>, StoreError> {
         let what = "finding the rollback version";
         self.read(what, |tx| {
