@@ -808,6 +808,10 @@ fn add_version_in(
 fn undo_target(activations: &[u32], kept: &HashSet<u32>, active: u32) -> Option<u32> {
     let mut live: Vec<u32> = Vec::new();
     for &version in activations {
+        // Activating the live version again (the same bytes uploaded again, a repeated request) changes nothing.
+        if live.last() == Some(&version) {
+            continue;
+        }
         let mut undone_to = None;
         for (at, &earlier) in live.iter().enumerate().rev().skip(1) {
             if earlier == version {
@@ -822,6 +826,9 @@ fn undo_target(activations: &[u32], kept: &HashSet<u32>, active: u32) -> Option<
             Some(at) => live.truncate(at + 1),
             None => live.push(version),
         }
+    }
+    if live.last() != Some(&active) {
+        live.push(active);
     }
     live.iter().rev().skip(1).find(|v| **v != active && kept.contains(v)).copied()
 }
@@ -921,6 +928,11 @@ mod tests {
         // A new activation after a rollback goes on top: undoing it comes back to where the rollback left off.
         assert_eq!(undo_target(&[1, 2, 3, 2, 3], &all, 3), Some(2));
         assert_eq!(undo_target(&[1, 2, 1, 3], &all, 3), Some(1));
+        // The live version activated again (its bytes uploaded again, two rollbacks at once) is one activation.
+        assert_eq!(undo_target(&[1, 2, 3, 3], &all, 3), Some(2));
+        assert_eq!(undo_target(&[1, 2, 3, 3, 2], &all, 2), Some(1));
+        assert_eq!(undo_target(&[1, 2, 3, 2, 2], &all, 2), Some(1));
+        assert_eq!(undo_target(&[1, 2, 3, 2, 2, 1], &all, 1), None);
     }
 
     #[test]

@@ -74,9 +74,7 @@ impl Schedule {
     }
 
     fn zone(&self) -> Result<Tz, String> {
-        self.time_zone.parse::<Tz>().map_err(|_| {
-            format!("unknown time zone {:?} (this plugin knows the zones of the United States and UTC)", self.time_zone)
-        })
+        self.time_zone.parse::<Tz>().map_err(|_| format!("unknown time zone {:?}", self.time_zone))
     }
 
     /// Whether the campaign buys at `now_unix_ms`; the error says why not, in the buyer's local time.

@@ -75,6 +75,7 @@ pub fn upload_routes() -> OpenApiRouter<Shared> {
 /// The routes of one kind of [`Entity`]: documented wrappers of the generic handlers, one module per kind.
 macro_rules! entity_routes {
     ($module:ident, $kind:ident, list = $list:tt, one = $one:tt, pause = $pause:tt, resume = $resume:tt,
+     patch_example = $patch_example:tt,
      summaries = [$list_summary:tt, $read_summary:tt, $put_summary:tt, $patch_summary:tt, $pause_summary:tt,
         $resume_summary:tt]) => {
         mod $module {
@@ -120,7 +121,7 @@ macro_rules! entity_routes {
                 request_body(content = Object, content_type = "application/merge-patch+json",
                     description = "A JSON merge patch (RFC 7396): the fields it names are set (`null` puts a field back \
                         to its default), nested objects are merged, the rest is kept; `id` may be repeated, not changed",
-                    example = json!({ "floor_cents": 800 })),
+                    example = json!($patch_example)),
                 responses(
                     (status = 200, description = "Patched", body = $kind),
                     (status = 404, description = "No such id", body = ErrorBody),
@@ -170,6 +171,7 @@ entity_routes!(
     one = "/v1/publishers/{id}",
     pause = "/v1/publishers/{id}/pause",
     resume = "/v1/publishers/{id}/resume",
+    patch_example = { "floor_cents": 800 },
     summaries = [
         "List publishers",
         "One publisher",
@@ -186,6 +188,7 @@ entity_routes!(
     one = "/v1/buyers/{id}",
     pause = "/v1/buyers/{id}/pause",
     resume = "/v1/buyers/{id}/resume",
+    patch_example = { "name": "Acme Health Direct" },
     summaries = [
         "List buyers",
         "One buyer",
@@ -202,6 +205,7 @@ entity_routes!(
     one = "/v1/campaigns/{id}",
     pause = "/v1/campaigns/{id}/pause",
     resume = "/v1/campaigns/{id}/resume",
+    patch_example = { "caps": { "leads_per_day": 50 } },
     summaries = [
         "List campaigns",
         "One campaign",
@@ -343,12 +347,17 @@ async fn patch<T: Entity>(
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<T>, ApiError> {
-    let patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
-    if !patch.is_object() {
+    let mut patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
+    let Some(fields) = patch.as_object_mut() else {
         return Err(ApiError::invalid("(body)", format!("a merge patch of a {} is a JSON object", T::KIND)));
-    }
-    if patch.get("id").is_some_and(|given| given.as_str() != Some(id.as_str())) {
-        return Err(ApiError::invalid("id", format!("a patch cannot change the id ({id:?})")));
+    };
+    // As in a PUT, a null id is an absent one.
+    match fields.get("id") {
+        Some(serde_json::Value::Null) => drop(fields.remove("id")),
+        Some(given) if given.as_str() != Some(id.as_str()) => {
+            return Err(ApiError::invalid("id", format!("a patch cannot change the id ({id:?})")));
+        }
+        _ => {}
     }
     let mut config = registry(&state).await?;
     let current = T::all(&mut config).iter().find(|e| e.id() == id).cloned().ok_or_else(|| unknown::<T>(&id))?;
