@@ -204,9 +204,33 @@ impl AppState {
         activate: Option<(String, u32, String)>,
         edit: impl FnOnce(&mut ExchangeConfig) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let activation = activate.map(|(name, version, by)| (name, Some(version), by));
+        self.change_activating(activation, edit).await
+    }
+
+    /// [`AppState::change_with`], where a version of `None` is the plugin's rollback target, read under the same
+    /// lock as the change so that no other change (an upload, another rollback) comes between.
+    async fn change_activating<T: Send + 'static>(
+        self: &Arc<Self>,
+        activate: Option<(String, Option<u32>, String)>,
+        edit: impl FnOnce(&mut ExchangeConfig) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let _one_at_a_time = self.changes.lock().await;
         let state = self.clone();
         blocking(move || {
+            let activate = match activate {
+                Some((name, Some(version), by)) => Some((name, version, by)),
+                Some((name, None, by)) => {
+                    let target = state.store.rollback_target(&name)?.ok_or_else(|| {
+                        ApiError::conflict(
+                            "nothing_to_roll_back",
+                            format!("plugin {name:?} has no earlier active version"),
+                        )
+                    })?;
+                    Some((name, target, by))
+                }
+                None => None,
+            };
             let mut config = state.store.registry_config()?;
             let value = edit(&mut config)?;
             let overrides: HashMap<String, u32> =
@@ -430,12 +454,9 @@ impl AppState {
     }
 
     /// Goes back to the version that was live before the current one; a second rollback goes one further back.
-    pub async fn rollback_plugin(self: &Arc<Self>, name: String, by: &Principal) -> Result<u32, ApiError> {
-        let target = self.store.rollback_target(&name)?.ok_or_else(|| {
-            ApiError::conflict("nothing_to_roll_back", format!("plugin {name:?} has no earlier active version"))
-        })?;
-        self.activate_plugin(name, target, by).await?;
-        Ok(target)
+    pub async fn rollback_plugin(self: &Arc<Self>, name: String, by: &Principal) -> Result<(), ApiError> {
+        self.plugin_record(&name)?;
+        self.change_activating(Some((name, None, by.id.clone())), |_| Ok(())).await
     }
 
     /// Disables (the campaigns and publishers using it stop taking part) or re-enables a plugin.
