@@ -455,7 +455,6 @@ impl AppState {
 
     /// Goes back to the version that was live before the current one; a second rollback goes one further back.
     pub async fn rollback_plugin(self: &Arc<Self>, name: String, by: &Principal) -> Result<(), ApiError> {
-        self.plugin_record(&name)?;
         self.change_activating(Some((name, None, by.id.clone())), |_| Ok(())).await
     }
 

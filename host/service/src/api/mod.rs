@@ -9,7 +9,7 @@ pub mod operator;
 pub mod publisher;
 pub mod verticals;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -38,7 +38,8 @@ pub fn router(state: Shared) -> Router {
     let json_limit = DefaultBodyLimit::max(settings.max_body_bytes);
     let plugin_limit = DefaultBodyLimit::max(settings.max_plugin_bytes);
     let timeout = Duration::from_millis(settings.request_timeout_ms);
-    let (routes, _) = documented(json_limit, plugin_limit).split_for_parts();
+    let (routes, generated) = documented(json_limit, plugin_limit).split_for_parts();
+    DOCUMENT.get_or_init(|| openapi::finish(generated));
     routes
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -64,13 +65,16 @@ fn documented(json_limit: DefaultBodyLimit, plugin_limit: DefaultBodyLimit) -> O
         .merge(verticals::routes().layer(json_limit))
 }
 
+/// The finished document, made once: by the first router built, or by [`document`] without one (the paths and
+/// schemas do not depend on the body limits).
+static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+
 /// The API's OpenAPI 3.1 document, as `GET /openapi.json` serves it.
 pub fn document() -> &'static serde_json::Value {
-    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+    DOCUMENT.get_or_init(|| {
         let limit = DefaultBodyLimit::disable();
         openapi::finish(documented(limit, limit).into_openapi())
-    });
-    &DOCUMENT
+    })
 }
 
 /// `GET /openapi.json`.
