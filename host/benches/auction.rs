@@ -132,6 +132,7 @@ fn sdk_lead(lead: &Lead) -> pingpost_sdk::Lead {
         user_agent: lead.consent.user_agent.clone(),
         publisher_id: lead.publisher_id.clone(),
         source_id: lead.source_id.clone(),
+        sub_id: String::new(),
         extra: lead.extra.clone().into_iter().collect(),
     }
 }
@@ -162,7 +163,7 @@ impl NativeAuction {
         let ping = self.redactor.redact(lead, &context).expect("redacts");
         let mut best: Option<(usize, u32)> = None;
         for (i, (_, buyer)) in self.buyers.iter().enumerate() {
-            let context = pingpost_sdk::BidContext { now_unix_ms: NOW, caps_left: pingpost_sdk::CapsLeft::default() };
+            let context = pingpost_sdk::BidContext { now_unix_ms: NOW, ..Default::default() };
             if let Some(price) = buyer.bid(&ping, &context).price_cents()
                 && best.is_none_or(|(_, p)| price > p)
             {
@@ -187,8 +188,7 @@ async fn start_http_buyers(buyers: &[(String, String, String)]) -> Vec<HttpEndpo
             .route(
                 "/ping",
                 post(|State(buyer): State<Arc<(NativeBuyer, String)>>, Json(body): Json<PingBody>| async move {
-                    let context =
-                        pingpost_sdk::BidContext { now_unix_ms: NOW, caps_left: pingpost_sdk::CapsLeft::default() };
+                    let context = pingpost_sdk::BidContext { now_unix_ms: NOW, ..Default::default() };
                     // The bench's pings come from the standard redactor: always one of the 51 states and three digits.
                     let ping = sdk_ping(&body.ping).expect("a ping the SDK can hold");
                     Json(model_decision(buyer.0.bid(&ping, &context)))

@@ -24,6 +24,7 @@ fn ping(lead: &Lead, extra: &[(&str, &str)]) -> Ping {
         consent: ConsentFlags { trusted_form: true, jornaya: false, tcpa_text: true },
         publisher_id: lead.publisher_id.clone(),
         source_id: lead.source_id.clone(),
+        sub_id: String::new(),
         extra: extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     }
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pingpost::model::{CapsLeft, ConsentFlags, Ping};
-use pingpost::plugin::bindings::v0_1::{Buyer as WitBuyer, BuyerPre, host, types};
+use pingpost::model::{BidContext, ConsentFlags, Ping};
+use pingpost::plugin::bindings::v0_2::{Buyer as WitBuyer, BuyerPre, host, types};
 use pingpost::plugin::sandbox::StoreState;
 use pingpost::plugin::{
     Allocator, BuyerPlugin, InstanceMode, Limits, Plugin, PreparedPing, Runtime, RuntimeConfig, component::to_component,
@@ -41,6 +41,7 @@ fn ping() -> Ping {
         consent: ConsentFlags { trusted_form: true, jornaya: true, tcpa_text: true },
         publisher_id: "pub-1".into(),
         source_id: "src-1".into(),
+        sub_id: String::new(),
         extra: [("coverage_type".to_owned(), "family".to_owned()), ("household_size".to_owned(), "3".to_owned())]
             .into_iter()
             .collect(),
@@ -158,7 +159,7 @@ fn raw_call(epoch: bool, fuel: bool, ping: Ping) -> impl FnMut() {
     let configured = bindings.pingpost_plugin_bidder().call_configure(&mut store, "c", CONFIG).expect("configures");
     assert_eq!(configured, Ok(()));
     let wit_ping = types::Ping::try_from(&ping).expect("a valid ping");
-    let context = types::BidContext { now_unix_ms: NOW, caps_left: (&CapsLeft::default()).into() };
+    let context = types::BidContext::from(&BidContext::at(NOW));
     move || {
         black_box(bindings.pingpost_plugin_bidder().call_bid(&mut store, &wit_ping, context).expect("answers"));
     }
@@ -183,13 +184,13 @@ fn single_call(c: &mut Criterion) {
         let rt = runtime(mode, allocator, fuel);
         let buyer = buyer(&rt, "config-buyer", "c", CONFIG);
         let ping = ping();
-        assert!(buyer.bid(&ping, NOW, CapsLeft::default()).expect("answers").value.price_cents().is_some());
-        g.bench_function(name, |b| b.iter(|| black_box(buyer.bid(&ping, NOW, CapsLeft::default()).expect("ok"))));
+        assert!(buyer.bid(&ping, &BidContext::at(NOW)).expect("answers").value.price_cents().is_some());
+        g.bench_function(name, |b| b.iter(|| black_box(buyer.bid(&ping, &BidContext::at(NOW)).expect("ok"))));
         if name == "warm" {
             // The fan-out's path: the ping converted once per auction, lent to every buyer.
             let prepared = PreparedPing::new(&ping).expect("a valid ping");
             g.bench_function("warm_prepared", |b| {
-                b.iter(|| black_box(buyer.bid_prepared(&prepared, NOW, CapsLeft::default()).expect("ok")))
+                b.iter(|| black_box(buyer.bid_prepared(&prepared, &BidContext::at(NOW)).expect("ok")))
             });
         }
     }
@@ -248,12 +249,12 @@ fn twenty_buyers(c: &mut Criterion) {
         let buyers = campaign_buyers(&rt, &campaigns(), "campaign", Loading::Separate);
         let ping = ping();
         let bids =
-            buyers.iter().filter(|b| b.bid(&ping, NOW, CapsLeft::default()).expect("ok").value.price_cents().is_some());
+            buyers.iter().filter(|b| b.bid(&ping, &BidContext::at(NOW)).expect("ok").value.price_cents().is_some());
         assert!(bids.count() >= 10, "most campaigns bid on the bench ping");
         g.bench_function(name, |b| {
             b.iter(|| {
                 for buyer in &buyers {
-                    black_box(buyer.bid(&ping, NOW, CapsLeft::default()).expect("ok"));
+                    black_box(buyer.bid(&ping, &BidContext::at(NOW)).expect("ok"));
                 }
             })
         });
@@ -279,9 +280,10 @@ fn twenty_buyers(c: &mut Criterion) {
 /// starting where the last one's report ended (one clock read a call).
 fn fan_out(buyers: &[BuyerPlugin], ping: &Ping) {
     let prepared = PreparedPing::new(ping).expect("a valid ping");
+    let context = BidContext::at(NOW);
     let mut clock = Instant::now();
     for buyer in buyers {
-        let report = buyer.bid_prepared_since(&prepared, NOW, CapsLeft::default(), clock).expect("ok");
+        let report = buyer.bid_prepared_since(&prepared, &context, clock).expect("ok");
         clock += report.wall;
         black_box(report);
     }

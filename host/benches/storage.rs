@@ -98,6 +98,7 @@ fn sale_record() -> SaleRecord {
             vertical: "health-insurance".into(),
             publisher_id: "pub-1".into(),
             source_id: "src-1".into(),
+            sub_id: String::new(),
             consumer: Consumer {
                 first_name: "Ana".into(),
                 last_name: "Lopez".into(),

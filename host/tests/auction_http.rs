@@ -10,7 +10,7 @@ use http_buyer_server::{BuyerServer, Reply};
 use pingpost::auction::http_buyer::{
     DEFAULT_MAX_BODY_BYTES, HttpBuyerClient, HttpBuyerError, HttpEndpoints, PingRequest, PostAnswer, PostRequest,
 };
-use pingpost::model::{Bid, Consent, ConsentFlags, Consumer, Decision, Lead, Ping, RejectCode, Rejection};
+use pingpost::model::{Bid, Consent, ConsentFlags, Consumer, Decision, Lead, Ping, RejectCode, Rejection, SaleKind};
 use serde_json::json;
 
 const BUDGET: Duration = Duration::from_secs(5);
@@ -36,6 +36,7 @@ fn lead() -> Lead {
         vertical: "health-insurance".into(),
         publisher_id: "pub-1".into(),
         source_id: "src-9".into(),
+        sub_id: String::new(),
         consumer: Consumer {
             first_name: "Maria".into(),
             last_name: "Alvarez".into(),
@@ -55,7 +56,13 @@ fn lead() -> Lead {
 
 async fn ping_once(server: &BuyerServer, timeout_ms: u64, budget: Duration) -> Result<Decision, HttpBuyerError> {
     let ping = ping();
-    let request = PingRequest { ping_id: "ping-1", campaign_id: "camp-1", ping: &ping };
+    let request = PingRequest {
+        ping_id: "ping-1",
+        campaign_id: "camp-1",
+        sale: SaleKind::Exclusive,
+        floor_cents: 0,
+        ping: &ping,
+    };
     client().ping(&server.endpoints(timeout_ms), &request, budget).await
 }
 
@@ -216,7 +223,8 @@ async fn a_streamed_body_under_the_cap_is_read_whole() {
 async fn the_body_cap_is_configurable() {
     let server = BuyerServer::scripted(Reply::json(json!({"decision": "bid", "price_cents": 900})), unused()).await;
     let ping = ping();
-    let request = PingRequest { ping_id: "p", campaign_id: "c", ping: &ping };
+    let request =
+        PingRequest { ping_id: "p", campaign_id: "c", sale: SaleKind::Exclusive, floor_cents: 0, ping: &ping };
 
     let answer = client().with_max_body_bytes(8).ping(&server.endpoints(1000), &request, BUDGET).await;
 
@@ -235,7 +243,8 @@ async fn an_unreachable_buyer_is_a_transport_error() {
         timeout_ms: 1000,
     };
     let ping = ping();
-    let request = PingRequest { ping_id: "p", campaign_id: "c", ping: &ping };
+    let request =
+        PingRequest { ping_id: "p", campaign_id: "c", sale: SaleKind::Exclusive, floor_cents: 0, ping: &ping };
 
     let answer = client().ping(&endpoints, &request, BUDGET).await;
 

@@ -183,6 +183,7 @@ fn lead_of(spec: &LeadSpec, n: usize) -> Lead {
         vertical: "health-insurance".into(),
         publisher_id: "pub".into(),
         source_id: "src".into(),
+        sub_id: String::new(),
         consumer: Consumer {
             first_name: spec.first.clone(),
             last_name: spec.last.clone(),

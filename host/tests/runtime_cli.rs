@@ -40,7 +40,7 @@ fn check_prints_world_contract_imports_size_and_hash_of_a_loadable_plugin() {
     let out = pingpost(&["plugin", "check", &plugin_path("config-buyer")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for expected in ["world: buyer", "contract: 0.1.0", "pingpost:plugin/host@0.1.0", "size: ", "sha256: "] {
+    for expected in ["world: buyer", "contract: 0.2.0", "pingpost:plugin/host@0.2.0", "size: ", "sha256: "] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }

@@ -7,8 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::{NOW, lead, ping, plugin, runtime, wasm, with_cache};
-use pingpost::model::{Bid, BidContext, CapsLeft, ConsentFlags, Decision, Gender, Ping, RejectCode};
-use pingpost::plugin::{Allocator, BuyerPlugin, InstanceMode, Limits, LoadError, Runtime, RuntimeConfig};
+use pingpost::model::{
+    Bid, BidContext, CapsLeft, ConsentFlags, Decision, Gender, Ping, PingRequest, RejectCode, SaleKind,
+};
+use pingpost::plugin::{
+    Allocator, BuyerPlugin, CallError, InstanceMode, Limits, LoadError, PreparedPing, Runtime, RuntimeConfig,
+};
 use serde_json::Value;
 
 /// Florida and Texas, 25-64, health insurance, TrustedForm required, weekdays 9-17 in New York, floor 5 dollars.
@@ -31,7 +35,7 @@ fn bid(price_cents: u32) -> Decision {
 }
 
 fn decide(buyer: &BuyerPlugin, ping: &Ping, now: i64) -> Decision {
-    buyer.bid(ping, now, CapsLeft::default()).expect("the buyer answers").value
+    buyer.bid(ping, &BidContext::at(now)).expect("the buyer answers").value
 }
 
 fn code(decision: &Decision) -> Option<RejectCode> {
@@ -172,6 +176,7 @@ fn the_standard_redactor_keeps_only_what_buyers_need() {
         consent: ConsentFlags { trusted_form: true, jornaya: false, tcpa_text: true },
         publisher_id: "pub-1".into(),
         source_id: "src-9".into(),
+        sub_id: String::new(),
         extra: [("coverage_type".to_owned(), "family".to_owned())].into_iter().collect(),
     };
     assert_eq!(report.value, Ok(expected));
@@ -192,6 +197,7 @@ fn the_ping_and_context_cross_the_boundary_intact() {
     let buyer = runtime().buyer(plugin("config-buyer"), "echo-1", config).expect("buyer");
     let sent = Ping {
         gender: Some(Gender::NonBinary),
+        sub_id: "aff-3".into(),
         extra: [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "two".to_owned())].into_iter().collect(),
         ..ping()
     };
@@ -202,12 +208,13 @@ fn the_ping_and_context_cross_the_boundary_intact() {
         spend_day_cents: Some(12_345),
         spend_month_cents: None,
     };
-    let report = buyer.bid(&sent, NOW, caps).expect("answers");
+    let sent_context = BidContext { now_unix_ms: NOW, caps_left: caps, sale: SaleKind::Shared, floor_cents: 750 };
+    let report = buyer.bid(&sent, &sent_context).expect("answers");
     let line: Value = serde_json::from_str(&report.logs[0].message).expect("the echo is JSON");
     let received: Ping = serde_json::from_value(line["ping"].clone()).expect("a ping");
     let context: BidContext = serde_json::from_value(line["context"].clone()).expect("a context");
     assert_eq!(received, sent);
-    assert_eq!(context, BidContext { now_unix_ms: NOW, caps_left: caps });
+    assert_eq!(context, sent_context);
 }
 
 #[test]
@@ -228,7 +235,52 @@ fn guest_state_of_one_campaign_never_reaches_another() {
     let broken = runtime().buyer(plugin("hostile-buyer"), "broken", "panic").expect("buyer");
     let healthy = runtime().buyer(plugin("hostile-buyer"), "healthy", "ok").expect("buyer");
     for _ in 0..5 {
-        assert!(broken.bid(&ping(), NOW, CapsLeft::default()).is_err());
+        assert!(broken.bid(&ping(), &BidContext::at(NOW)).is_err());
         assert_eq!(decide(&healthy, &ping(), NOW), bid(100));
+    }
+}
+
+#[test]
+fn a_0_2_redactor_redacts_a_pii_free_ping_request_and_a_0_1_one_is_not_called() {
+    let request = PingRequest {
+        vertical: "health-insurance".into(),
+        publisher_id: "pub-1".into(),
+        source_id: "fb".into(),
+        sub_id: "ad-7".into(),
+        state: "FL".into(),
+        zip: "331".into(),
+        age: 58,
+        tcpa_text: true,
+        ..PingRequest::default()
+    };
+    let standard = runtime().redactor(plugin("standard-redactor"), "pub-1", "").expect("redactor");
+    assert!(standard.redacts_pings());
+    let ping = standard.redact_ping(&request, NOW).expect("answers").value.expect("a ping");
+    assert_eq!((ping.state.as_str(), ping.zip3.as_str(), ping.age, ping.sub_id.as_str()), ("FL", "331", 58, "ad-7"));
+    assert!(ping.consent.tcpa_text && !ping.consent.trusted_form);
+
+    let old = runtime().redactor(plugin("plain-redactor-0-1"), "pub-1", "").expect("redactor");
+    assert!(!old.redacts_pings());
+    let refused = old.redact_ping(&request, NOW).expect_err("0.1.0 has no redact-ping");
+    assert_eq!(refused, CallError::Unsupported { export: "redaction.redact-ping", version: "0.1.0" });
+    // Not a failure of the plugin: its breaker stays closed, and it still redacts full leads.
+    assert_eq!(old.breaker_status().state, pingpost::plugin::BreakerState::Closed);
+    let from_lead = old.redact(&lead(), NOW).expect("answers").value.expect("a ping");
+    assert_eq!((from_lead.state.as_str(), from_lead.sub_id.as_str()), ("FL", ""));
+}
+
+#[test]
+fn a_buyer_of_each_contract_version_answers_the_same_prepared_ping() {
+    let new = runtime().buyer(plugin("config-buyer"), "c-new", r#"{"base_price_cents": 700}"#).expect("buyer");
+    let old = runtime().buyer(plugin("flat-buyer-0-1"), "c-old", "450").expect("buyer");
+    assert_eq!((new.plugin().contract_version(), old.plugin().contract_version()), ("0.2.0", "0.1.0"));
+    let prepared = PreparedPing::new(&ping()).expect("a valid ping");
+    let context = BidContext { sale: SaleKind::Shared, floor_cents: 100, ..BidContext::at(NOW) };
+    for _ in 0..3 {
+        assert_eq!(new.bid_prepared(&prepared, &context).expect("answers").value.price_cents(), Some(700));
+        let old_bid = old.bid_prepared(&prepared, &context).expect("answers").value;
+        let Decision::Bid(bid) = old_bid else { panic!("the flat buyer bids: {old_bid:?}") };
+        let p = ping();
+        assert_eq!((bid.price_cents, bid.buyer_ref), (450, Some(format!("{}-{}-{}", p.state, p.zip3, p.age))));
     }
 }

@@ -5,10 +5,10 @@
 mod common;
 
 use common::{NOW, fixture, ping, plugin, runtime, wasm};
-use pingpost::model::{CapsLeft, Decision};
+use pingpost::model::{BidContext, Decision};
 use pingpost::plugin::{LoadError, Runtime, RuntimeConfig, World};
 
-const CONTRACT_IMPORTS: [&str; 2] = ["pingpost:plugin/types@0.1.0", "pingpost:plugin/host@0.1.0"];
+const CONTRACT_IMPORTS: [&str; 2] = ["pingpost:plugin/types@0.2.0", "pingpost:plugin/host@0.2.0"];
 
 fn load_error(name: &str) -> LoadError {
     runtime().load(&fixture(name)).err().unwrap_or_else(|| panic!("fixture {name} was accepted"))
@@ -17,15 +17,15 @@ fn load_error(name: &str) -> LoadError {
 /// After a refusal, a good plugin still loads and answers.
 fn good_plugin_still_answers() {
     let buyer = runtime().buyer(plugin("hostile-buyer"), "control", "ok").expect("a buyer");
-    let report = buyer.bid(&ping(), NOW, CapsLeft::default()).expect("the control buyer answers");
+    let report = buyer.bid(&ping(), &BidContext::at(NOW)).expect("the control buyer answers");
     assert_eq!(report.value, Decision::Bid(pingpost::model::Bid { price_cents: 100, buyer_ref: None, ttl_ms: None }));
 }
 
 #[test]
-fn a_buyer_core_module_loads_as_a_buyer_of_contract_0_1_0_importing_only_the_contract() {
+fn a_buyer_core_module_loads_as_a_buyer_of_the_sdks_contract_importing_only_the_contract() {
     let p = plugin("config-buyer");
     assert_eq!(p.world(), World::Buyer);
-    assert_eq!(p.contract_version(), "0.1.0");
+    assert_eq!(p.contract_version(), "0.2.0");
     let mut imports = p.imports().to_vec();
     imports.sort();
     let mut expected = CONTRACT_IMPORTS.map(String::from).to_vec();
@@ -40,7 +40,17 @@ fn a_buyer_core_module_loads_as_a_buyer_of_contract_0_1_0_importing_only_the_con
 fn a_redactor_core_module_loads_as_a_redactor() {
     let p = plugin("standard-redactor");
     assert_eq!(p.world(), World::Redactor);
-    assert_eq!(p.contract_version(), "0.1.0");
+    assert_eq!(p.contract_version(), "0.2.0");
+}
+
+#[test]
+fn plugins_of_the_released_contract_0_1_0_still_load_importing_its_interfaces() {
+    for (package, world) in [("flat-buyer-0-1", World::Buyer), ("plain-redactor-0-1", World::Redactor)] {
+        let p = plugin(package);
+        assert_eq!((p.world(), p.contract_version()), (world, "0.1.0"), "{package}");
+        let contract = ["pingpost:plugin/host@0.1.0", "pingpost:plugin/types@0.1.0"];
+        assert!(p.imports().iter().all(|import| contract.contains(&import.as_str())), "{package}: {:?}", p.imports());
+    }
 }
 
 #[test]
@@ -93,9 +103,9 @@ fn a_component_of_another_world_is_refused_naming_its_exports() {
 #[test]
 fn a_component_of_another_major_contract_version_is_refused_naming_both_versions() {
     let err = load_error("wrong-version");
-    assert_eq!(err, LoadError::ContractVersion { plugin: "2.0.0".into(), host: "0.1.0".into() });
+    assert_eq!(err, LoadError::ContractVersion { plugin: "2.0.0".into(), host: "0.1.0 or 0.2.0".into() });
     let message = err.to_string();
-    assert!(message.contains("2.0.0") && message.contains("0.1.0"), "{message}");
+    assert!(message.contains("2.0.0") && message.contains("0.1.0 or 0.2.0"), "{message}");
     good_plugin_still_answers();
 }
 
@@ -149,7 +159,7 @@ fn a_cached_plugin_answers_like_a_compiled_one() {
     let runtime = Runtime::new(cached_config(dir.path())).expect("runtime");
     let cached = runtime.load(&bytes).expect("loads from cache");
     assert!(cached.load_report().from_cache);
-    let report = runtime.buyer(cached, "c", "ok").expect("buyer").bid(&ping(), NOW, CapsLeft::default());
+    let report = runtime.buyer(cached, "c", "ok").expect("buyer").bid(&ping(), &BidContext::at(NOW));
     assert_eq!(report.expect("answers").value.price_cents(), Some(100));
 }
 

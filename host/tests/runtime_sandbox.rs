@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{NOW, ping, plugin, wasm, with_cache};
 use pingpost::clock::ManualClock;
-use pingpost::model::{CapsLeft, Decision};
+use pingpost::model::{BidContext, Decision};
 use pingpost::plugin::{
     BreakerConfig, BreakerState, BuyerPlugin, CallError, CircuitBreaker, InstanceMode, Limits, LoadError, Runtime,
     RuntimeConfig,
@@ -31,7 +31,7 @@ fn hostile(runtime: &Runtime, mode: &str) -> BuyerPlugin {
 }
 
 fn call(buyer: &BuyerPlugin) -> Result<Decision, CallError> {
-    buyer.bid(&ping(), NOW, CapsLeft::default()).map(|report| report.value)
+    buyer.bid(&ping(), &BidContext::at(NOW)).map(|report| report.value)
 }
 
 /// A good plugin on the same runtime answers correctly after a hostile call.
@@ -123,7 +123,7 @@ fn a_log_flood_keeps_the_capped_lines_and_counts_the_rest() {
     // The flood is 100,000 host calls: give it time, so the log cap (not the deadline) is what is tested.
     let limits = Limits { deadline: Duration::from_secs(30), max_log_lines: 8, ..relaxed() };
     let runtime = runtime_with(limits);
-    let report = hostile(&runtime, "log-flood").bid(&ping(), NOW, CapsLeft::default()).expect("the flood answers");
+    let report = hostile(&runtime, "log-flood").bid(&ping(), &BidContext::at(NOW)).expect("the flood answers");
     assert_eq!(report.logs.len(), 8);
     assert_eq!(report.logs.len() as u64 + report.logs_dropped, 100_000);
     good_plugin_still_answers(&runtime);
@@ -193,8 +193,8 @@ fn fuel_metering_is_deterministic_and_reported() {
     .expect("runtime");
     let buyer = runtime.buyer(runtime.load(&wasm("config-buyer")).expect("loads"), "c", r#"{"base_price_cents": 500}"#);
     let buyer = buyer.expect("buyer");
-    let first = buyer.bid(&ping(), NOW, CapsLeft::default()).expect("answers");
-    let second = buyer.bid(&ping(), NOW, CapsLeft::default()).expect("answers");
+    let first = buyer.bid(&ping(), &BidContext::at(NOW)).expect("answers");
+    let second = buyer.bid(&ping(), &BidContext::at(NOW)).expect("answers");
     let fuel = first.fuel_consumed.expect("fuel is metered");
     assert!(fuel > 0);
     assert_eq!(second.fuel_consumed, Some(fuel), "a fresh instance does the same work for the same input");
@@ -204,7 +204,7 @@ fn fuel_metering_is_deterministic_and_reported() {
 #[test]
 fn without_fuel_metering_no_fuel_is_reported() {
     let buyer = common::runtime().buyer(plugin("hostile-buyer"), "c", "ok").expect("buyer");
-    assert_eq!(buyer.bid(&ping(), NOW, CapsLeft::default()).expect("answers").fuel_consumed, None);
+    assert_eq!(buyer.bid(&ping(), &BidContext::at(NOW)).expect("answers").fuel_consumed, None);
 }
 
 fn breaker_runtime(clock: Arc<ManualClock>) -> Runtime {

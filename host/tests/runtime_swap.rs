@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{NOW, ping, plugin, runtime};
-use pingpost::model::CapsLeft;
+use pingpost::model::BidContext;
 use pingpost::plugin::{BuyerPlugin, PluginSlot, SlotError};
 
 /// Version one bids 100 cents (hostile-buyer in `ok` mode), version two 250 (config-buyer): two different modules.
@@ -21,7 +21,7 @@ fn version(n: u32) -> BuyerPlugin {
 }
 
 fn price(buyer: &BuyerPlugin) -> u32 {
-    let report = buyer.bid(&ping(), NOW, CapsLeft::default()).expect("the call succeeds");
+    let report = buyer.bid(&ping(), &BidContext::at(NOW)).expect("the call succeeds");
     report.value.price_cents().expect("a bid")
 }
 
@@ -37,7 +37,7 @@ fn concurrent_calls_during_100_swaps_all_succeed_with_the_old_or_the_new_version
                 let mut seen = [0u64; 2];
                 while !stop.load(Ordering::Relaxed) {
                     let buyer = slot.current();
-                    let report = buyer.bid(&ping(), NOW, CapsLeft::default());
+                    let report = buyer.bid(&ping(), &BidContext::at(NOW));
                     match report.map(|r| r.value.price_cents()) {
                         Ok(Some(100)) => seen[0] += 1,
                         Ok(Some(250)) => seen[1] += 1,

@@ -39,6 +39,7 @@ fn lead(n: u32) -> Lead {
         vertical: "health-insurance".into(),
         publisher_id: "pub-1".into(),
         source_id: format!("src-{n}"),
+        sub_id: String::new(),
         consumer: Consumer {
             first_name: "Ana".into(),
             last_name: format!("Lopez{n}"),

@@ -4,7 +4,7 @@
 #[allow(missing_docs, clippy::all)]
 pub mod buyer {
     wit_bindgen::generate!({
-        path: "wit/since_v0.1.0",
+        path: "wit/since_v0.2.0",
         world: "pingpost:plugin/buyer",
         pub_export_macro: true,
         default_bindings_module: "pingpost_sdk::__private::buyer_bindings",
@@ -15,13 +15,13 @@ pub mod buyer {
 #[allow(missing_docs, clippy::all)]
 pub mod redactor {
     wit_bindgen::generate!({
-        path: "wit/since_v0.1.0",
+        path: "wit/since_v0.2.0",
         world: "pingpost:plugin/redactor",
         pub_export_macro: true,
         default_bindings_module: "pingpost_sdk::__private::redactor_bindings",
         with: {
-            "pingpost:plugin/types@0.1.0": crate::bindings::buyer::pingpost::plugin::types,
-            "pingpost:plugin/host@0.1.0": crate::bindings::buyer::pingpost::plugin::host,
+            "pingpost:plugin/types@0.2.0": crate::bindings::buyer::pingpost::plugin::types,
+            "pingpost:plugin/host@0.2.0": crate::bindings::buyer::pingpost::plugin::host,
         },
     });
 }

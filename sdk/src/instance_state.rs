@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::{BidContext, Buyer, Decision, Lead, Ping, RedactContext, Redactor, RejectCode};
+use crate::{BidContext, Buyer, Decision, Lead, Ping, PingRequest, RedactContext, Redactor, RejectCode};
 
 thread_local! {
     /// The configured plugin; `None` before `configure` and after a `configure` that failed.
@@ -60,6 +60,11 @@ pub fn configure_redactor<R: Redactor>(config: &str) -> Result<(), String> {
 /// Implements the exported `redaction.redact` on the configured [`Redactor`]; a refusal when there is none.
 pub fn call_redactor<R: Redactor>(lead: &Lead, context: &RedactContext) -> Result<Ping, String> {
     with_plugin(|redactor: &R| redactor.redact(lead, context))?
+}
+
+/// Implements the exported `redaction.redact-ping` on the configured [`Redactor`]; a refusal when there is none.
+pub fn call_redactor_ping<R: Redactor>(request: &PingRequest, context: &RedactContext) -> Result<Ping, String> {
+    with_plugin(|redactor: &R| redactor.redact_ping(request, context))?
 }
 
 #[cfg(test)]
@@ -133,5 +138,7 @@ mod tests {
         assert_eq!(configure_redactor::<Refuser>("nope"), Err("unknown config \"nope\"".to_owned()));
         configure_redactor::<Refuser>("ok").expect("a valid config");
         assert_eq!(call_redactor::<Refuser>(&Lead::default(), &context), Err("refused by the plugin".to_owned()));
+        let refused = call_redactor_ping::<Refuser>(&PingRequest::default(), &context).expect_err("by default");
+        assert!(refused.contains("full leads only"), "{refused}");
     }
 }

@@ -11,8 +11,8 @@ pub mod time;
 mod types;
 
 pub use bindings::types::{
-    Bid, BidContext, CapsLeft, ConsentFlags, Decision, Gender, Lead, LogLevel, Ping, RedactContext, RejectCode,
-    Rejection, UsState,
+    Bid, BidContext, CapsLeft, ConsentFlags, Decision, Gender, Lead, LogLevel, Ping, PingRequest, RedactContext,
+    RejectCode, Rejection, Sale, UsState,
 };
 pub use log::{log, take_native_log};
 
@@ -22,7 +22,7 @@ pub use log::{log, take_native_log};
 static ALLOCATOR: alloc::SmallAlloc = alloc::SmallAlloc::new();
 
 /// The contract version this SDK builds plugins against (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A buyer's filter and bid logic.
 ///
@@ -51,6 +51,14 @@ pub trait Redactor: Sized + 'static {
 
     /// Maps a full lead to its ping, or says why it cannot be pinged.
     fn redact(&self, lead: &Lead, context: &RedactContext) -> Result<Ping, String>;
+
+    /// Maps a PII-free ping request (a two-step ping sent before the lead) to its ping, or says why it cannot be
+    /// pinged. By default it refuses: a redactor that does not implement it takes full leads only, so nothing a
+    /// publisher sends reaches buyers unless the redactor says what of it may.
+    fn redact_ping(&self, request: &PingRequest, context: &RedactContext) -> Result<Ping, String> {
+        let _ = (request, context);
+        Err("this redactor takes full leads only: send the lead with the ping, or in one step".to_owned())
+    }
 }
 
 /// Exports a [`Buyer`] implementation as the plugin's `bidder` interface.
@@ -144,6 +152,13 @@ macro_rules! register_redactor {
                 ) -> ::core::result::Result<$crate::Ping, ::std::string::String> {
                     $crate::__private::call_redactor::<$redactor>(&lead, &context)
                 }
+
+                fn redact_ping(
+                    request: $crate::PingRequest,
+                    context: $crate::RedactContext,
+                ) -> ::core::result::Result<$crate::Ping, ::std::string::String> {
+                    $crate::__private::call_redactor_ping::<$redactor>(&request, &context)
+                }
             }
 
             $crate::__private::export_redactor!(__PingpostRedactorExport with_types_in $crate::__private::redactor_bindings);
@@ -160,5 +175,7 @@ pub mod __private {
     pub use crate::bindings::redactor as redactor_bindings;
     pub use crate::bindings::redactor::export as export_redactor;
     pub use crate::bindings::redactor::exports::pingpost::plugin::redaction::Guest as RedactionGuest;
-    pub use crate::instance_state::{call_buyer, call_redactor, configure_buyer, configure_redactor};
+    pub use crate::instance_state::{
+        call_buyer, call_redactor, call_redactor_ping, configure_buyer, configure_redactor,
+    };
 }

@@ -6,7 +6,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::{BidContext, CapsLeft, ConsentFlags, Decision, Lead, Ping, RedactContext, RejectCode, Rejection, UsState};
+use crate::{
+    BidContext, CapsLeft, ConsentFlags, Decision, Lead, Ping, PingRequest, RedactContext, RejectCode, Rejection, Sale,
+    UsState,
+};
 
 /// The USPS codes of [`UsState`]'s cases, in the contract's order (the enum's discriminants index it).
 const STATE_CODES: [&str; 51] = [
@@ -154,6 +157,7 @@ impl Default for Ping {
             consent: ConsentFlags::default(),
             publisher_id: String::new(),
             source_id: String::new(),
+            sub_id: String::new(),
             extra: String::new(),
         }
     }
@@ -172,8 +176,36 @@ impl Default for CapsLeft {
 }
 
 impl Default for BidContext {
+    /// An exclusive sale at time 0, no floor, no caps.
     fn default() -> Self {
-        BidContext { now_unix_ms: 0, caps_left: CapsLeft::default() }
+        BidContext { now_unix_ms: 0, caps_left: CapsLeft::default(), sale: Sale::Exclusive, floor_cents: 0 }
+    }
+}
+
+impl Default for PingRequest {
+    /// A placeholder for tests, to fill with `..PingRequest::default()`: every string empty, age 0, no consent.
+    fn default() -> Self {
+        PingRequest {
+            vertical: String::new(),
+            state: String::new(),
+            zip: String::new(),
+            age: 0,
+            gender: None,
+            trusted_form_url: None,
+            jornaya_leadid: None,
+            tcpa_text: false,
+            publisher_id: String::new(),
+            source_id: String::new(),
+            sub_id: String::new(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl PingRequest {
+    /// The value of a free key/value on the request, if any.
+    pub fn extra(&self, key: &str) -> Option<&str> {
+        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -204,6 +236,7 @@ impl Default for Lead {
             user_agent: None,
             publisher_id: String::new(),
             source_id: String::new(),
+            sub_id: String::new(),
             extra: Vec::new(),
         }
     }
@@ -215,7 +248,7 @@ mod tests {
 
     /// The enum cases of `us-state` in the contract, in order.
     fn wit_states() -> Vec<String> {
-        let wit = include_str!("../wit/since_v0.1.0/plugin.wit");
+        let wit = include_str!("../wit/since_v0.2.0/plugin.wit");
         let body = wit.split("enum us-state {").nth(1).and_then(|rest| rest.split('}').next()).expect("us-state");
         body.split(',').map(str::trim).filter(|case| !case.is_empty()).map(str::to_owned).collect()
     }

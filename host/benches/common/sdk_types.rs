@@ -28,6 +28,7 @@ pub fn sdk_ping(ping: &model::Ping) -> Result<pingpost_sdk::Ping, String> {
         },
         publisher_id: ping.publisher_id.clone(),
         source_id: ping.source_id.clone(),
+        sub_id: String::new(),
         extra: pingpost_sdk::Ping::encode_extra(&ping.extra),
     })
 }

@@ -412,6 +412,7 @@ impl Exchange {
         let eligible = format!("{} of {} eligible", pingable.jobs.len(), self.campaigns.len());
         trace.step("eligibility", started.elapsed(), eligible);
 
+        let max_buyers = select::max_buyers(mode, publisher.shared_max_buyers, options.shared_max_buyers);
         let deadline = started + Duration::from_millis(publisher.ping_deadline_ms);
         let fan_out = FanOut {
             http: &self.http,
@@ -420,13 +421,13 @@ impl Exchange {
             now_unix_ms: now,
             answer_by: deadline.checked_sub(self.settings.overhead_reserve).unwrap_or(deadline).max(Instant::now()),
             floor_cents: publisher.floor_cents,
+            sale: select::sale_kind(max_buyers),
         };
         let answers = fan_out.run(pingable.jobs).await;
         let candidates = answers::into_candidates(answers, &mut trace.campaigns, publisher.default_bid_ttl_ms, now);
         trace.step("ping", started.elapsed(), format!("{} bids", candidates.len()));
 
         let ranked = select::rank(mode, candidates);
-        let max_buyers = select::max_buyers(mode, publisher.shared_max_buyers, options.shared_max_buyers);
         trace.step("select", started.elapsed(), format!("{mode:?}, up to {max_buyers} buyers"));
         Ok(Bids { publisher, valid, ranked, max_buyers })
     }

@@ -23,7 +23,7 @@ use super::entries::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
 use super::text::{MAX_STORED_TEXT, MAX_TRACE_LOG_LINE, MAX_TRACE_LOG_LINES, bounded};
 use super::trace::{Answer, ErrorKind, micros};
-use pingpost_model::{CapsLeft, Decision, LogLine, Ping};
+use pingpost_model::{BidContext, CapsLeft, Decision, LogLine, Ping, SaleKind};
 use pingpost_runtime::{BuyerPlugin, CallError, CallReport, PreparedPing};
 
 /// One campaign to ping.
@@ -57,7 +57,10 @@ pub(crate) struct FanOut<'a> {
     pub now_unix_ms: i64,
     /// When buyers must have answered (the auction deadline less the engine's overhead reserve).
     pub answer_by: Instant,
+    /// The publisher's floor, in cents (buyers are told it).
     pub floor_cents: u32,
+    /// The sale the auction makes (buyers are told it).
+    pub sale: SaleKind,
 }
 
 /// When an answer arrived: its place in the arrival order and its time.
@@ -81,12 +84,11 @@ impl Arrival {
 /// The Wasm bids of one auction, claimed one by one by the blocking lanes (from the front) and the auction's own
 /// task (trusted plugins, from the back); each is run exactly once.
 struct WasmQueue {
-    /// (index into the fan-out's Wasm jobs, buyer, caps), untrusted buyers first.
-    items: Vec<(usize, Arc<BuyerPlugin>, CapsLeft)>,
+    /// (index into the fan-out's Wasm jobs, buyer, its bid context), untrusted buyers first.
+    items: Vec<(usize, Arc<BuyerPlugin>, BidContext)>,
     claimed: Vec<AtomicBool>,
     next: AtomicUsize,
     ping: PreparedPing,
-    now_unix_ms: i64,
 }
 
 impl WasmQueue {
@@ -167,6 +169,7 @@ impl FanOut<'_> {
             ping_id: self.ping_id.to_owned(),
             answer_by: self.answer_by,
             floor_cents: self.floor_cents,
+            sale: self.sale,
         }
     }
 
@@ -179,14 +182,20 @@ impl FanOut<'_> {
         arrivals: &Arc<AtomicU32>,
         allow_inline: bool,
     ) -> Vec<(usize, PingResult)> {
-        let mut items: Vec<(usize, Arc<BuyerPlugin>, CapsLeft, bool)> = jobs
+        let context = |caps_left: CapsLeft| BidContext {
+            now_unix_ms: self.now_unix_ms,
+            caps_left,
+            sale: self.sale,
+            floor_cents: self.floor_cents,
+        };
+        let mut items: Vec<(usize, Arc<BuyerPlugin>, BidContext, bool)> = jobs
             .iter()
             .enumerate()
             .filter_map(|(index, (_, job))| match &job.entry.runner {
                 Runner::Wasm { slot, .. } => {
                     let buyer = slot.current();
                     let trusted = allow_inline && buyer.inline_trusted();
-                    Some((index, buyer, job.caps_left, trusted))
+                    Some((index, buyer, context(job.caps_left), trusted))
                 }
                 Runner::Http(_) => None,
             })
@@ -216,10 +225,9 @@ impl FanOut<'_> {
         let untrusted = trusted.iter().filter(|t| !**t).count();
         let queue = Arc::new(WasmQueue {
             claimed: items.iter().map(|_| AtomicBool::new(false)).collect(),
-            items: items.into_iter().map(|(index, buyer, caps, _)| (index, buyer, caps)).collect(),
+            items: items.into_iter().map(|(index, buyer, context, _)| (index, buyer, context)).collect(),
             next: AtomicUsize::new(0),
             ping,
-            now_unix_ms: self.now_unix_ms,
         });
         let (sender, mut receiver) = mpsc::unbounded_channel::<LaneAnswer>();
         let mut lanes_started = false;
@@ -239,10 +247,9 @@ impl FanOut<'_> {
             if !queue.claim(item) {
                 continue;
             }
-            let (index, buyer, caps_left) = &queue.items[item];
-            let call = catch_unwind(AssertUnwindSafe(|| {
-                buyer.bid_prepared_since(&queue.ping, queue.now_unix_ms, *caps_left, clock.into_std())
-            }));
+            let (index, buyer, context) = &queue.items[item];
+            let call =
+                catch_unwind(AssertUnwindSafe(|| buyer.bid_prepared_since(&queue.ping, context, clock.into_std())));
             let ended = match &call {
                 Ok(Ok(report)) => clock + report.wall,
                 _ => Instant::now(),
@@ -328,11 +335,11 @@ fn spawn_lanes(
         tokio::task::spawn_blocking(move || {
             loop {
                 let item = queue.next.fetch_add(1, Ordering::Relaxed);
-                let Some((index, buyer, caps_left)) = queue.items.get(item) else { return };
+                let Some((index, buyer, context)) = queue.items.get(item) else { return };
                 if !queue.claim(item) {
                     continue;
                 }
-                let call = buyer.bid_prepared(&queue.ping, queue.now_unix_ms, *caps_left);
+                let call = buyer.bid_prepared(&queue.ping, context);
                 // The receiver is gone once the deadline passed: the rest is not worth running.
                 if sender.send((*index, call, Arrival::now(&arrivals))).is_err() {
                     return;
@@ -349,6 +356,7 @@ struct HttpCall {
     ping_id: String,
     answer_by: Instant,
     floor_cents: u32,
+    sale: SaleKind,
 }
 
 impl HttpCall {
@@ -357,7 +365,13 @@ impl HttpCall {
             return Answer::Error { kind: ErrorKind::Internal, message: "not an HTTP campaign".into() };
         };
         let budget = self.answer_by.saturating_duration_since(Instant::now());
-        let request = PingRequest { ping_id: &self.ping_id, campaign_id: &job.entry.config.id, ping: &self.ping };
+        let request = PingRequest {
+            ping_id: &self.ping_id,
+            campaign_id: &job.entry.config.id,
+            sale: self.sale,
+            floor_cents: self.floor_cents,
+            ping: &self.ping,
+        };
         // The client cuts the call at the budget itself; the outer timeout only guards against a client that
         // overruns it.
         let call = self.client.ping(endpoints, &request, budget);

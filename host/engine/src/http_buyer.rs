@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use pingpost_model::{Decision, Lead, Ping};
+use pingpost_model::{Decision, Lead, Ping, SaleKind};
 
 /// The largest response body read from a buyer, in bytes; a longer one is [`HttpBuyerError::Malformed`].
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,6 +35,10 @@ pub struct PingRequest<'a> {
     pub ping_id: &'a str,
     /// The campaign being asked, so one buyer URL can serve several campaigns.
     pub campaign_id: &'a str,
+    /// The sale the auction makes: `exclusive` (the winner is the lead's only buyer) or `shared`.
+    pub sale: SaleKind,
+    /// The publisher's floor, in US cents: a bid under it cannot win (0 when there is none).
+    pub floor_cents: u32,
     pub ping: &'a Ping,
 }
 

@@ -104,6 +104,7 @@ struct Derived {
     vertical: String,
     publisher_id: String,
     source_id: String,
+    sub_id: String,
     state: String,
     zip3: String,
     age: u8,
@@ -152,6 +153,7 @@ impl PiiGuard {
             vertical: lead.vertical.clone(),
             publisher_id: lead.publisher_id.clone(),
             source_id: lead.source_id.clone(),
+            sub_id: lead.sub_id.clone(),
             state: c.state.clone(),
             zip3: c.zip5.get(..3).unwrap_or_default().to_owned(),
             age,
@@ -272,6 +274,8 @@ impl PiiGuard {
         structural("vertical", ping.vertical == d.vertical);
         structural("publisher_id", ping.publisher_id == d.publisher_id);
         structural("source_id", ping.source_id == d.source_id);
+        // A redactor may leave the sub id out (a 0.1.0 redactor cannot pass it on), never change it.
+        structural("sub_id", ping.sub_id.is_empty() || ping.sub_id == d.sub_id);
         structural("state", ping.state == d.state);
         structural("zip3", ping.zip3 == d.zip3);
         structural("age", ping.age == d.age);
@@ -279,8 +283,9 @@ impl PiiGuard {
         structural("consent.trusted_form", !ping.consent.trusted_form || d.trusted_form);
         structural("consent.jornaya", !ping.consent.jornaya || d.jornaya);
         structural("consent.tcpa_text", !ping.consent.tcpa_text || d.tcpa_text);
-        // The publisher writes the source id itself: it is searched like free text.
+        // The publisher writes the source and sub ids itself: they are searched like free text.
         self.scan(&mut leaks, "source_id", &ping.source_id);
+        self.scan(&mut leaks, "sub_id", &ping.sub_id);
         let mut searched = Vec::with_capacity(ping.extra.len());
         for (index, (key, value)) in ping.extra.iter().enumerate() {
             let how = scan(key);

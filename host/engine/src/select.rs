@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use super::config::SelectionMode;
+use pingpost_model::SaleKind;
 
 /// A bid that can be posted to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +56,11 @@ pub fn max_buyers(mode: SelectionMode, publisher_n: u32, lead_n: Option<u32>) ->
         SelectionMode::Exclusive | SelectionMode::Waterfall => 1,
         SelectionMode::Shared => lead_n.map_or(publisher_n, |n| n.min(publisher_n)).max(1),
     }
+}
+
+/// The sale an auction makes, as buyers are told it: shared when the lead may go to more than one buyer.
+pub fn sale_kind(max_buyers: u32) -> SaleKind {
+    if max_buyers > 1 { SaleKind::Shared } else { SaleKind::Exclusive }
 }
 
 /// The next candidates to post to: up to `want`, in ranked order, skipping campaigns already tried and buyers

@@ -187,6 +187,8 @@ pub enum ErrorKind {
     Instantiate,
     /// Wasm: the plugin refused its config.
     Config,
+    /// Wasm: the plugin's contract version has no such export (the plugin was not called).
+    Unsupported,
     /// HTTP: the buyer answered a non-2xx status.
     Status,
     /// HTTP: the answer was too large or not the expected JSON.
@@ -228,6 +230,7 @@ impl From<&CallError> for ErrorKind {
             CallError::Suspended { .. } => ErrorKind::Suspended,
             CallError::Instantiate { .. } => ErrorKind::Instantiate,
             CallError::Config { .. } => ErrorKind::Config,
+            CallError::Unsupported { .. } => ErrorKind::Unsupported,
         }
     }
 }

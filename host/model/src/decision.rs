@@ -65,11 +65,35 @@ pub struct CapsLeft {
     pub spend_month_cents: Option<u64>,
 }
 
+/// Which sale a bid is for: buyers pay more for a lead no one else gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleKind {
+    /// The winner is the lead's only buyer.
+    #[default]
+    Exclusive,
+    /// The lead is sold to several buyers, each paying its own bid.
+    Shared,
+}
+
 /// What the host tells a buyer besides the ping (the campaign and its config are given once per instance).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BidContext {
     /// Milliseconds since the Unix epoch, UTC, from the injected clock.
     pub now_unix_ms: i64,
     #[serde(default)]
     pub caps_left: CapsLeft,
+    /// The sale the auction makes (a 0.1.0 plugin is not told).
+    #[serde(default)]
+    pub sale: SaleKind,
+    /// The publisher's floor, in cents: a bid under it cannot win (0 when there is none; a 0.1.0 plugin is not told).
+    #[serde(default)]
+    pub floor_cents: u32,
+}
+
+impl BidContext {
+    /// The context of an exclusive sale at `now_unix_ms` with no floor and no caps.
+    pub fn at(now_unix_ms: i64) -> Self {
+        BidContext { now_unix_ms, ..BidContext::default() }
+    }
 }

@@ -51,13 +51,39 @@ pub struct Lead {
     /// The selling publisher; a publisher's API key fills it in when it is left out.
     #[schema(required = false)]
     pub publisher_id: String,
+    /// The publisher's traffic source.
     #[serde(default)]
     pub source_id: String,
+    /// The publisher's sub id within the source (a placement, an affiliate, a campaign).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub_id: String,
     pub consumer: Consumer,
     #[serde(default)]
     pub consent: Consent,
     /// Free key/values from the publisher.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// A publisher's ping before redaction, without the consumer's identity: the first half of a two-step sale whose lead
+/// comes with the post. What a redactor reads of a PII-free ping; the service checks its fields first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingRequest {
+    pub vertical: String,
+    pub publisher_id: String,
+    pub source_id: String,
+    pub sub_id: String,
+    /// Two-letter USPS state code.
+    pub state: String,
+    /// Five digits, or only the first three.
+    pub zip: String,
+    /// Age in whole years on the day of the ping.
+    pub age: u8,
+    pub gender: Option<Gender>,
+    pub trusted_form_url: Option<String>,
+    pub jornaya_leadid: Option<String>,
+    /// TCPA consent language was shown and accepted.
+    pub tcpa_text: bool,
     pub extra: BTreeMap<String, String>,
 }
 

@@ -43,6 +43,9 @@ pub struct Ping {
     pub publisher_id: String,
     #[serde(default)]
     pub source_id: String,
+    /// The publisher's sub id within the source; empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub_id: String,
     /// Further non-identifying key/values the publisher's redactor chose to include.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,

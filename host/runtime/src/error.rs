@@ -80,4 +80,7 @@ pub enum CallError {
     Instantiate { reason: String },
     #[error("the plugin refused its config: {reason}")]
     Config { reason: String },
+    /// The plugin's contract version has no such export; the plugin was not called.
+    #[error("the plugin's contract {version} has no `{export}`")]
+    Unsupported { export: &'static str, version: &'static str },
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use wasmtime::{Engine, Store, Trap};
 
-use super::bindings::v0_1::{Buyer, BuyerPre, Redactor, RedactorPre};
+use super::bindings::{v0_1, v0_2};
 use super::component::one_line;
 use super::config::Limits;
 use super::engine::deadline_ticks;
@@ -50,35 +50,43 @@ pub trait WorldBindings: Sized + Send + 'static {
     ) -> wasmtime::Result<Result<(), String>>;
 }
 
-impl WorldBindings for Buyer {
-    type Pre = BuyerPre<StoreState>;
-    fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn configure(
-        &self,
-        store: &mut Store<StoreState>,
-        campaign_id: &str,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.pingpost_plugin_bidder().call_configure(store, campaign_id, config)
-    }
+/// The bindings of both worlds of one contract version module.
+macro_rules! world_bindings {
+    ($version:ident) => {
+        impl WorldBindings for $version::Buyer {
+            type Pre = $version::BuyerPre<StoreState>;
+            fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+            fn configure(
+                &self,
+                store: &mut Store<StoreState>,
+                campaign_id: &str,
+                config: &str,
+            ) -> wasmtime::Result<Result<(), String>> {
+                self.pingpost_plugin_bidder().call_configure(store, campaign_id, config)
+            }
+        }
+
+        impl WorldBindings for $version::Redactor {
+            type Pre = $version::RedactorPre<StoreState>;
+            fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+            fn configure(
+                &self,
+                store: &mut Store<StoreState>,
+                publisher_id: &str,
+                config: &str,
+            ) -> wasmtime::Result<Result<(), String>> {
+                self.pingpost_plugin_redaction().call_configure(store, publisher_id, config)
+            }
+        }
+    };
 }
 
-impl WorldBindings for Redactor {
-    type Pre = RedactorPre<StoreState>;
-    fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn configure(
-        &self,
-        store: &mut Store<StoreState>,
-        publisher_id: &str,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.pingpost_plugin_redaction().call_configure(store, publisher_id, config)
-    }
-}
+world_bindings!(v0_1);
+world_bindings!(v0_2);
 
 /// A live instance: its own store (memory, fuel, deadline, log) and the world's bindings.
 pub struct Instance<B> {

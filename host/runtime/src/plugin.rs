@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 
-use super::bindings::v0_1::{self, BuyerPre, RedactorPre};
+use super::bindings::{v0_1, v0_2};
 use super::config::RuntimeConfig;
 use super::engine::EpochTicker;
 use super::error::LoadError;
@@ -43,11 +43,35 @@ fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_micros() as u64)
 }
 
+/// One value per contract version the host runs: a plugin's pre-instance or pool in the bindings of its version.
+#[derive(Clone)]
+pub(crate) enum Versioned<A, B> {
+    V0_1(A),
+    V0_2(B),
+}
+
+/// Evaluates `$body` with `$bound` bound to whichever version `$value` holds (the versions' types differ, so the
+/// body is compiled once per version).
+macro_rules! each_version {
+    ($value:expr, $bound:ident => $body:expr) => {
+        match $value {
+            $crate::plugin::Versioned::V0_1($bound) => $body,
+            $crate::plugin::Versioned::V0_2($bound) => $body,
+        }
+    };
+}
+pub(crate) use each_version;
+
+/// A buyer's pre-instance, in the bindings of its contract version.
+pub(crate) type BuyerPre = Versioned<v0_1::BuyerPre<StoreState>, v0_2::BuyerPre<StoreState>>;
+/// A redactor's pre-instance, in the bindings of its contract version.
+pub(crate) type RedactorPre = Versioned<v0_1::RedactorPre<StoreState>, v0_2::RedactorPre<StoreState>>;
+
 /// A plugin's pre-instance for its world.
 #[derive(Clone)]
 pub(crate) enum PluginPre {
-    Buyer(BuyerPre<StoreState>),
-    Redactor(RedactorPre<StoreState>),
+    Buyer(BuyerPre),
+    Redactor(RedactorPre),
 }
 
 /// A loaded, validated and compiled plugin module. Campaigns get their own instances of it through
@@ -82,8 +106,10 @@ impl Plugin {
     pub fn check_instantiates(&self) -> Result<(), LoadError> {
         let (engine, limits) = (&self.shared.engine, &self.shared.config.limits);
         let checked = match &self.pre {
-            PluginPre::Buyer(pre) => Instance::<v0_1::Buyer>::check(engine, pre, limits),
-            PluginPre::Redactor(pre) => Instance::<v0_1::Redactor>::check(engine, pre, limits),
+            PluginPre::Buyer(Versioned::V0_1(pre)) => Instance::<v0_1::Buyer>::check(engine, pre, limits),
+            PluginPre::Buyer(Versioned::V0_2(pre)) => Instance::<v0_2::Buyer>::check(engine, pre, limits),
+            PluginPre::Redactor(Versioned::V0_1(pre)) => Instance::<v0_1::Redactor>::check(engine, pre, limits),
+            PluginPre::Redactor(Versioned::V0_2(pre)) => Instance::<v0_2::Redactor>::check(engine, pre, limits),
         };
         checked.map_err(|error| LoadError::FirstInstance { error })
     }

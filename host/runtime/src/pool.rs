@@ -14,20 +14,20 @@
 //! ([`BuyerPlugin::inline_trusted`]); any failure or slow call takes that trust away.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
-use super::bindings::v0_1::{self, Buyer, InvalidPing, Redactor, types};
+use super::bindings::{InvalidPing, v0_1, v0_2};
 use super::breaker::{BreakerStatus, CircuitBreaker};
 use super::config::{InlinePolicy, InstanceMode};
 use super::error::{CallError, LoadError};
 use super::instance::{CallReport, CallStats, Instance, WorldBindings};
-use super::plugin::{Plugin, PluginPre, Shared};
+use super::plugin::{Plugin, PluginPre, Shared, Versioned, each_version};
 use super::sandbox::StoreState;
 use super::validate::World;
-use pingpost_model::{CapsLeft, Decision, Lead, Ping, RedactContext};
+use pingpost_model::{BidContext, Decision, Lead, Ping, PingRequest, RedactContext};
 
 /// The instances of one campaign's plugin, all configured for that campaign.
 struct InstancePool<B: WorldBindings> {
@@ -176,22 +176,67 @@ impl From<InvalidPing> for CallError {
 }
 
 /// A ping in its contract form, converted once per auction and lent to every buyer's call, so the fan-out does not
-/// copy the ping's strings once per campaign.
+/// copy the ping's strings once per campaign. It holds the latest version's form, and the 0.1.0 form once a 0.1.0
+/// buyer asked for it.
 #[derive(Debug, Clone)]
-pub struct PreparedPing(types::Ping);
+pub struct PreparedPing {
+    latest: v0_2::types::Ping,
+    v0_1: OnceLock<v0_1::types::Ping>,
+}
 
 impl PreparedPing {
     /// Converts `ping` to the contract's form, or says which field does not fit it (a state that is not one of the
     /// 51 upper-case codes, a ZIP3 that is not three digits).
     pub fn new(ping: &Ping) -> Result<Self, InvalidPing> {
-        types::Ping::try_from(ping).map(PreparedPing)
+        let latest = v0_2::types::Ping::try_from(ping)?;
+        Ok(PreparedPing { latest, v0_1: OnceLock::new() })
+    }
+
+    fn v0_1(&self) -> &v0_1::types::Ping {
+        self.v0_1.get_or_init(|| v0_1::types::Ping::from(&self.latest))
+    }
+}
+
+/// A campaign's instances, in the bindings of its plugin's contract version.
+type BuyerPool = Versioned<InstancePool<v0_1::Buyer>, InstancePool<v0_2::Buyer>>;
+/// A publisher's instances, in the bindings of its redactor's contract version.
+type RedactorPool = Versioned<InstancePool<v0_1::Redactor>, InstancePool<v0_2::Redactor>>;
+
+/// What every pool has, whatever its version.
+macro_rules! pool_accessors {
+    ($pool:ty) => {
+        impl $pool {
+            fn shared(&self) -> &Arc<Shared> {
+                each_version!(self, pool => &pool.shared)
+            }
+
+            fn owner_id(&self) -> &str {
+                each_version!(self, pool => &pool.owner_id)
+            }
+
+            fn idle_count(&self) -> usize {
+                each_version!(self, pool => pool.idle_count())
+            }
+
+            fn inline_trusted(&self) -> bool {
+                each_version!(self, pool => pool.inline_trusted())
+            }
+        }
+    };
+}
+pool_accessors!(BuyerPool);
+pool_accessors!(RedactorPool);
+
+impl BuyerPool {
+    fn config(&self) -> &str {
+        each_version!(self, pool => &pool.config)
     }
 }
 
 /// One campaign's buyer: a buyer plugin, the campaign's config and the campaign's own instances.
 pub struct BuyerPlugin {
     plugin: Arc<Plugin>,
-    pool: InstancePool<Buyer>,
+    pool: BuyerPool,
     breaker: CircuitBreaker,
 }
 
@@ -202,28 +247,27 @@ impl BuyerPlugin {
             return Err(LoadError::WorldMismatch { expected: World::Buyer.name(), found: plugin.world().name() });
         };
         let shared = plugin.shared.clone();
-        Ok(BuyerPlugin {
-            pool: InstancePool::new(pre.clone(), shared.clone(), campaign_id, config)?,
-            breaker: CircuitBreaker::new(shared.config.breaker),
-            plugin,
-        })
+        let pool = match pre {
+            Versioned::V0_1(pre) => {
+                Versioned::V0_1(InstancePool::new(pre.clone(), shared.clone(), campaign_id, config)?)
+            }
+            Versioned::V0_2(pre) => {
+                Versioned::V0_2(InstancePool::new(pre.clone(), shared.clone(), campaign_id, config)?)
+            }
+        };
+        Ok(BuyerPlugin { pool, breaker: CircuitBreaker::new(shared.config.breaker), plugin })
     }
 
     /// Asks the buyer for a decision on `ping`, bounded by the runtime's limits. A ping that does not fit the
     /// contract is [`CallError::InvalidInput`], before the plugin is called.
-    pub fn bid(&self, ping: &Ping, now_unix_ms: i64, caps_left: CapsLeft) -> Result<CallReport<Decision>, CallError> {
+    pub fn bid(&self, ping: &Ping, context: &BidContext) -> Result<CallReport<Decision>, CallError> {
         let ping = PreparedPing::new(ping)?;
-        self.bid_prepared(&ping, now_unix_ms, caps_left)
+        self.bid_prepared(&ping, context)
     }
 
     /// [`BuyerPlugin::bid`] on a ping converted once with [`PreparedPing::new`] for all the auction's buyers.
-    pub fn bid_prepared(
-        &self,
-        ping: &PreparedPing,
-        now_unix_ms: i64,
-        caps_left: CapsLeft,
-    ) -> Result<CallReport<Decision>, CallError> {
-        self.bid_prepared_since(ping, now_unix_ms, caps_left, Instant::now())
+    pub fn bid_prepared(&self, ping: &PreparedPing, context: &BidContext) -> Result<CallReport<Decision>, CallError> {
+        self.bid_prepared_since(ping, context, Instant::now())
     }
 
     /// [`BuyerPlugin::bid_prepared`] for a caller that already read the clock: the report's `wall` counts from
@@ -232,19 +276,33 @@ impl BuyerPlugin {
     pub fn bid_prepared_since(
         &self,
         ping: &PreparedPing,
-        now_unix_ms: i64,
-        caps_left: CapsLeft,
+        context: &BidContext,
         started: Instant,
     ) -> Result<CallReport<Decision>, CallError> {
-        let context = types::BidContext { now_unix_ms, caps_left: (&caps_left).into() };
-        let limit = self.pool.shared.config.limits.max_output_bytes;
-        let (decision, stats, wall) = self.pool.invoke(
-            started,
-            &self.breaker,
-            |buyer, store| buyer.pingpost_plugin_bidder().call_bid(store, &ping.0, context),
-            |decision| output_cap(v0_1::decision_string_bytes(decision), limit),
-        )?;
-        Ok(report(decision.into(), stats, wall))
+        let limit = self.pool.shared().config.limits.max_output_bytes;
+        let (decision, stats, wall) = match &self.pool {
+            Versioned::V0_1(pool) => {
+                let (ping, context) = (ping.v0_1(), v0_1::types::BidContext::from(context));
+                let (decision, stats, wall) = pool.invoke(
+                    started,
+                    &self.breaker,
+                    |buyer, store| buyer.pingpost_plugin_bidder().call_bid(store, ping, context),
+                    |decision| output_cap(v0_1::decision_string_bytes(decision), limit),
+                )?;
+                (Decision::from(decision), stats, wall)
+            }
+            Versioned::V0_2(pool) => {
+                let context = v0_2::types::BidContext::from(context);
+                let (decision, stats, wall) = pool.invoke(
+                    started,
+                    &self.breaker,
+                    |buyer, store| buyer.pingpost_plugin_bidder().call_bid(store, &ping.latest, context),
+                    |decision| output_cap(v0_2::decision_string_bytes(decision), limit),
+                )?;
+                (Decision::from(decision), stats, wall)
+            }
+        };
+        Ok(report(decision, stats, wall))
     }
 
     /// The module this buyer runs.
@@ -254,17 +312,17 @@ impl BuyerPlugin {
 
     /// The campaign this buyer serves.
     pub fn campaign_id(&self) -> &str {
-        &self.pool.owner_id
+        self.pool.owner_id()
     }
 
     /// The campaign's config string.
     pub fn config(&self) -> &str {
-        &self.pool.config
+        self.pool.config()
     }
 
     /// The circuit breaker's state now, with the last failure reason.
     pub fn breaker_status(&self) -> BreakerStatus {
-        self.breaker.status(self.pool.shared.clock.now_unix_ms())
+        self.breaker.status(self.pool.shared().clock.now_unix_ms())
     }
 
     /// Idle warm instances kept for this campaign.
@@ -280,15 +338,28 @@ impl BuyerPlugin {
 
     /// The runtime's inline policy (the fan-out reads its per-auction budget).
     pub fn inline_policy(&self) -> &InlinePolicy {
-        &self.pool.shared.config.inline
+        &self.pool.shared().config.inline
     }
 }
 
 /// One publisher's redactor: a redactor plugin, the publisher's config and its own instances.
 pub struct RedactorPlugin {
     plugin: Arc<Plugin>,
-    pool: InstancePool<Redactor>,
+    pool: RedactorPool,
     breaker: CircuitBreaker,
+}
+
+/// A redactor's answer as it crossed the contract, checked: the output cap and what the types cannot say.
+macro_rules! checked_redaction {
+    ($version:ident, $limit:expr) => {
+        |answer: &Result<$version::types::Ping, String>| {
+            output_cap($version::redaction_string_bytes(answer), $limit)?;
+            match answer {
+                Ok(ping) => $version::check_ping(ping).map_err(|e| CallError::InvalidOutput { reason: e.to_string() }),
+                Err(_) => Ok(()),
+            }
+        }
+    };
 }
 
 impl RedactorPlugin {
@@ -298,30 +369,71 @@ impl RedactorPlugin {
             return Err(LoadError::WorldMismatch { expected: World::Redactor.name(), found: plugin.world().name() });
         };
         let shared = plugin.shared.clone();
-        Ok(RedactorPlugin {
-            pool: InstancePool::new(pre.clone(), shared.clone(), publisher_id, config)?,
-            breaker: CircuitBreaker::new(shared.config.breaker),
-            plugin,
-        })
+        let pool = match pre {
+            Versioned::V0_1(pre) => {
+                Versioned::V0_1(InstancePool::new(pre.clone(), shared.clone(), publisher_id, config)?)
+            }
+            Versioned::V0_2(pre) => {
+                Versioned::V0_2(InstancePool::new(pre.clone(), shared.clone(), publisher_id, config)?)
+            }
+        };
+        Ok(RedactorPlugin { pool, breaker: CircuitBreaker::new(shared.config.breaker), plugin })
     }
 
     /// Asks the redactor for the ping of `lead` (or its reason not to ping), bounded by the runtime's limits.
     pub fn redact(&self, lead: &Lead, now_unix_ms: i64) -> Result<CallReport<Result<Ping, String>>, CallError> {
         let started = Instant::now();
-        let wit_lead = types::Lead::from(lead);
-        let context = types::RedactContext::from(&RedactContext { now_unix_ms });
-        let limit = self.pool.shared.config.limits.max_output_bytes;
-        let (answer, stats, wall) = self.pool.invoke(
+        let context = RedactContext { now_unix_ms };
+        let limit = self.pool.shared().config.limits.max_output_bytes;
+        match &self.pool {
+            Versioned::V0_1(pool) => {
+                let (lead, context) = (v0_1::types::Lead::from(lead), v0_1::types::RedactContext::from(&context));
+                let (answer, stats, wall) = pool.invoke(
+                    started,
+                    &self.breaker,
+                    |redactor, store| redactor.pingpost_plugin_redaction().call_redact(store, &lead, context),
+                    checked_redaction!(v0_1, limit),
+                )?;
+                Ok(report(answer.map(Ping::from), stats, wall))
+            }
+            Versioned::V0_2(pool) => {
+                let (lead, context) = (v0_2::types::Lead::from(lead), v0_2::types::RedactContext::from(&context));
+                let (answer, stats, wall) = pool.invoke(
+                    started,
+                    &self.breaker,
+                    |redactor, store| redactor.pingpost_plugin_redaction().call_redact(store, &lead, context),
+                    checked_redaction!(v0_2, limit),
+                )?;
+                Ok(report(answer.map(Ping::from), stats, wall))
+            }
+        }
+    }
+
+    /// Whether this redactor can redact a PII-free ping request ([`RedactorPlugin::redact_ping`]): its contract
+    /// version has the export (0.2.0 on).
+    pub fn redacts_pings(&self) -> bool {
+        matches!(self.pool, Versioned::V0_2(_))
+    }
+
+    /// Asks the redactor for the ping of a PII-free `request` (or its reason not to ping). A redactor of a contract
+    /// without the export is [`CallError::Unsupported`], before any call (and without counting against its breaker).
+    pub fn redact_ping(
+        &self,
+        request: &PingRequest,
+        now_unix_ms: i64,
+    ) -> Result<CallReport<Result<Ping, String>>, CallError> {
+        let started = Instant::now();
+        let limit = self.pool.shared().config.limits.max_output_bytes;
+        let Versioned::V0_2(pool) = &self.pool else {
+            return Err(CallError::Unsupported { export: "redaction.redact-ping", version: v0_1::VERSION });
+        };
+        let request = v0_2::types::PingRequest::from(request);
+        let context = v0_2::types::RedactContext::from(&RedactContext { now_unix_ms });
+        let (answer, stats, wall) = pool.invoke(
             started,
             &self.breaker,
-            |redactor, store| redactor.pingpost_plugin_redaction().call_redact(store, &wit_lead, context),
-            |answer| {
-                output_cap(v0_1::redaction_string_bytes(answer), limit)?;
-                match answer {
-                    Ok(ping) => v0_1::check_ping(ping).map_err(|e| CallError::InvalidOutput { reason: e.to_string() }),
-                    Err(_) => Ok(()),
-                }
-            },
+            |redactor, store| redactor.pingpost_plugin_redaction().call_redact_ping(store, &request, context),
+            checked_redaction!(v0_2, limit),
         )?;
         Ok(report(answer.map(Ping::from), stats, wall))
     }
@@ -333,12 +445,12 @@ impl RedactorPlugin {
 
     /// The publisher this redactor serves.
     pub fn publisher_id(&self) -> &str {
-        &self.pool.owner_id
+        self.pool.owner_id()
     }
 
     /// The circuit breaker's state now, with the last failure reason.
     pub fn breaker_status(&self) -> BreakerStatus {
-        self.breaker.status(self.pool.shared.clock.now_unix_ms())
+        self.breaker.status(self.pool.shared().clock.now_unix_ms())
     }
 
     /// Idle warm instances kept for this publisher.

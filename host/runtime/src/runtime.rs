@@ -8,13 +8,13 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
-use super::bindings::v0_1::{self, BuyerPre, RedactorPre};
+use super::bindings::{VERSIONS, v0_1, v0_2};
 use super::cache::ArtifactCache;
 use super::component::{BinaryKind, one_line, sniff, to_component};
 use super::config::RuntimeConfig;
 use super::engine::{EpochTicker, build_engine};
 use super::error::LoadError;
-use super::plugin::{LoadReport, Plugin, PluginPre, Shared};
+use super::plugin::{LoadReport, Plugin, PluginPre, Shared, Versioned};
 use super::pool::{BuyerPlugin, RedactorPlugin};
 use super::sandbox::StoreState;
 use super::validate::{World, validate};
@@ -27,6 +27,11 @@ pub struct Runtime {
     cache: Option<ArtifactCache>,
 }
 
+/// The store state the generated `add_to_linker`s reach the host implementation through.
+fn state(state: &mut StoreState) -> &mut StoreState {
+    state
+}
+
 impl Runtime {
     /// A runtime on the system clock.
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
@@ -37,8 +42,11 @@ impl Runtime {
     pub fn with_clock(config: RuntimeConfig, clock: SharedClock) -> Result<Self, LoadError> {
         let engine = build_engine(&config)?;
         let mut linker = Linker::new(&engine);
-        v0_1::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut StoreState| state)
-            .and_then(|()| v0_1::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut StoreState| state))
+        // Every version's imports in one linker: their names carry the version (`pingpost:plugin/host@0.1.0`).
+        v0_1::types::add_to_linker::<_, HasSelf<_>>(&mut linker, state)
+            .and_then(|()| v0_1::host::add_to_linker::<_, HasSelf<_>>(&mut linker, state))
+            .and_then(|()| v0_2::types::add_to_linker::<_, HasSelf<_>>(&mut linker, state))
+            .and_then(|()| v0_2::host::add_to_linker::<_, HasSelf<_>>(&mut linker, state))
             .map_err(|e| LoadError::Engine { reason: one_line(&e) })?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(
@@ -87,13 +95,23 @@ impl Runtime {
                 component
             }
         };
-        let contract = validate(engine, &component, v0_1::VERSION)?;
-        let mismatch =
-            |e: wasmtime::Error| LoadError::InterfaceMismatch { host: v0_1::VERSION.into(), reason: one_line(&e) };
+        let contract = validate(engine, &component, &VERSIONS)?;
+        let host = contract.host_version;
+        let mismatch = |e: wasmtime::Error| LoadError::InterfaceMismatch { host: host.into(), reason: one_line(&e) };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(mismatch)?;
-        let pre = match contract.world {
-            World::Buyer => PluginPre::Buyer(BuyerPre::new(instance_pre).map_err(mismatch)?),
-            World::Redactor => PluginPre::Redactor(RedactorPre::new(instance_pre).map_err(mismatch)?),
+        let pre = match (contract.world, host) {
+            (World::Buyer, v0_1::VERSION) => {
+                PluginPre::Buyer(Versioned::V0_1(v0_1::BuyerPre::new(instance_pre).map_err(mismatch)?))
+            }
+            (World::Buyer, _) => {
+                PluginPre::Buyer(Versioned::V0_2(v0_2::BuyerPre::new(instance_pre).map_err(mismatch)?))
+            }
+            (World::Redactor, v0_1::VERSION) => {
+                PluginPre::Redactor(Versioned::V0_1(v0_1::RedactorPre::new(instance_pre).map_err(mismatch)?))
+            }
+            (World::Redactor, _) => {
+                PluginPre::Redactor(Versioned::V0_2(v0_2::RedactorPre::new(instance_pre).map_err(mismatch)?))
+            }
         };
         // Only a component that passed validation is worth caching.
         if let (false, Some(cache), Some(key)) = (from_cache, &self.cache, &cache_key) {

@@ -3,7 +3,7 @@
 
 use wasmtime::ResourceLimiter;
 
-use super::bindings::v0_1::{host, types};
+use super::bindings::{v0_1, v0_2};
 use super::config::Limits;
 use pingpost_model::{LogLevel, LogLine};
 
@@ -128,10 +128,18 @@ impl StoreState {
     }
 }
 
-impl types::Host for StoreState {}
+impl v0_1::types::Host for StoreState {}
 
-impl host::Host for StoreState {
-    fn log(&mut self, level: types::LogLevel, message: String) {
+impl v0_1::host::Host for StoreState {
+    fn log(&mut self, level: v0_1::types::LogLevel, message: String) {
+        self.log.push(level.into(), message);
+    }
+}
+
+impl v0_2::types::Host for StoreState {}
+
+impl v0_2::host::Host for StoreState {
+    fn log(&mut self, level: v0_2::types::LogLevel, message: String) {
         self.log.push(level.into(), message);
     }
 }

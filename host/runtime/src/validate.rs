@@ -44,12 +44,15 @@ pub struct Contract {
     pub world: World,
     /// The plugin's contract version, e.g. `0.1.0`.
     pub version: String,
+    /// The host's version it is compatible with: which bindings run it.
+    pub host_version: &'static str,
     /// The names of everything the plugin imports.
     pub imports: Vec<String>,
 }
 
-/// Validates `component` against contract `host_version` (e.g. `0.1.0`).
-pub fn validate(engine: &Engine, component: &Component, host_version: &str) -> Result<Contract, LoadError> {
+/// Validates `component` against the contract versions the host runs (`host_versions`, e.g. `["0.1.0", "0.2.0"]`):
+/// its export and every import must be of one version compatible with one of them.
+pub fn validate(engine: &Engine, component: &Component, host_versions: &[&'static str]) -> Result<Contract, LoadError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
     let mut found = exports.iter().filter_map(|name| {
@@ -65,7 +68,10 @@ pub fn validate(engine: &Engine, component: &Component, host_version: &str) -> R
         (Some(one), None) => one,
         _ => return Err(LoadError::WrongWorld { exports }),
     };
-    check_version(version, host_version)?;
+    let host_version =
+        host_versions.iter().copied().find(|host| check_version(version, host).is_ok()).ok_or_else(|| {
+            LoadError::ContractVersion { plugin: version.to_owned(), host: host_versions.join(" or ") }
+        })?;
 
     let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
     for name in &imports {
@@ -75,7 +81,7 @@ pub fn validate(engine: &Engine, component: &Component, host_version: &str) -> R
         }
         check_version(version, host_version)?;
     }
-    Ok(Contract { world, version: version.to_owned(), imports })
+    Ok(Contract { world, version: version.to_owned(), host_version, imports })
 }
 
 /// Refuses a plugin version whose semver-major part differs from the host's (for 0.x the minor counts as major).

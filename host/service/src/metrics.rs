@@ -189,6 +189,7 @@ impl PluginFailure {
             ErrorKind::Panic => PluginFailure::Panic,
             ErrorKind::InvalidOutput
             | ErrorKind::InvalidInput
+            | ErrorKind::Unsupported
             | ErrorKind::BidTooHigh
             | ErrorKind::InvalidAnswer
             | ErrorKind::Internal

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::clock::{Clock, SystemClock};
-use crate::model::{CapsLeft, Lead, Ping};
+use crate::model::{BidContext, Lead, Ping, SaleKind};
 use crate::plugin::{InstanceMode, Limits, Plugin, Runtime, RuntimeConfig, World};
 
 /// Fuel budget of `plugin run` when `--fuel` is not given: generous, but it still stops a runaway loop.
@@ -44,6 +44,12 @@ pub struct RunArgs {
     /// The lead to give a redactor (JSON, the exchange's `Lead`).
     #[arg(long)]
     pub lead: Option<PathBuf>,
+    /// Tell a buyer the sale is shared (several buyers) instead of exclusive.
+    #[arg(long)]
+    pub shared: bool,
+    /// The publisher's floor to tell a buyer, in cents.
+    #[arg(long, default_value_t = 0)]
+    pub floor_cents: u32,
     /// Fuel budget for the call (deterministic instruction metering).
     #[arg(long, default_value_t = DEFAULT_FUEL)]
     pub fuel: u64,
@@ -111,7 +117,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             let ping_path = args.ping.as_deref().context("a buyer needs a ping: pass --ping PING.json")?;
             let ping: Ping = read_json(ping_path)?;
             let buyer = runtime.buyer(plugin, "cli", plugin_config)?;
-            let report = buyer.bid(&ping, now, CapsLeft::default()).context("the plugin call failed")?;
+            let sale = if args.shared { SaleKind::Shared } else { SaleKind::Exclusive };
+            let context = BidContext { sale, floor_cents: args.floor_cents, ..BidContext::at(now) };
+            let report = buyer.bid(&ping, &context).context("the plugin call failed")?;
             json!({
                 "world": "buyer",
                 "decision": report.value,

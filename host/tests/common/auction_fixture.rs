@@ -149,6 +149,7 @@ pub fn lead(n: u32) -> Lead {
         vertical: "health-insurance".into(),
         publisher_id: "pub-1".into(),
         source_id: "src-7".into(),
+        sub_id: String::new(),
         consumer: Consumer {
             first_name: "Zenobia".into(),
             last_name: "Quillfeather".into(),

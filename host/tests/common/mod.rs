@@ -69,6 +69,7 @@ pub fn ping() -> Ping {
         consent: ConsentFlags { trusted_form: true, jornaya: true, tcpa_text: true },
         publisher_id: "pub-1".into(),
         source_id: "src-1".into(),
+        sub_id: String::new(),
         extra: Default::default(),
     }
 }
@@ -79,6 +80,7 @@ pub fn lead() -> Lead {
         vertical: "health-insurance".into(),
         publisher_id: "pub-1".into(),
         source_id: "src-9".into(),
+        sub_id: String::new(),
         consumer: Consumer {
             first_name: "Ana".into(),
             last_name: "Lopez".into(),

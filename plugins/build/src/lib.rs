@@ -31,7 +31,15 @@ pub const PLUGIN_TIME_ZONES: &str = "^(America/(New_York|Detroit|Kentucky/.*|Ind
     Pacific/(Honolulu|Guam|Pago_Pago)|US/.*|UTC|Etc/UTC)$";
 
 /// Every plugin crate under `plugins/`, by package name.
-pub const PLUGINS: &[&str] = &["config-buyer", "scorecard-buyer", "standard-redactor", "hostile-buyer"];
+pub const PLUGINS: &[&str] = &[
+    "config-buyer",
+    "scorecard-buyer",
+    "standard-redactor",
+    "hostile-buyer",
+    // Plugins of the released contract 0.1.0, which the host keeps running.
+    "flat-buyer-0-1",
+    "plain-redactor-0-1",
+];
 
 /// The workspace root (the folder holding `plugins/`).
 pub fn workspace_root() -> PathBuf {

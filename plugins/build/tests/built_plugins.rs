@@ -12,12 +12,15 @@ fn component_names(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
 #[test]
 fn every_plugin_builds_to_a_core_module_that_encodes_as_a_contract_component() {
     let cases = [
-        ("config-buyer", "pingpost:plugin/bidder@0.1.0"),
-        ("scorecard-buyer", "pingpost:plugin/bidder@0.1.0"),
-        ("standard-redactor", "pingpost:plugin/redaction@0.1.0"),
-        ("hostile-buyer", "pingpost:plugin/bidder@0.1.0"),
+        ("config-buyer", "bidder", "0.2.0"),
+        ("scorecard-buyer", "bidder", "0.2.0"),
+        ("standard-redactor", "redaction", "0.2.0"),
+        ("hostile-buyer", "bidder", "0.2.0"),
+        ("flat-buyer-0-1", "bidder", "0.1.0"),
+        ("plain-redactor-0-1", "redaction", "0.1.0"),
     ];
-    for (plugin, export) in cases {
+    assert_eq!(cases.len(), pingpost_plugins::PLUGINS.len(), "every plugin is a case");
+    for (plugin, interface, version) in cases {
         let module = pingpost_plugins::wasm_bytes(plugin).unwrap_or_else(|e| panic!("{plugin}: {e:#}"));
         assert_eq!(module[..8], [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], "{plugin} is a core module");
 
@@ -28,11 +31,12 @@ fn every_plugin_builds_to_a_core_module_that_encodes_as_a_contract_component() {
             .unwrap_or_else(|e| panic!("{plugin} does not encode: {e:#}"));
 
         let (imports, exports) = component_names(&component);
-        assert_eq!(exports, [export], "{plugin}");
+        assert_eq!(exports, [format!("pingpost:plugin/{interface}@{version}")], "{plugin}");
         for import in &imports {
             assert!(
-                import == "pingpost:plugin/types@0.1.0" || import == "pingpost:plugin/host@0.1.0",
-                "{plugin} imports {import}, outside the contract"
+                *import == format!("pingpost:plugin/types@{version}")
+                    || *import == format!("pingpost:plugin/host@{version}"),
+                "{plugin} imports {import}, outside its contract"
             );
         }
     }

@@ -77,6 +77,9 @@ pub struct Modifiers {
     /// By a consent flag being present on the ping.
     #[serde(default)]
     pub consent: BTreeMap<ConsentFlag, Modifier>,
+    /// When the auction sells the lead shared (to several buyers) rather than exclusive: a shared lead is worth less.
+    #[serde(default)]
+    pub shared: Option<Modifier>,
 }
 
 /// A modifier for ages `min_age..=max_age`.
@@ -132,6 +135,7 @@ impl Config {
             .values()
             .chain(modifiers.consent.values())
             .chain(modifiers.age_bands.iter().map(|band| &band.modifier))
+            .chain(&modifiers.shared)
         {
             modifier.check()?;
         }

@@ -3,7 +3,7 @@
 //! The shape is the host's model JSON (`{"ping": Ping, "context": BidContext}`, snake_case, `extra` as an object,
 //! `gender` left out when absent), so a test can parse the line straight back into the host's types and compare.
 
-use pingpost_sdk::{BidContext, Gender, Ping};
+use pingpost_sdk::{BidContext, Gender, Ping, Sale};
 use serde_json::{Map, Value, json};
 
 /// The JSON of what the buyer was given.
@@ -22,6 +22,9 @@ pub fn input_json(ping: &Ping, context: &BidContext) -> Value {
         "source_id": ping.source_id,
         "extra": ping.extras().map(|(k, v)| (k.into_owned(), Value::from(v.into_owned()))).collect::<Map<_, _>>(),
     });
+    if let (false, Some(fields)) = (ping.sub_id.is_empty(), ping_json.as_object_mut()) {
+        fields.insert("sub_id".to_owned(), Value::from(ping.sub_id.as_str()));
+    }
     if let (Some(gender), Some(fields)) = (ping.gender, ping_json.as_object_mut()) {
         let name = match gender {
             Gender::Female => "female",
@@ -42,6 +45,11 @@ pub fn input_json(ping: &Ping, context: &BidContext) -> Value {
                 "spend_day_cents": caps.spend_day_cents,
                 "spend_month_cents": caps.spend_month_cents,
             },
+            "sale": match context.sale {
+                Sale::Exclusive => "exclusive",
+                Sale::Shared => "shared",
+            },
+            "floor_cents": context.floor_cents,
         },
     })
 }

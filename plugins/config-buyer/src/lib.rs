@@ -6,7 +6,7 @@ mod config;
 mod echo;
 mod schedule;
 
-use pingpost_sdk::{BidContext, Buyer, Decision, LogLevel, Ping, RejectCode};
+use pingpost_sdk::{BidContext, Buyer, Decision, LogLevel, Ping, RejectCode, Sale};
 
 use crate::config::{Config, ConsentFlag, Modifier};
 
@@ -24,7 +24,7 @@ impl Buyer for ConfigBuyer {
         if self.config.echo_input {
             pingpost_sdk::log(LogLevel::Info, &echo::input_json(ping, context).to_string());
         }
-        match self.filter(ping, context).and_then(|()| self.price(ping)) {
+        match self.filter(ping, context).and_then(|()| self.price(ping, context)) {
             Ok(price_cents) => Decision::bid(price_cents),
             Err((code, message)) => Decision::reject(code, message),
         }
@@ -70,14 +70,15 @@ impl ConfigBuyer {
 
     /// The base price plus every additive modifier that applies, then scaled by the sum of the percent modifiers
     /// that apply, rounded down to whole cents.
-    fn price(&self, ping: &Ping) -> Result<u32, Refusal> {
+    fn price(&self, ping: &Ping, context: &BidContext) -> Result<u32, Refusal> {
         let m = &self.config.modifiers;
         let applying = m
             .state
             .get(&ping.state)
             .into_iter()
             .chain(m.age_bands.iter().filter(|b| (b.min_age..=b.max_age).contains(&ping.age)).map(|b| &b.modifier))
-            .chain(m.consent.iter().filter(|(flag, _)| has(ping, **flag)).map(|(_, modifier)| modifier));
+            .chain(m.consent.iter().filter(|(flag, _)| has(ping, **flag)).map(|(_, modifier)| modifier))
+            .chain(m.shared.iter().filter(|_| context.sale == Sale::Shared));
         let (mut add_cents, mut percent) = (0i128, 0i128);
         for modifier in applying {
             match *modifier {

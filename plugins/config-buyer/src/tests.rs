@@ -1,7 +1,9 @@
 //! Decisions on a table of pings, and the config's edge cases.
 
 use pingpost_sdk::time::CivilDate;
-use pingpost_sdk::{BidContext, Buyer, CapsLeft, ConsentFlags, Decision, Gender, LogLevel, Ping, RejectCode, UsState};
+use pingpost_sdk::{
+    BidContext, Buyer, CapsLeft, ConsentFlags, Decision, Gender, LogLevel, Ping, RejectCode, Sale, UsState,
+};
 
 use crate::ConfigBuyer;
 
@@ -45,14 +47,28 @@ fn ping(state: &str, age: u8, trusted_form: bool, jornaya: bool) -> Ping {
         consent: ConsentFlags { trusted_form, jornaya, tcpa_text: true },
         publisher_id: "pub-1".into(),
         source_id: "src-9".into(),
+        sub_id: String::new(),
         extra: String::new(),
     }
 }
 
 fn decide(config: &str, ping: &Ping, now_unix_ms: i64) -> Decision {
     let buyer = ConfigBuyer::new(config).unwrap_or_else(|e| panic!("config refused: {e}"));
-    let context = BidContext { now_unix_ms, caps_left: CapsLeft::default() };
+    let context = BidContext { now_unix_ms, ..BidContext::default() };
     buyer.bid(ping, &context)
+}
+
+#[test]
+fn a_shared_sale_is_priced_with_the_shared_modifier() {
+    let config = r#"{"base_price_cents": 2000, "modifiers": {"shared": {"percent": -40}}}"#;
+    let buyer = ConfigBuyer::new(config).expect("a valid config");
+    let p = ping("FL", 40, true, false);
+    let at = |sale| BidContext { sale, floor_cents: 500, ..BidContext::default() };
+    assert_eq!(buyer.bid(&p, &at(Sale::Exclusive)), Decision::bid(2000));
+    assert_eq!(buyer.bid(&p, &at(Sale::Shared)), Decision::bid(1200));
+    let without = ConfigBuyer::new(r#"{"base_price_cents": 2000}"#).expect("a valid config");
+    assert_eq!(without.bid(&p, &at(Sale::Shared)), Decision::bid(2000));
+    assert!(ConfigBuyer::new(r#"{"base_price_cents": 1, "modifiers": {"shared": {"percent": -101}}}"#).is_err());
 }
 
 #[derive(Debug, PartialEq)]
@@ -209,9 +225,10 @@ fn bad_configs_are_refused_with_a_reason() {
 fn echo_input_logs_the_ping_and_context_as_json() {
     let config = r#"{"base_price_cents": 100, "echo_input": true}"#;
     let buyer = ConfigBuyer::new(config).expect("valid config");
-    let p = Ping { extra: Ping::encode_extra([("coverage_type", "family")]), ..ping("FL", 40, true, false) };
+    let extra = Ping::encode_extra([("coverage_type", "family")]);
+    let p = Ping { extra, sub_id: "aff-3".into(), ..ping("FL", 40, true, false) };
     let caps = CapsLeft { leads_day: Some(7), spend_month_cents: Some(90_000), ..CapsLeft::default() };
-    let context = BidContext { now_unix_ms: 1_720_623_600_000, caps_left: caps };
+    let context = BidContext { now_unix_ms: 1_720_623_600_000, caps_left: caps, sale: Sale::Shared, floor_cents: 800 };
     pingpost_sdk::take_native_log();
 
     assert_eq!(buyer.bid(&p, &context), Decision::bid(100));
@@ -224,11 +241,12 @@ fn echo_input_logs_the_ping_and_context_as_json() {
         "ping": {
             "vertical": "health-insurance", "state": "FL", "zip3": "331", "age": 40, "gender": "female",
             "consent": {"trusted_form": true, "jornaya": false, "tcpa_text": true},
-            "publisher_id": "pub-1", "source_id": "src-9", "extra": {"coverage_type": "family"}
+            "publisher_id": "pub-1", "source_id": "src-9", "sub_id": "aff-3", "extra": {"coverage_type": "family"}
         },
         "context": {
             "now_unix_ms": 1_720_623_600_000i64,
-            "caps_left": {"leads_hour": null, "leads_day": 7, "leads_month": null, "spend_day_cents": null, "spend_month_cents": 90000}
+            "caps_left": {"leads_hour": null, "leads_day": 7, "leads_month": null, "spend_day_cents": null, "spend_month_cents": 90000},
+            "sale": "shared", "floor_cents": 800
         }
     });
     assert_eq!(logged, expected);

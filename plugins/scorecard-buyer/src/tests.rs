@@ -14,6 +14,7 @@ fn ping(state: &str, age: u8, consent: [bool; 3], extra: &[(&str, &str)]) -> Pin
         consent: ConsentFlags { trusted_form: consent[0], jornaya: consent[1], tcpa_text: consent[2] },
         publisher_id: "pub-1".into(),
         source_id: "src-1".into(),
+        sub_id: String::new(),
         extra: Ping::encode_extra(extra.iter().copied()),
     }
 }

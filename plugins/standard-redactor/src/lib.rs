@@ -4,9 +4,12 @@
 //! values. Reduced: ZIP to its first three digits, date of birth to the age on the day of the call. Kept: vertical,
 //! state, gender, consent presence flags, publisher and source ids, and only the extra keys the publisher's config
 //! allows (`{"allow_extra": ["coverage_type"]}`; none by default).
+//!
+//! A PII-free ping request (a two-step ping sent before the lead) gets the same rules: its ZIP may be five digits or
+//! only three, its age is taken as the publisher stated it, and the same extra keys are kept.
 
 use pingpost_sdk::time::age_on;
-use pingpost_sdk::{ConsentFlags, Lead, Ping, RedactContext, Redactor, UsState};
+use pingpost_sdk::{ConsentFlags, Lead, Ping, PingRequest, RedactContext, Redactor, UsState};
 use serde::Deserialize;
 
 /// The publisher's redactor config.
@@ -53,8 +56,46 @@ impl Redactor for StandardRedactor {
             },
             publisher_id: lead.publisher_id.clone(),
             source_id: lead.source_id.clone(),
-            extra: Ping::encode_extra(lead.extra.iter().filter(|(key, _)| self.allow_extra.contains(key)).cloned()),
+            sub_id: lead.sub_id.clone(),
+            extra: self.allowed_extra(&lead.extra),
         })
+    }
+
+    fn redact_ping(&self, request: &PingRequest, _context: &RedactContext) -> Result<Ping, String> {
+        let zip = request.zip.trim();
+        let zip3 = if zip.len() == 3 { zip3_of_three(zip)? } else { zip3(zip)? };
+        Ok(Ping {
+            vertical: request.vertical.trim().to_owned(),
+            state: state_code(&request.state)?,
+            zip3,
+            age: request.age,
+            gender: request.gender,
+            consent: ConsentFlags {
+                trusted_form: present(&request.trusted_form_url),
+                jornaya: present(&request.jornaya_leadid),
+                tcpa_text: request.tcpa_text,
+            },
+            publisher_id: request.publisher_id.clone(),
+            source_id: request.source_id.clone(),
+            sub_id: request.sub_id.clone(),
+            extra: self.allowed_extra(&request.extra),
+        })
+    }
+}
+
+impl StandardRedactor {
+    /// The extra key/values the config allows, encoded for the ping.
+    fn allowed_extra(&self, extra: &[(String, String)]) -> String {
+        Ping::encode_extra(extra.iter().filter(|(key, _)| self.allow_extra.contains(key)).cloned())
+    }
+}
+
+/// A ZIP3 given as three digits, as a number.
+fn zip3_of_three(zip: &str) -> Result<u16, String> {
+    if zip.bytes().all(|b| b.is_ascii_digit()) {
+        zip.parse().map_err(|_| "zip is not three or five digits".to_owned())
+    } else {
+        Err("zip is not three or five digits".to_owned())
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the standard redactor keeps, reduces and drops, on a table of leads.
 
 use pingpost_sdk::time::CivilDate;
-use pingpost_sdk::{ConsentFlags, Gender, Lead, Ping, RedactContext, Redactor, UsState};
+use pingpost_sdk::{ConsentFlags, Gender, Lead, Ping, PingRequest, RedactContext, Redactor, UsState};
 
 use crate::StandardRedactor;
 
@@ -30,6 +30,7 @@ fn lead() -> Lead {
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
         publisher_id: "pub-7".into(),
         source_id: "google-cpc".into(),
+        sub_id: "ad-set-4".into(),
         extra: vec![("coverage_type".into(), "family".into()), ("household_size".into(), "4".into())],
     }
 }
@@ -52,9 +53,45 @@ fn a_full_lead_becomes_a_ping_without_pii() {
         consent: ConsentFlags { trusted_form: true, jornaya: true, tcpa_text: true },
         publisher_id: "pub-7".into(),
         source_id: "google-cpc".into(),
+        sub_id: "ad-set-4".into(),
         extra: String::new(),
     };
     assert_eq!(ping, expected);
+}
+
+/// The PII-free ping of the same consumer as [`lead`].
+fn request() -> PingRequest {
+    PingRequest {
+        vertical: "health-insurance".into(),
+        state: "fl".into(),
+        zip: "331".into(),
+        age: 40,
+        gender: Some(Gender::Female),
+        trusted_form_url: lead().trusted_form_url,
+        jornaya_leadid: None,
+        tcpa_text: true,
+        publisher_id: "pub-7".into(),
+        source_id: "google-cpc".into(),
+        sub_id: "ad-set-4".into(),
+        extra: vec![("coverage_type".into(), "family".into()), ("household_size".into(), "4".into())],
+    }
+}
+
+#[test]
+fn a_ping_request_gets_the_same_rules_as_a_lead() {
+    let redactor = StandardRedactor::new(r#"{"allow_extra": ["coverage_type"]}"#).expect("a valid config");
+    let context = RedactContext { now_unix_ms: noon_2024_03_10() };
+    let from_request = redactor.redact_ping(&request(), &context).expect("a valid request");
+    let from_lead = redactor.redact(&Lead { jornaya_leadid: None, ..lead() }, &context).expect("a valid lead");
+    assert_eq!(from_request, from_lead);
+    let five = PingRequest { zip: "33131".into(), ..request() };
+    assert_eq!(redactor.redact_ping(&five, &context).map(|p| p.zip3), Ok(331));
+    for zip in ["33", "3313", "3a1", "33131-12"] {
+        let bad = PingRequest { zip: zip.into(), ..request() };
+        assert!(redactor.redact_ping(&bad, &context).is_err(), "{zip}");
+    }
+    let bad_state = PingRequest { state: "PR".into(), ..request() };
+    assert!(redactor.redact_ping(&bad_state, &context).is_err());
 }
 
 #[test]

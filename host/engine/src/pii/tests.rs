@@ -10,6 +10,7 @@ fn lead() -> Lead {
         vertical: "health-insurance".into(),
         publisher_id: "pub-1".into(),
         source_id: "src-9".into(),
+        sub_id: "aff-12".into(),
         consumer: Consumer {
             first_name: "Maria".into(),
             last_name: "Delgado".into(),
@@ -47,6 +48,7 @@ fn clean_ping() -> Ping {
         consent: ConsentFlags { trusted_form: true, jornaya: true, tcpa_text: true },
         publisher_id: "pub-1".into(),
         source_id: "src-9".into(),
+        sub_id: "aff-12".into(),
         ..Ping::default()
     }
 }
@@ -67,16 +69,18 @@ fn a_ping_may_drop_what_it_likes() {
     let mut ping = clean_ping();
     ping.gender = None;
     ping.consent = ConsentFlags::default();
+    ping.sub_id = String::new();
     assert!(guard().check(&ping).is_empty());
 }
 
 #[test]
 fn every_core_field_must_be_what_the_exchange_derives_from_the_lead() {
     type Change = (&'static str, fn(&mut Ping));
-    let changes: [Change; 9] = [
+    let changes: [Change; 10] = [
         ("vertical", |p| p.vertical = "health-insurance 3055550142".into()),
         ("publisher_id", |p| p.publisher_id = "pub-2".into()),
         ("source_id", |p| p.source_id = "maria".into()),
+        ("sub_id", |p| p.sub_id = "aff-13".into()),
         ("state", |p| p.state = "GA".into()),
         ("zip3", |p| p.zip3 = "305".into()),
         ("age", |p| p.age = 14),
@@ -84,7 +88,7 @@ fn every_core_field_must_be_what_the_exchange_derives_from_the_lead() {
         ("consent.tcpa_text", |_| {}),
         ("consent.jornaya", |_| {}),
     ];
-    for (field, change) in changes.iter().take(7) {
+    for (field, change) in changes.iter().take(8) {
         let mut ping = clean_ping();
         change(&mut ping);
         let leaks = guard().check(&ping);
@@ -95,7 +99,7 @@ fn every_core_field_must_be_what_the_exchange_derives_from_the_lead() {
     lead.consent.jornaya_leadid = None;
     lead.consent.tcpa_text = None;
     let leaks = PiiGuard::for_lead(&lead, 58).check(&clean_ping());
-    for (field, _) in &changes[7..] {
+    for (field, _) in &changes[8..] {
         assert!(leaks.contains(&PiiLeak { field: (*field).into(), kind: PiiKind::NotDerived }), "{field}: {leaks:?}");
     }
 }
