@@ -16,7 +16,7 @@ use pingpost::auction::store::{
     CapKind, CapWindows, Handover, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleReturn, Usage,
 };
 use pingpost::auction::{
-    AuctionStore, Caps, ConsumerKeys, MemoryStore, SaleDelivery, SaleRecord, StoreError, StoredSale,
+    AuctionStore, Caps, ConsumerKeys, MemoryStore, Pinged, SaleDelivery, SaleRecord, StoreError, StoredSale,
 };
 use pingpost::model::{Consent, Consumer, Lead};
 use pingpost::storage::{
@@ -71,9 +71,10 @@ fn ping_record(ping_id: &str, n: u32, created_at_unix_ms: i64, expires_at_unix_m
     PingRecord {
         ping_id: ping_id.to_owned(),
         publisher_id: lead.publisher_id.clone(),
-        keys: keys_of(&lead),
-        lead,
+        keys: Some(keys_of(&lead)),
+        lead: Some(lead),
         age: 46,
+        pinged: None,
         ranked: vec![
             Candidate {
                 campaign_id: "c1".into(),
@@ -332,10 +333,29 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         Err(StoreError::DuplicatePingId("ping-a".into()))
     );
     assert_eq!(t.note("claim unknown", store.claim_ping("ping-z", 2_000).await), Ok(PingClaim::Unknown));
+    assert_eq!(t.note("open a", store.open_ping("ping-a").await), Ok(Some(ping_a.clone())));
+    assert_eq!(t.note("open unknown", store.open_ping("ping-z").await), Ok(None));
     assert_eq!(
         t.note("claim a just before expiry", store.claim_ping("ping-a", 9_999).await),
         Ok(PingClaim::Claimed(Box::new(ping_a.clone())))
     );
+    assert_eq!(t.note("open a once claimed", store.open_ping("ping-a").await), Ok(None));
+    // A PII-free ping keeps no lead, only what was pinged.
+    let pinged = Pinged {
+        vertical: "health-insurance".into(),
+        state: "FL".into(),
+        zip3: "331".into(),
+        age: 58,
+        birth_year: None,
+        trusted_form: true,
+        jornaya: false,
+        tcpa_text: true,
+        keys: None,
+    };
+    let ping_c = PingRecord { lead: None, keys: None, pinged: Some(pinged), ..ping_record("ping-c", 3, 1_000, 10_000) };
+    assert_eq!(t.note("save c", store.save_ping(ping_c.clone()).await), Ok(()));
+    assert_eq!(t.note("open c", store.open_ping("ping-c").await), Ok(Some(ping_c.clone())));
+    assert_eq!(t.note("claim c", store.claim_ping("ping-c", 2_000).await), Ok(PingClaim::Claimed(Box::new(ping_c))));
     assert_eq!(t.note("claim a again", store.claim_ping("ping-a", 9_999).await), Ok(PingClaim::AlreadyPosted));
     assert_eq!(
         t.note("save a after post", store.save_ping(ping_a).await),

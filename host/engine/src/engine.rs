@@ -16,10 +16,12 @@ use super::entries::{Campaigns, PublisherEntry, Runner};
 use super::fanout::FanOut;
 use super::field_error::FieldError;
 use super::http_buyer::HttpBuyerClient;
+use super::identity::ConsumerKeys;
 use super::ids::IdSource;
+use super::lead_ping::{LeadPing, ValidLeadPing, validate_lead_ping};
 use super::pii::{PiiGuard, PiiLeak};
 use super::post::{PostJob, Poster};
-use super::redact::redact;
+use super::redact::{redact, redact_ping};
 use super::select::{self, Candidate};
 use super::store::{AuctionStore, PingClaim, PingRecord, StoreError};
 use super::trace::{Answer, EarlyEnd, Outcome, OutcomeStatus, Sale, Trace, micros};
@@ -117,6 +119,16 @@ pub enum PostError {
     AlreadyPosted(String),
     #[error("ping {0:?}: its publisher is no longer configured")]
     UnknownPublisher(String),
+    /// The ping was sent without its lead, and the post did not bring it.
+    #[error("ping {0:?} was sent without its lead: the post must carry it")]
+    LeadRequired(String),
+    /// The ping was sent with its lead, and the post brought one too.
+    #[error("ping {0:?} was sent with its lead: the post carries only the ping id")]
+    LeadNotExpected(String),
+    /// The posted lead is not valid, or not the consumer the ping described: each field named. Nothing was sold and
+    /// the ping stays open.
+    #[error("the posted lead does not fit its ping: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    LeadRefused(Vec<FieldError>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -180,10 +192,41 @@ impl std::fmt::Debug for Exchange {
     }
 }
 
-/// What the bid steps hand to the post: the lead's publisher, the lead, and the bids in the order they are tried.
+/// What a publisher sends to an auction: a full lead, or a PII-free ping whose lead comes with its post.
+#[derive(Clone, Copy)]
+enum Sent<'a> {
+    Lead(&'a Lead),
+    Ping(&'a LeadPing),
+}
+
+/// What the auction holds of its consumer once the input passed validation.
+enum Held {
+    Lead(ValidLead),
+    Ping(ValidLeadPing),
+}
+
+impl Held {
+    fn publisher_id(&self) -> &str {
+        match self {
+            Held::Lead(valid) => &valid.lead.publisher_id,
+            Held::Ping(valid) => &valid.request.publisher_id,
+        }
+    }
+
+    /// The consumer's keys, when known (a PII-free ping may carry none).
+    fn keys(&self) -> Option<&ConsumerKeys> {
+        match self {
+            Held::Lead(valid) => Some(&valid.keys),
+            Held::Ping(valid) => valid.pinged.keys.as_ref(),
+        }
+    }
+}
+
+/// What the bid steps hand to the post: the lead's publisher, what is held of the consumer, and the bids in the
+/// order they are tried.
 struct Bids<'a> {
     publisher: &'a Publisher,
-    valid: ValidLead,
+    held: Held,
     ranked: Vec<Candidate>,
     max_buyers: u32,
 }
@@ -256,14 +299,17 @@ impl Exchange {
 
     /// [`Exchange::run_lead`] with per-lead options.
     pub async fn run_lead_with(&self, lead: Lead, options: LeadOptions) -> Outcome {
-        let BidPhase { ping_id, bids, trace, started } = match self.bid_phase(&lead, options).await {
+        let BidPhase { ping_id, bids, trace, started } = match self.bid_phase(Sent::Lead(&lead), options).await {
             Ok(phase) => phase,
             Err(Stopped { ping_id, end, trace }) => return end.into_outcome(ping_id, trace),
         };
         if bids.ranked.is_empty() {
-            self.forget_if_nobody_answered(&bids.valid, &trace).await;
+            self.forget_if_nobody_answered(&bids.held, &trace).await;
         }
-        self.sell(&ping_id, &bids.valid, bids.publisher, &bids.ranked, bids.max_buyers, (trace, started)).await
+        let Held::Lead(valid) = &bids.held else {
+            return EarlyEnd::error("a one-shot auction without its lead").into_outcome(ping_id, trace);
+        };
+        self.sell(&ping_id, valid, bids.publisher, &bids.ranked, bids.max_buyers, (trace, started)).await
     }
 
     /// Two-step, first half: runs the auction up to selection and keeps the best bids for a later [`Exchange::post`].
@@ -273,24 +319,41 @@ impl Exchange {
 
     /// [`Exchange::ping`] with per-lead options.
     pub async fn ping_with(&self, lead: Lead, options: LeadOptions) -> PingOutcome {
-        let BidPhase { ping_id, bids, mut trace, started } = match self.bid_phase(&lead, options).await {
+        self.two_step_ping(Sent::Lead(&lead), options).await
+    }
+
+    /// Two-step, first half, without PII: runs the auction up to selection on a PII-free ping and keeps the best
+    /// bids for the [`Exchange::post_lead`] that brings the lead.
+    pub async fn ping_without_pii(&self, ping: LeadPing, options: LeadOptions) -> PingOutcome {
+        self.two_step_ping(Sent::Ping(&ping), options).await
+    }
+
+    /// The first half of a two-step sale, on a full lead or a PII-free ping.
+    async fn two_step_ping(&self, sent: Sent<'_>, options: LeadOptions) -> PingOutcome {
+        let BidPhase { ping_id, bids, mut trace, started } = match self.bid_phase(sent, options).await {
             Ok(phase) => phase,
             Err(Stopped { ping_id, end, trace }) => return PingOutcome::ended(ping_id, end, trace),
         };
         let mut outcome = PingOutcome::no_bid(ping_id.clone());
         match bids.ranked.first().cloned() {
             None => {
-                self.forget_if_nobody_answered(&bids.valid, &trace).await;
+                self.forget_if_nobody_answered(&bids.held, &trace).await;
                 outcome.reason = Some(no_sale_reason(&trace));
             }
             Some(best) => {
                 let margin_bps = bids.publisher.margin_bps;
+                let publisher_id = bids.held.publisher_id().to_owned();
+                let (lead, age, keys, pinged) = match bids.held {
+                    Held::Lead(valid) => (Some(valid.lead), valid.age, Some(valid.keys), None),
+                    Held::Ping(valid) => (None, valid.pinged.age, valid.pinged.keys.clone(), Some(valid.pinged)),
+                };
                 let record = PingRecord {
                     ping_id: ping_id.clone(),
-                    publisher_id: bids.valid.lead.publisher_id.clone(),
-                    lead: bids.valid.lead,
-                    age: bids.valid.age,
-                    keys: bids.valid.keys,
+                    publisher_id,
+                    lead,
+                    age,
+                    keys,
+                    pinged,
                     ranked: bids.ranked,
                     max_buyers: bids.max_buyers,
                     created_at_unix_ms: trace.started_at_unix_ms,
@@ -317,8 +380,22 @@ impl Exchange {
 
     /// Two-step, second half: sells a pinged lead at the bid it got, re-checking caps and schedules.
     pub async fn post(&self, ping_id: &str) -> Result<Outcome, PostError> {
+        self.post_lead(ping_id, None).await
+    }
+
+    /// [`Exchange::post`] bringing the lead of a PII-free ping: the lead is validated and must be the consumer the
+    /// ping described (else [`PostError::LeadRefused`], nothing sold and the ping left open for a corrected post),
+    /// its duplicate check runs on the real phone and email when the ping carried no hashes, and then it is posted to
+    /// the standing bidders in rank order with fallback.
+    pub async fn post_lead(&self, ping_id: &str, lead: Option<Lead>) -> Result<Outcome, PostError> {
         let started = Instant::now();
         let now = self.clock.now_unix_ms();
+        // Checked before the claim, which closes the ping: a refused lead leaves it open.
+        let posted = match self.store.open_ping(ping_id).await? {
+            Some(open) if now < open.expires_at_unix_ms => self.check_posted_lead(ping_id, &open, lead, now)?,
+            // Unknown, closed or expired: the claim says which.
+            _ => None,
+        };
         let record = match self.store.claim_ping(ping_id, now).await? {
             PingClaim::Claimed(record) => *record,
             PingClaim::Unknown => return Err(PostError::UnknownPingId(ping_id.to_owned())),
@@ -339,20 +416,77 @@ impl Exchange {
             ..Trace::default()
         };
         trace.step("claim", started.elapsed(), format!("{} bids kept", record.ranked.len()));
-        let valid = ValidLead { lead: record.lead, age: record.age, keys: record.keys };
+        let valid = match (record.lead, record.keys, posted) {
+            (Some(lead), Some(keys), _) => ValidLead { lead, age: record.age, keys },
+            (None, keys, Some(posted)) => {
+                // A ping that carried no hashes had no duplicate check: it runs now, on the real phone and email.
+                let publisher = &publisher.config;
+                if keys.is_none() && publisher.dedupe_window_days > 0 {
+                    let checked = dedupe::check(&*self.store, publisher, &posted.keys, now).await;
+                    trace.step("dedupe", started.elapsed(), if checked.is_err() { "duplicate or failed" } else { "" });
+                    if let Err(end) = checked {
+                        self.finish_post(ping_id).await;
+                        trace.total_us = micros(started.elapsed());
+                        return Ok(end.into_outcome(ping_id.to_owned(), trace));
+                    }
+                }
+                posted
+            }
+            _ => {
+                // The record changed between the check and the claim: only a store fault does that.
+                self.finish_post(ping_id).await;
+                return Err(PostError::Store(StoreError::corrupt(
+                    "posting a ping",
+                    "its record changed under the post",
+                )));
+            }
+        };
         let outcome =
             self.sell(ping_id, &valid, &publisher.config, &record.ranked, record.max_buyers, (trace, started)).await;
         self.finish_post(ping_id).await;
         Ok(outcome)
     }
 
+    /// Checks the lead a post brings against its open ping: a full-lead ping takes none, a PII-free one needs one that
+    /// is valid and is the consumer pinged. Returns the validated lead of a PII-free ping.
+    fn check_posted_lead(
+        &self,
+        ping_id: &str,
+        open: &PingRecord,
+        lead: Option<Lead>,
+        now: i64,
+    ) -> Result<Option<ValidLead>, PostError> {
+        let (pinged, lead) = match (&open.pinged, lead) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => return Err(PostError::LeadNotExpected(ping_id.to_owned())),
+            (Some(_), None) => return Err(PostError::LeadRequired(ping_id.to_owned())),
+            (Some(pinged), Some(lead)) => (pinged, lead),
+        };
+        let prefixed = |errors: Vec<FieldError>| {
+            errors.into_iter().map(|e| FieldError { field: format!("lead.{}", e.field), reason: e.reason }).collect()
+        };
+        if lead.publisher_id != open.publisher_id {
+            let reason = format!("is not the publisher that pinged ({:?})", open.publisher_id);
+            return Err(PostError::LeadRefused(vec![FieldError::new("lead.publisher_id", reason)]));
+        }
+        let known = self.publishers.contains_key(&lead.publisher_id);
+        let valid =
+            validate_lead(&lead, now, known, &self.verticals).map_err(|e| PostError::LeadRefused(prefixed(e)))?;
+        let mismatches = pinged.mismatches(&valid);
+        if mismatches.is_empty() { Ok(Some(valid)) } else { Err(PostError::LeadRefused(mismatches)) }
+    }
+
     /// The bid phase, traced: its id, and either its bids or how it ended.
-    async fn bid_phase(&self, lead: &Lead, options: LeadOptions) -> Result<BidPhase<'_>, Stopped> {
+    async fn bid_phase(&self, sent: Sent<'_>, options: LeadOptions) -> Result<BidPhase<'_>, Stopped> {
         let started = Instant::now();
         let now = self.clock.now_unix_ms();
         let ping_id = options.lead_id.clone().unwrap_or_else(|| self.ids.next_id(now));
-        let mut trace = Trace { publisher_id: lead.publisher_id.clone(), started_at_unix_ms: now, ..Trace::default() };
-        match self.bid_steps(lead, &options, &ping_id, now, started, &mut trace).await {
+        let publisher_id = match sent {
+            Sent::Lead(lead) => lead.publisher_id.clone(),
+            Sent::Ping(ping) => ping.publisher_id.clone(),
+        };
+        let mut trace = Trace { publisher_id, started_at_unix_ms: now, ..Trace::default() };
+        match self.bid_steps(sent, &options, &ping_id, now, started, &mut trace).await {
             Ok(bids) => Ok(BidPhase { ping_id, bids, trace, started }),
             Err(end) => {
                 trace.total_us = micros(started.elapsed());
@@ -364,15 +498,23 @@ impl Exchange {
     /// validate → redact → PII guard → dedupe → eligibility → fan-out → select, each step in the trace.
     async fn bid_steps(
         &self,
-        lead: &Lead,
+        sent: Sent<'_>,
         options: &LeadOptions,
         ping_id: &str,
         now: i64,
         started: Instant,
         trace: &mut Trace,
     ) -> Result<Bids<'_>, EarlyEnd> {
-        let entry = self.publishers.get(&lead.publisher_id);
-        let valid = validate_lead(lead, now, entry.is_some(), &self.verticals).map_err(|errors| {
+        let publisher_id = match sent {
+            Sent::Lead(lead) => &lead.publisher_id,
+            Sent::Ping(ping) => &ping.publisher_id,
+        };
+        let entry = self.publishers.get(publisher_id);
+        let held = match sent {
+            Sent::Lead(lead) => validate_lead(lead, now, entry.is_some(), &self.verticals).map(Held::Lead),
+            Sent::Ping(ping) => validate_lead_ping(ping, now, entry.is_some(), &self.verticals).map(Held::Ping),
+        };
+        let held = held.map_err(|errors| {
             trace.step("validate", started.elapsed(), format!("{} field errors", errors.len()));
             EarlyEnd::invalid(errors)
         })?;
@@ -384,19 +526,31 @@ impl Exchange {
         trace.mode = Some(publisher.selection);
         trace.step("validate", started.elapsed(), "");
 
-        let pii = PiiGuard::for_lead(&valid.lead, valid.age);
-        let ping = redact(&entry.redactor, &valid.lead, now, &pii).await.inspect_err(|_| {
+        let (pii, redacted, vertical) = match &held {
+            Held::Lead(valid) => {
+                let pii = PiiGuard::for_lead(&valid.lead, valid.age);
+                let redacted = redact(&entry.redactor, &valid.lead, now, &pii).await;
+                (pii, redacted, &valid.lead.vertical)
+            }
+            Held::Ping(valid) => {
+                let pii = PiiGuard::for_ping_request(&valid.request, &valid.pinged.zip3, valid.pinged.age);
+                let redacted = redact_ping(&entry.redactor, &valid.request, now, &pii).await;
+                (pii, redacted, &valid.request.vertical)
+            }
+        };
+        let ping = redacted.inspect_err(|_| {
             trace.step("redact", started.elapsed(), "failed");
         })?;
         trace.step("redact", started.elapsed(), "");
 
-        guard::check_ping(&pii, &ping, self.verticals.get(&valid.lead.vertical)).inspect_err(|_| {
+        guard::check_ping(&pii, &ping, self.verticals.get(vertical)).inspect_err(|_| {
             trace.step("pii_guard", started.elapsed(), "refused");
         })?;
         trace.step("pii_guard", started.elapsed(), "");
 
-        if publisher.dedupe_window_days > 0 {
-            dedupe::check(&*self.store, publisher, &valid.keys, now).await.inspect_err(|end| {
+        // A PII-free ping without hashes is checked for duplicates when its lead is posted.
+        if let (true, Some(keys)) = (publisher.dedupe_window_days > 0, held.keys()) {
+            dedupe::check(&*self.store, publisher, keys, now).await.inspect_err(|end| {
                 let detail = if end.status == OutcomeStatus::Duplicate { "duplicate" } else { "failed" };
                 trace.step("dedupe", started.elapsed(), detail);
             })?;
@@ -405,9 +559,9 @@ impl Exchange {
 
         let mode = publisher.selection;
         let max_bid_cents = self.settings.max_bid_cents;
+        let keys = held.keys();
         let pingable =
-            pingable::campaigns(&self.campaigns, &self.buyers, &*self.store, max_bid_cents, mode, now, &valid.keys)
-                .await;
+            pingable::campaigns(&self.campaigns, &self.buyers, &*self.store, max_bid_cents, mode, now, keys).await;
         trace.campaigns = pingable.traces;
         let eligible = format!("{} of {} eligible", pingable.jobs.len(), self.campaigns.len());
         trace.step("eligibility", started.elapsed(), eligible);
@@ -429,7 +583,7 @@ impl Exchange {
 
         let ranked = select::rank(mode, candidates);
         trace.step("select", started.elapsed(), format!("{mode:?}, up to {max_buyers} buyers"));
-        Ok(Bids { publisher, valid, ranked, max_buyers })
+        Ok(Bids { publisher, held, ranked, max_buyers })
     }
 
     /// The post phase and the outcome.
@@ -476,12 +630,13 @@ impl Exchange {
     /// When no pinged campaign answered in time (every answer a timeout), the lead went unsold because no answer could
     /// arrive within the deadline — an exchange too busy to run its auction, or a network down — not because the
     /// buyers passed: its duplicate record is forgotten so the publisher may send it again.
-    async fn forget_if_nobody_answered(&self, valid: &ValidLead, trace: &Trace) {
+    async fn forget_if_nobody_answered(&self, held: &Held, trace: &Trace) {
+        let Some(keys) = held.keys() else { return };
         if !nobody_answered_in_time(trace) {
             return;
         }
-        let publisher_id = &valid.lead.publisher_id;
-        if let Err(error) = self.store.forget_lead(publisher_id, &valid.keys, trace.started_at_unix_ms).await {
+        let publisher_id = held.publisher_id();
+        if let Err(error) = self.store.forget_lead(publisher_id, keys, trace.started_at_unix_ms).await {
             tracing::error!(publisher = %publisher_id, %error, "could not forget a lead nobody answered in time");
         }
     }

@@ -1,7 +1,7 @@
 //! The auction engine: a lead in, a sale (or a reasoned refusal) out, over Wasm and HTTP buyers side by side.
 //!
 //! Flow, one file per step, each taking what it needs and returning what the next needs or how the auction ended:
-//! [`validate`] the lead → `redact.rs` with the publisher's plugin → `guard.rs` ([`pii`]) → `dedupe.rs` (hashed
+//! [`validate`] the lead (or a PII-free ping, [`lead_ping`]) → `redact.rs` with the publisher's plugin → `guard.rs` ([`pii`]) → `dedupe.rs` (hashed
 //! phone and email, [`identity`]) → `pingable.rs` ([`eligibility`] of every campaign) → `fanout.rs` under one
 //! deadline → `answers.rs` → [`select`] → `post.rs` with fallback and cap reservations ([`store`]) → [`trace::Outcome`].
 //! [`engine::Exchange`] calls the steps in order, one-shot or two-step, and keeps the trace; [`build`] checks a
@@ -23,6 +23,7 @@ mod guard;
 pub mod http_buyer;
 pub mod identity;
 pub mod ids;
+pub mod lead_ping;
 pub mod pii;
 mod pingable;
 mod post;
@@ -46,6 +47,7 @@ pub use field_error::FieldError;
 pub use http_buyer::{HttpBuyerClient, HttpBuyerError, HttpEndpoints, PingRequest, PostAnswer, PostRequest};
 pub use identity::ConsumerKeys;
 pub use ids::{IdSource, RandomIds, SeededIds};
+pub use lead_ping::{LeadPing, PingConsent, Pinged, ValidLeadPing, validate_lead_ping};
 pub use pii::{PiiGuard, PiiKind, PiiLeak, Scan};
 pub use store::{AuctionStore, MemoryStore, SaleDelivery, SaleRecord, StoreError, StoredSale};
 pub use trace::{Answer, ErrorKind, Outcome, OutcomeStatus, PostResult, Sale, Trace};

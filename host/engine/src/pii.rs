@@ -25,7 +25,7 @@
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
-use pingpost_model::{Lead, Ping};
+use pingpost_model::{Lead, Ping, PingRequest};
 
 /// What kind of PII (or what breach of the ping's structure) a leak is.
 #[derive(
@@ -162,14 +162,7 @@ impl PiiGuard {
             jornaya: present(&consent.jornaya_leadid),
             tcpa_text: present(&consent.tcpa_text),
         };
-        let mut guard = PiiGuard {
-            derived,
-            words: Vec::new(),
-            joined: Vec::new(),
-            digits: Vec::new(),
-            date_of_birth: None,
-            ip: None,
-        };
+        let mut guard = PiiGuard::deriving(derived);
         guard.name(PiiKind::FirstName, &c.first_name);
         guard.name(PiiKind::LastName, &c.last_name);
         guard.name(PiiKind::Street, &c.street);
@@ -217,16 +210,47 @@ impl PiiGuard {
                 guard.digit_needle(PiiKind::Ip, &format!("{a:03}{b:03}{c:03}{d:03}"), true);
             }
         }
-        if let Some(url) = &consent.trusted_form_url {
-            // The certificate id alone identifies the consumer as well as the URL does.
-            if let Some(cert) = url.trim_end_matches('/').rsplit('/').next() {
-                guard.id_needle(PiiKind::TrustedFormUrl, cert);
-            }
-        }
-        if let Some(id) = &consent.jornaya_leadid {
-            guard.id_needle(PiiKind::JornayaLeadid, id);
-        }
+        guard.consent_ids(consent.trusted_form_url.as_deref(), consent.jornaya_leadid.as_deref());
         guard
+    }
+
+    /// The guard of a PII-free ping: no consumer identity to search for, but its consent identifiers (a buyer gets
+    /// their presence only) and what the ping must derive from the request (`zip3`, `age`); the shapes of PII
+    /// (phone-, email-, card-like values) are searched as in every ping.
+    pub fn for_ping_request(request: &PingRequest, zip3: &str, age: u8) -> Self {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        let derived = Derived {
+            vertical: request.vertical.clone(),
+            publisher_id: request.publisher_id.clone(),
+            source_id: request.source_id.clone(),
+            sub_id: request.sub_id.clone(),
+            state: request.state.clone(),
+            zip3: zip3.to_owned(),
+            age,
+            gender: request.gender,
+            trusted_form: present(&request.trusted_form_url),
+            jornaya: present(&request.jornaya_leadid),
+            tcpa_text: request.tcpa_text,
+        };
+        let mut guard = PiiGuard::deriving(derived);
+        guard.consent_ids(request.trusted_form_url.as_deref(), request.jornaya_leadid.as_deref());
+        guard
+    }
+
+    /// A guard of `derived` with nothing to search for yet.
+    fn deriving(derived: Derived) -> Self {
+        PiiGuard { derived, words: Vec::new(), joined: Vec::new(), digits: Vec::new(), date_of_birth: None, ip: None }
+    }
+
+    /// The consent identifiers: a buyer gets their presence, never the values.
+    fn consent_ids(&mut self, trusted_form_url: Option<&str>, jornaya_leadid: Option<&str>) {
+        // The certificate id alone identifies the consumer as well as the URL does.
+        if let Some(cert) = trusted_form_url.and_then(|url| url.trim_end_matches('/').rsplit('/').next()) {
+            self.id_needle(PiiKind::TrustedFormUrl, cert);
+        }
+        if let Some(id) = jornaya_leadid {
+            self.id_needle(PiiKind::JornayaLeadid, id);
+        }
     }
 
     /// A name-like value: its words in order, and (when long enough) its letters run together.

@@ -20,7 +20,8 @@ pub(crate) struct Pingable {
 }
 
 /// Checks every campaign for a lead of consumer `keys` in a `mode` auction at `now`. A campaign may bid at most its
-/// own `max_bid_cents`, else the exchange's `max_bid_cents`.
+/// own `max_bid_cents`, else the exchange's `max_bid_cents`. Without keys (a PII-free ping that carried no hashes)
+/// buyers' suppression is checked only when the lead is posted (the sale's reservation checks it either way).
 pub(crate) async fn campaigns(
     campaigns: &Campaigns,
     buyers: &HashMap<String, Buyer>,
@@ -28,7 +29,7 @@ pub(crate) async fn campaigns(
     max_bid_cents: u32,
     mode: SelectionMode,
     now: i64,
-    keys: &ConsumerKeys,
+    keys: Option<&ConsumerKeys>,
 ) -> Pingable {
     let mut pingable = Pingable { traces: Vec::with_capacity(campaigns.len()), jobs: Vec::new() };
     for entry in campaigns.iter() {
@@ -68,7 +69,7 @@ async fn check(
     entry: &CampaignEntry,
     mode: SelectionMode,
     now: i64,
-    keys: &ConsumerKeys,
+    keys: Option<&ConsumerKeys>,
     buyer_paused: bool,
 ) -> Result<CapsLeft, Ineligible> {
     let campaign = &entry.config;
@@ -78,11 +79,13 @@ async fn check(
     } else {
         store.usage(&campaign.id, &cap_windows(entry.time_zone, now)).await.map_err(unavailable)?
     };
-    let suppressed = campaign.suppression_days > 0
-        && store
+    let suppressed = match keys {
+        Some(keys) if campaign.suppression_days > 0 => store
             .bought_since(&campaign.buyer_id, keys, now - i64::from(campaign.suppression_days) * DAY_MS)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)?,
+        _ => false,
+    };
     eligibility::check(
         campaign,
         EligibilityInput {

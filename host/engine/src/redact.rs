@@ -1,10 +1,11 @@
-//! The redaction step: the publisher's redactor plugin turns the full lead into the ping buyers see.
+//! The redaction step: the publisher's redactor plugin turns the full lead (or a PII-free ping request) into the ping
+//! buyers see.
 
 use super::pii::PiiGuard;
 use super::text;
 use super::trace::EarlyEnd;
-use pingpost_model::{Lead, Ping};
-use pingpost_runtime::{PluginSlot, RedactorPlugin};
+use pingpost_model::{Lead, Ping, PingRequest};
+use pingpost_runtime::{CallError, CallReport, PluginSlot, RedactorPlugin};
 
 /// Runs the publisher's redactor: inline when its record earned it (a warm call costs microseconds, a hand-off tens
 /// of them), else on the blocking pool so a new, slow or failing redactor cannot stall a worker thread. A failure
@@ -16,13 +17,39 @@ pub(crate) async fn redact(
     now: i64,
     guard: &PiiGuard,
 ) -> Result<Ping, EarlyEnd> {
+    run(redactor, lead, guard, move |redactor, lead| redactor.redact(lead, now)).await
+}
+
+/// [`redact`] for a PII-free ping `request`. A redactor of a contract without `redact-ping` (0.1.0) is a refusal
+/// that says so, before any call.
+pub(crate) async fn redact_ping(
+    redactor: &PluginSlot<RedactorPlugin>,
+    request: &PingRequest,
+    now: i64,
+    guard: &PiiGuard,
+) -> Result<Ping, EarlyEnd> {
+    if !redactor.current().redacts_pings() {
+        let reason = "this publisher's redactor reads full leads only (its contract has no redact-ping): send the \
+            lead with the ping, or in one step";
+        return Err(EarlyEnd::new(super::trace::OutcomeStatus::Rejected, reason));
+    }
+    run(redactor, request, guard, move |redactor, request| redactor.redact_ping(request, now)).await
+}
+
+/// Runs one redactor call on `input` with `call`, inline or on the blocking pool, and reads its answer.
+async fn run<I: Clone + Send + 'static>(
+    redactor: &PluginSlot<RedactorPlugin>,
+    input: &I,
+    guard: &PiiGuard,
+    call: impl FnOnce(&RedactorPlugin, &I) -> Result<CallReport<Result<Ping, String>>, CallError> + Send + 'static,
+) -> Result<Ping, EarlyEnd> {
     let redactor = redactor.current();
     let outcome = if redactor.inline_trusted() {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redactor.redact(lead, now)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&redactor, input)))
             .map_err(|_| "the call panicked".to_string())
     } else {
-        let lead = lead.clone();
-        tokio::task::spawn_blocking(move || redactor.redact(&lead, now)).await.map_err(|e| e.to_string())
+        let input = input.clone();
+        tokio::task::spawn_blocking(move || call(&redactor, &input)).await.map_err(|e| e.to_string())
     };
     let refusal = match outcome {
         Err(join_error) => format!("the redactor panicked: {join_error}"),

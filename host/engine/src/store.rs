@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Caps;
 use super::identity::ConsumerKeys;
+use super::lead_ping::Pinged;
 use super::select::Candidate;
 use pingpost_model::Lead;
 
@@ -206,10 +207,16 @@ fn bought_or_holds(pending: &bool) -> &'static str {
 pub struct PingRecord {
     pub ping_id: String,
     pub publisher_id: String,
-    /// The validated, normalised lead (kept only until the post or the expiry).
-    pub lead: Lead,
+    /// The validated, normalised lead (kept only until the post or the expiry); `None` for a PII-free ping, whose
+    /// lead comes with its post.
+    pub lead: Option<Lead>,
+    /// The age buyers were told.
     pub age: u8,
-    pub keys: ConsumerKeys,
+    /// The consumer's keys: the lead's, or those a PII-free ping carried (`None` when it carried none).
+    pub keys: Option<ConsumerKeys>,
+    /// What a PII-free ping said about its consumer: the posted lead must match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinged: Option<Pinged>,
     /// The bids that may be posted to, best first.
     pub ranked: Vec<Candidate>,
     /// How many buyers the lead may be sold to (1 unless shared).
@@ -384,6 +391,9 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError>;
     /// Stores a two-step ping until its post.
     async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError>;
+    /// The record of an open ping (not yet claimed, closed or expired at its last check), without claiming it: what
+    /// a post checks its lead against before it claims the ping.
+    async fn open_ping(&self, ping_id: &str) -> Result<Option<PingRecord>, StoreError>;
     /// Claims a ping for its post, once. The store keeps the ping's record until [`AuctionStore::finish_post`], so a
     /// post that a crash cuts short can be claimed again once the store has settled it.
     async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError>;
@@ -656,6 +666,10 @@ impl AuctionStore for MemoryStore {
         }
         inner.pings.insert(record.ping_id.clone(), record);
         Ok(())
+    }
+
+    async fn open_ping(&self, ping_id: &str) -> Result<Option<PingRecord>, StoreError> {
+        Ok(self.lock()?.pings.get(ping_id).cloned())
     }
 
     async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {

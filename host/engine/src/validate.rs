@@ -14,7 +14,7 @@ use pingpost_model::{Lead, US_STATES};
 use super::age::{MAX_AGE, MIN_AGE, age_on};
 use super::field_error::FieldError;
 use super::identity::ConsumerKeys;
-use super::vertical::Verticals;
+use super::vertical::{VerticalRules, Verticals};
 
 /// A lead that passed validation, normalised, with what the engine derives from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,20 +37,7 @@ pub fn validate_lead(
 ) -> Result<ValidLead, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut out = lead.clone();
-
-    if lead.publisher_id.trim().is_empty() {
-        errors.push(FieldError::new("publisher_id", "is required"));
-    } else if !publisher_known {
-        errors.push(FieldError::new("publisher_id", format!("unknown publisher {:?}", lead.publisher_id)));
-    }
-    let vertical = verticals.get(&lead.vertical);
-    if vertical.is_none() {
-        let known: Vec<&str> = verticals.names().collect();
-        errors.push(FieldError::new(
-            "vertical",
-            format!("unknown vertical {:?}; known: {}", lead.vertical, known.join(", ")),
-        ));
-    }
+    let vertical = check_origin(&lead.publisher_id, publisher_known, &lead.vertical, verticals, &mut errors);
 
     let consumer = &lead.consumer;
     for (field, value) in [("consumer.first_name", &consumer.first_name), ("consumer.last_name", &consumer.last_name)] {
@@ -100,6 +87,28 @@ pub fn validate_lead(
         }
         _ => Err(errors),
     }
+}
+
+/// Checks a lead's (or a PII-free ping's) publisher and vertical, adding to `errors`; the vertical's rules when it
+/// is one the exchange knows.
+pub(crate) fn check_origin<'v>(
+    publisher_id: &str,
+    publisher_known: bool,
+    vertical: &str,
+    verticals: &'v Verticals,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'v VerticalRules> {
+    if publisher_id.trim().is_empty() {
+        errors.push(FieldError::new("publisher_id", "is required"));
+    } else if !publisher_known {
+        errors.push(FieldError::new("publisher_id", format!("unknown publisher {publisher_id:?}")));
+    }
+    let rules = verticals.get(vertical);
+    if rules.is_none() {
+        let known: Vec<&str> = verticals.names().collect();
+        errors.push(FieldError::new("vertical", format!("unknown vertical {vertical:?}; known: {}", known.join(", "))));
+    }
+    rules
 }
 
 fn is_zip5(zip: &str) -> bool {

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use pingpost_model::Lead;
+use pingpost_model::{Lead, LeadPing};
 
 use super::age::{MAX_AGE, MIN_AGE};
 use super::field_error::FieldError;
@@ -348,6 +348,46 @@ impl VerticalRules {
             ));
         }
         for (key, value) in &lead.extra {
+            if let Some(reason) = self.extras.get(key).and_then(|check| check.refuse(value)) {
+                errors.push(FieldError::new(&format!("extra.{key}"), reason));
+            }
+        }
+    }
+
+    /// Adds to `errors` what a PII-free ping lacks for this vertical: the consent evidence and extras it requires,
+    /// the minimum age, and extras the schema names that are not of their type. What only a full lead has (street,
+    /// city, IP) is checked when the lead is posted.
+    pub fn check_lead_ping(&self, ping: &LeadPing, age: u8, errors: &mut Vec<FieldError>) {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        let consent = &ping.consent;
+        for requirement in &self.requires {
+            let (field, missing) = match requirement {
+                Requirement::Field(field) => match field.as_str() {
+                    "consent.tcpa_text" => (field.as_str(), !consent.tcpa_text),
+                    "consent.trusted_form_url" => (field.as_str(), !present(&consent.trusted_form_url)),
+                    "consent.jornaya_leadid" => (field.as_str(), !present(&consent.jornaya_leadid)),
+                    other => match other.strip_prefix("extra.") {
+                        Some(key) => (other, ping.extra.get(key).is_none_or(|v| v.trim().is_empty())),
+                        None => continue,
+                    },
+                },
+                Requirement::ConsentEvidence => (
+                    "consent.trusted_form_url",
+                    !present(&consent.trusted_form_url) && !present(&consent.jornaya_leadid),
+                ),
+            };
+            if missing {
+                errors.push(FieldError::new(field, format!("is required for {}", self.name)));
+            }
+        }
+        if age < self.min_age {
+            let field = if ping.age.is_some() { "age" } else { "birth_year" };
+            errors.push(FieldError::new(
+                field,
+                format!("gives an age of {age}; {} needs {} or older", self.name, self.min_age),
+            ));
+        }
+        for (key, value) in &ping.extra {
             if let Some(reason) = self.extras.get(key).and_then(|check| check.refuse(value)) {
                 errors.push(FieldError::new(&format!("extra.{key}"), reason));
             }

@@ -87,6 +87,68 @@ pub struct PingRequest {
     pub extra: BTreeMap<String, String>,
 }
 
+/// The consent evidence of a PII-free ping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PingConsent {
+    /// The TrustedForm certificate URL (or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_form_url: Option<String>,
+    /// The Jornaya LeadiD token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jornaya_leadid: Option<String>,
+    /// TCPA consent language was shown and accepted.
+    #[serde(default)]
+    pub tcpa_text: bool,
+}
+
+/// The body of a PII-free two-step ping: what a ping is made of, without the consumer's identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeadPing {
+    /// The product asked for, e.g. `health-insurance`.
+    pub vertical: String,
+    /// The selling publisher; a publisher's API key fills it in when it is left out.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub publisher_id: String,
+    #[serde(default)]
+    pub source_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub_id: String,
+    /// Two-letter USPS state code.
+    pub state: String,
+    /// The five-digit ZIP code; or give only `zip3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip5: Option<String>,
+    /// The ZIP code's first three digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip3: Option<String>,
+    /// Age in whole years; or give `birth_year`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 18, maximum = 120)]
+    pub age: Option<u8>,
+    /// Year of birth: buyers are told the lower of the two ages it can mean, and the posted lead's date of birth
+    /// must be in this year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_year: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    #[serde(default)]
+    pub consent: PingConsent,
+    /// SHA-256 (hex) of the phone in E.164, given together with `email_sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    pub phone_sha256: Option<String>,
+    /// SHA-256 (hex) of the email, trimmed and in lower case, given together with `phone_sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    pub email_sha256: Option<String>,
+    /// Free key/values from the publisher (the vertical's schema types them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
 /// What the host tells a redactor besides the lead (the publisher and its config are given once per instance).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedactContext {

@@ -8,7 +8,7 @@ mod lead;
 mod ping;
 
 pub use decision::{Bid, BidContext, CapsLeft, Decision, RejectCode, Rejection, SaleKind};
-pub use lead::{Consent, Consumer, Lead, PingRequest, RedactContext};
+pub use lead::{Consent, Consumer, Lead, LeadPing, PingConsent, PingRequest, RedactContext};
 pub use ping::{ConsentFlags, Gender, Ping};
 
 /// The 50 US states and DC, by USPS code, in the order of the plugin contract's `us-state` enum (a test of the

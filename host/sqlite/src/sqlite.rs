@@ -754,6 +754,18 @@ impl AuctionStore for SqliteStore {
         .await
     }
 
+    async fn open_ping(&self, ping_id: &str) -> Result<Option<PingRecord>, StoreError> {
+        let what = "reading a ping";
+        let json: Option<String> = self.read(what, |tx| {
+            tx.prepare_cached("SELECT record_json FROM ping WHERE ping_id = ?1 AND state = 'open'")
+                .map_err(backend(what))?
+                .query_row([ping_id], |row| row.get(0))
+                .optional()
+                .map_err(backend(what))
+        })?;
+        json.map(|json| serde_json::from_str(&json).map_err(unreadable_json(what))).transpose()
+    }
+
     async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
         let ping_id = ping_id.to_owned();
         self.write_async("claiming a ping", move |tx| claim_ping(tx, &ping_id, now_unix_ms)).await

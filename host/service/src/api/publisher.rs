@@ -1,4 +1,5 @@
-//! Publisher routes: send a lead one-shot (`POST /v1/leads`) or in two steps (`POST /v1/ping`, `POST /v1/post`), read
+//! Publisher routes: send a lead one-shot (`POST /v1/leads`) or in two steps (`POST /v1/ping`, `POST /v1/post`: the
+//! ping carries the full lead, or none of its PII and the post brings the lead), read
 //! a lead's result (`GET /v1/leads/{lead_id}`), upload the redactor (`PUT /v1/publisher/redactor`).
 //!
 //! A publisher key sends leads for its own publisher only: the lead's `publisher_id` may be left out (it is filled
@@ -20,14 +21,14 @@ use utoipa_axum::routes;
 use super::answers::publisher_view;
 pub use super::answers::{LeadAnswer, LeadRefusal, LeadView, PingAnswer, PingRefusal};
 use super::idempotency::idempotent;
-use super::{RawBody, Shared, blocking, from_value, parse_json, to_json};
+use super::{RawBody, Shared, blocking, from_value, to_json};
 use crate::auth::{PublisherKey, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Endpoint;
 use crate::openapi::WasmComponent;
 use crate::state::{Uploaded, check_rate};
 use pingpost_engine::validate::consumer_keys;
-use pingpost_engine::{LeadOptions, OutcomeStatus, PingStatus, PostError};
+use pingpost_engine::{ConsumerKeys, LeadOptions, LeadPing, OutcomeStatus, PingStatus, PostError};
 use pingpost_model::Lead;
 use pingpost_runtime::World;
 use pingpost_sqlite::AuctionRecord;
@@ -67,7 +68,39 @@ pub struct LeadQuery {
 #[serde(deny_unknown_fields)]
 #[schema(as = PostRequest)]
 pub(crate) struct PostBody {
+    /// The `ping_id` the ping answered.
     ping_id: String,
+    /// The full lead, when the ping was sent without PII (and only then); its `publisher_id` may be left out.
+    #[serde(default)]
+    lead: Option<Lead>,
+}
+
+/// Body of `POST /v1/ping`: the full lead (it has `consumer`), or a PII-free ping (it has none) whose lead comes with
+/// the post. `parse_ping` tells the two apart by the `consumer` key, so an error names the field of the one meant
+/// (serde's own untagged reading would only say that neither fits).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum PingBody {
+    /// The full lead, as for `POST /v1/leads`.
+    Lead(Lead),
+    /// What a ping is made of, without the consumer's identity.
+    WithoutPii(LeadPing),
+}
+
+impl PingBody {
+    /// The consumer's keys, when the body says them: a lead's phone and email, or a PII-free ping's hashes.
+    fn keys(&self) -> Option<ConsumerKeys> {
+        match self {
+            PingBody::Lead(lead) => consumer_keys(lead),
+            PingBody::WithoutPii(ping) => match (&ping.phone_sha256, &ping.email_sha256) {
+                (Some(phone), Some(email)) => Some(ConsumerKeys {
+                    phone_sha256: phone.to_ascii_lowercase(),
+                    email_sha256: email.to_ascii_lowercase(),
+                }),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// `POST /v1/leads`: one-shot ping and post.
@@ -96,7 +129,8 @@ async fn send_lead(
     state.store_writable().await?;
     let mut options = lead_options(query)?;
     let parsed = parse_lead(&body, &publisher_id);
-    let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
+    let keys = parsed.as_ref().ok().and_then(consumer_keys);
+    let named = name_lead(&state, &headers, &publisher_id, keys, &mut options);
     idempotent(&state, &principal, &headers, "leads", &body, named, async {
         let lead = parsed?;
         let received = state.now();
@@ -114,8 +148,15 @@ async fn send_lead(
 /// `POST /v1/ping`: the bid phase of a two-step sale.
 #[utoipa::path(post, path = "/v1/ping", tag = "publisher", security(("publisher" = [])),
     summary = "Two-step, first half: collect bids without selling",
+    description = "The body is the full lead (as for `POST /v1/leads`), or a PII-free ping: what a ping is made of \
+        (vertical, state, ZIP or ZIP3, age or year of birth, consent evidence, source, sub id, extras) and optionally \
+        the SHA-256 of the normalised phone and email, without the consumer's identity. Its lead then comes with the \
+        post, which must match what was pinged.",
     params(LeadQuery, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY, min_length = 1, max_length = 255, pattern = "^[ -~]+$")),
-    request_body(content = Lead, example = json!(example_lead())),
+    request_body(content = PingBody, examples(
+        ("pii_free" = (summary = "A PII-free ping (the lead comes with the post)", value = json!(example_lead_ping()))),
+        ("lead" = (summary = "The full lead", value = json!(example_lead()))),
+    )),
     responses(
         (status = 200, description = "`bid` (post before `expires_at_unix_ms`), `no_bid`, `duplicate`, or `error` (with \
             `pii_leaks` when the redactor left PII in the ping)", body = PingAnswer),
@@ -135,13 +176,17 @@ async fn send_ping(
     let _admitted = state.admission.admit()?;
     state.store_writable().await?;
     let mut options = lead_options(query)?;
-    let parsed = parse_lead(&body, &publisher_id);
-    let named = name_lead(&state, &headers, &publisher_id, &parsed, &mut options);
+    let parsed = parse_ping(&body, &publisher_id);
+    let keys = parsed.as_ref().ok().and_then(PingBody::keys);
+    let named = name_lead(&state, &headers, &publisher_id, keys, &mut options);
     idempotent(&state, &principal, &headers, "ping", &body, named, async {
-        let lead = parsed?;
+        let pinged = parsed?;
         let received = state.now();
         let started = Instant::now();
-        let outcome = state.exchange().ping_with(lead, options).await;
+        let outcome = match pinged {
+            PingBody::Lead(lead) => state.exchange().ping_with(lead, options).await,
+            PingBody::WithoutPii(ping) => state.exchange().ping_without_pii(ping, options).await,
+        };
         if outcome.status != PingStatus::Bid {
             unsold_for_the_store(&state, OutcomeStatus::Unsold)?;
         }
@@ -157,14 +202,21 @@ async fn send_ping(
 #[utoipa::path(post, path = "/v1/post", tag = "publisher", security(("publisher" = [])),
     summary = "Two-step, second half: sell a pinged lead at its bid",
     params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY, min_length = 1, max_length = 255, pattern = "^[ -~]+$")),
-    request_body(content = PostBody, example = json!({ "ping_id": "ld_0190f2c4a1b27d3e8f1a2b3c4d5e6f70" })),
+    request_body(content = PostBody, examples(
+        ("ping_with_its_lead" = (summary = "The ping carried the lead", value = json!({ "ping_id": "ld_0190f2c4a1b27d3e8f1a2b3c4d5e6f70" }))),
+        ("pii_free_ping" = (summary = "The ping carried no PII: the post brings the lead", value = json!({
+            "ping_id": "ld_0190f2c4a1b27d3e8f1a2b3c4d5e6f70", "lead": example_lead() }))),
+    )),
     responses(
-        (status = 200, description = "The post ran: `sold`, `unsold` or `error`", body = LeadAnswer),
+        (status = 200, description = "The post ran: `sold`, `unsold`, `duplicate` (a PII-free ping's lead seen \
+            before) or `error`", body = LeadAnswer),
         (status = 404, description = "No ping of yours has this id", body = ErrorBody),
         (status = 409, description = "`already_posted`, `publisher_removed`, `idempotency_key_reused` or \
             `idempotency_in_progress`", body = ErrorBody),
         (status = 410, description = "`ping_expired`: its bids have expired", body = ErrorBody),
-        (status = 422, description = "The body does not fit the schema", body = ErrorBody),
+        (status = 422, description = "The body does not fit the schema; `lead_required` (a PII-free ping's post without \
+            its lead) or `lead_not_expected`; `lead_mismatch`: the lead is invalid or not the consumer pinged, each \
+            field named in the message and the first in `field` (nothing is sold, the ping stays open)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: over the publisher's request rate (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "Overloaded (`Retry-After`) or the store cannot write", body = ErrorBody),
     ))]
@@ -177,7 +229,7 @@ async fn send_post(
     check_rate(&state.publisher_limiter, &publisher_id)?;
     let _admitted = state.admission.admit()?;
     state.store_writable().await?;
-    let parsed: Result<PostBody, ApiError> = parse_json(&body);
+    let parsed = parse_post(&body, &publisher_id);
     // The post's lead is the ping's: its duplicate record was made (and kept) by the ping.
     let named = parsed.as_ref().ok().map(|post| IdempotentLead {
         lead_id: post.ping_id.clone(),
@@ -185,7 +237,7 @@ async fn send_post(
         keys: None,
     });
     idempotent(&state, &principal, &headers, "post", &body, named, async {
-        let PostBody { ping_id } = parsed?;
+        let PostBody { ping_id, lead } = parsed?;
         let store = state.store.clone();
         let (publisher, id) = (publisher_id.clone(), ping_id.clone());
         let known = blocking(move || Ok(store.auction_for_publisher(&publisher, &id)?.is_some())).await?;
@@ -194,7 +246,7 @@ async fn send_post(
         }
         let received = state.now();
         let started = Instant::now();
-        let outcome = state.exchange().post(&ping_id).await.map_err(|error| match error {
+        let outcome = state.exchange().post_lead(&ping_id, lead).await.map_err(|error| match error {
             PostError::UnknownPingId(_) => ApiError::not_found(error.to_string()).with_field("ping_id"),
             PostError::Expired { .. } => {
                 ApiError::new(StatusCode::GONE, "ping_expired", error.to_string()).with_field("ping_id")
@@ -203,6 +255,17 @@ async fn send_post(
                 ApiError::conflict("already_posted", error.to_string()).with_field("ping_id")
             }
             PostError::UnknownPublisher(_) => ApiError::conflict("publisher_removed", error.to_string()),
+            PostError::LeadRequired(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "lead_required", error.to_string()).with_field("lead")
+            }
+            PostError::LeadNotExpected(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "lead_not_expected", error.to_string())
+                    .with_field("lead")
+            }
+            PostError::LeadRefused(ref errors) => {
+                let field = errors.first().map_or_else(|| "lead".to_owned(), |e| e.field.clone());
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "lead_mismatch", error.to_string()).with_field(field)
+            }
             PostError::Store(e) => ApiError::from(e),
         })?;
         unsold_for_the_store(&state, outcome.status)?;
@@ -295,7 +358,7 @@ fn name_lead(
     state: &Shared,
     headers: &HeaderMap,
     publisher_id: &str,
-    parsed: &Result<Lead, ApiError>,
+    keys: Option<ConsumerKeys>,
     options: &mut LeadOptions,
 ) -> Option<IdempotentLead> {
     if !headers.contains_key("idempotency-key") {
@@ -303,7 +366,6 @@ fn name_lead(
     }
     let lead_id = state.exchange().new_lead_id();
     options.lead_id = Some(lead_id.clone());
-    let keys = parsed.as_ref().ok().and_then(consumer_keys);
     Some(IdempotentLead { lead_id, publisher_id: publisher_id.to_owned(), keys })
 }
 
@@ -311,6 +373,37 @@ fn name_lead(
 fn parse_lead(body: &[u8], publisher_id: &str) -> Result<Lead, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::malformed(e.to_string()))?;
     let object = value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", "a lead is a JSON object"))?;
+    fill_publisher(object, publisher_id, "publisher_id")?;
+    from_value(value)
+}
+
+/// Parses a `POST /v1/ping` body for `publisher_id`: a full lead when it has `consumer`, else a PII-free ping.
+fn parse_ping(body: &[u8], publisher_id: &str) -> Result<PingBody, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::malformed(e.to_string()))?;
+    let object = value.as_object_mut().ok_or_else(|| ApiError::invalid("(body)", "a ping is a JSON object"))?;
+    fill_publisher(object, publisher_id, "publisher_id")?;
+    if object.contains_key("consumer") {
+        from_value(value).map(PingBody::Lead)
+    } else {
+        from_value(value).map(PingBody::WithoutPii)
+    }
+}
+
+/// Parses a `POST /v1/post` body for `publisher_id` (its lead's `publisher_id` filled in or checked).
+fn parse_post(body: &[u8], publisher_id: &str) -> Result<PostBody, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::malformed(e.to_string()))?;
+    if let Some(lead) = value.get_mut("lead").and_then(serde_json::Value::as_object_mut) {
+        fill_publisher(lead, publisher_id, "lead.publisher_id")?;
+    }
+    from_value(value)
+}
+
+/// Fills in a missing `publisher_id` of `object` with the key's, and refuses another publisher's (`field` names it).
+fn fill_publisher(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    publisher_id: &str,
+    field: &str,
+) -> Result<(), ApiError> {
     match object.get("publisher_id") {
         None | Some(serde_json::Value::Null) => {
             object.insert("publisher_id".into(), publisher_id.into());
@@ -322,10 +415,10 @@ fn parse_lead(body: &[u8], publisher_id: &str) -> Result<Lead, ApiError> {
                 "wrong_publisher",
                 format!("this key sends leads for publisher {publisher_id:?} only"),
             )
-            .with_field("publisher_id"));
+            .with_field(field));
         }
     }
-    from_value(value)
+    Ok(())
 }
 
 /// How an auction's record is written.
@@ -366,6 +459,28 @@ async fn record<S: Serialize, T: Serialize>(
         }
         Write::Now => state.on_store(move |store| store.record_auctions(vec![record])).await,
     }
+}
+
+/// The PII-free ping the document shows: the Florida scenario's lead (`examples/florida/lead.json`) as a ping, with
+/// the hashes of its phone and email.
+fn example_lead_ping() -> serde_json::Value {
+    let keys = ConsumerKeys::of("+13055550142", "maria.alvarez@example.com");
+    serde_json::json!({
+        "vertical": "health-insurance",
+        "source_id": "google-search-fl",
+        "sub_id": "ad-group-12",
+        "state": "FL",
+        "zip5": "33131",
+        "age": 58,
+        "gender": "female",
+        "consent": {
+            "trusted_form_url": "https://cert.trustedform.com/2f9c1e7ab04d4e1b9c0f6a1d3e5b7c9d",
+            "tcpa_text": true
+        },
+        "phone_sha256": keys.phone_sha256,
+        "email_sha256": keys.email_sha256,
+        "extra": { "household_size": "2", "currently_insured": "false" }
+    })
 }
 
 /// The lead the document shows: the Florida scenario's (`examples/florida/lead.json`), without its `publisher_id`
