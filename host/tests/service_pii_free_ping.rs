@@ -67,6 +67,8 @@ target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents
 fn lead(n: u32) -> Value {
     json!({
         "vertical": "health-insurance",
+        "source_id": "fb",
+        "sub_id": "ad-7",
         "consumer": {
             "first_name": "Maria", "last_name": "Lopez",
             "phone": format!("305555{n:04}"), "email": format!("Maria{n}@Example.com"),

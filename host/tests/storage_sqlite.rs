@@ -351,6 +351,12 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         jornaya: false,
         tcpa_text: true,
         keys: None,
+        gender: None,
+        source_id: "src-1".into(),
+        sub_id: String::new(),
+        trusted_form_url: Some("https://cert.trustedform.com/abc".into()),
+        jornaya_leadid: None,
+        extra: Default::default(),
     };
     let ping_c = PingRecord { lead: None, keys: None, pinged: Some(pinged), ..ping_record("ping-c", 3, 1_000, 10_000) };
     assert_eq!(t.note("save c", store.save_ping(ping_c.clone()).await), Ok(()));

@@ -425,7 +425,11 @@ impl Exchange {
                     let checked = dedupe::check(&*self.store, publisher, &posted.keys, now).await;
                     trace.step("dedupe", started.elapsed(), if checked.is_err() { "duplicate or failed" } else { "" });
                     if let Err(end) = checked {
-                        self.finish_post(ping_id).await;
+                        // A duplicate ends the ping; a failed look-up leaves it claimed, for the next start to
+                        // reopen (nothing was sold), as a crash would.
+                        if end.status == OutcomeStatus::Duplicate {
+                            self.finish_post(ping_id).await;
+                        }
                         trace.total_us = micros(started.elapsed());
                         return Ok(end.into_outcome(ping_id.to_owned(), trace));
                     }
@@ -469,9 +473,9 @@ impl Exchange {
             let reason = format!("is not the publisher that pinged ({:?})", open.publisher_id);
             return Err(PostError::LeadRefused(vec![FieldError::new("lead.publisher_id", reason)]));
         }
-        let known = self.publishers.contains_key(&lead.publisher_id);
+        // A publisher removed since the ping is answered after the claim, as for any post (`UnknownPublisher`).
         let valid =
-            validate_lead(&lead, now, known, &self.verticals).map_err(|e| PostError::LeadRefused(prefixed(e)))?;
+            validate_lead(&lead, now, true, &self.verticals).map_err(|e| PostError::LeadRefused(prefixed(e)))?;
         let mismatches = pinged.mismatches(&valid);
         if mismatches.is_empty() { Ok(Some(valid)) } else { Err(PostError::LeadRefused(mismatches)) }
     }

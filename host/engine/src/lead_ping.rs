@@ -9,6 +9,8 @@
 //! digits: `+13055550142`), the email trimmed and in lower case, each hashed as UTF-8 and written as 64 lower-case
 //! hex digits.
 
+use std::collections::BTreeMap;
+
 use chrono::Datelike;
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +19,8 @@ use super::field_error::FieldError;
 use super::identity::ConsumerKeys;
 use super::validate::{ValidLead, check_origin};
 use super::vertical::Verticals;
+use pingpost_model::{Gender, PingRequest, US_STATES};
 pub use pingpost_model::{LeadPing, PingConsent};
-use pingpost_model::{PingRequest, US_STATES};
 
 /// What a PII-free ping said about its consumer, kept with its bids: the lead posted for it must match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,20 @@ pub struct Pinged {
     /// The consumer's keys, when the ping carried them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<ConsumerKeys>,
+    /// The rest of what buyers may have been told (the redactor decides what of it they are): the posted lead must
+    /// say the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    #[serde(default)]
+    pub source_id: String,
+    #[serde(default)]
+    pub sub_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_form_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jornaya_leadid: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }
 
 /// A PII-free ping that passed validation.
@@ -95,6 +111,12 @@ pub fn validate_lead_ping(
         jornaya: present(&ping.consent.jornaya_leadid),
         tcpa_text: ping.consent.tcpa_text,
         keys,
+        gender: ping.gender,
+        source_id: ping.source_id.clone(),
+        sub_id: ping.sub_id.clone(),
+        trusted_form_url: ping.consent.trusted_form_url.as_deref().map(str::trim).map(str::to_owned),
+        jornaya_leadid: ping.consent.jornaya_leadid.as_deref().map(str::trim).map(str::to_owned),
+        extra: ping.extra.clone(),
     };
     Ok(ValidLeadPing { request, pinged })
 }
@@ -190,13 +212,28 @@ impl Pinged {
         }
         let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
         let consent = &lead.consent;
-        let claimed = [
-            ("lead.consent.trusted_form_url", self.trusted_form, present(&consent.trusted_form_url)),
-            ("lead.consent.jornaya_leadid", self.jornaya, present(&consent.jornaya_leadid)),
-            ("lead.consent.tcpa_text", self.tcpa_text, present(&consent.tcpa_text)),
-        ];
-        for (field, pinged, posted) in claimed {
-            differs(field, !pinged || posted, "evidence present".to_owned());
+        // The certificate and LeadiD must be the ones pinged (which implies present); TCPA consent present.
+        differs(
+            "lead.consent.tcpa_text",
+            !self.tcpa_text || present(&consent.tcpa_text),
+            "evidence present".to_owned(),
+        );
+        let same_id = |pinged: &Option<String>, posted: &Option<String>| match pinged.as_deref() {
+            Some(id) if !id.is_empty() => posted.as_deref().map(str::trim) == Some(id),
+            _ => true,
+        };
+        let url_same = same_id(&self.trusted_form_url, &consent.trusted_form_url);
+        differs("lead.consent.trusted_form_url", url_same, "the certificate pinged".to_owned());
+        let leadid_same = same_id(&self.jornaya_leadid, &consent.jornaya_leadid);
+        differs("lead.consent.jornaya_leadid", leadid_same, "the LeadiD pinged".to_owned());
+        if let Some(gender) = self.gender {
+            differs("lead.consumer.gender", c.gender == Some(gender), "the gender pinged".to_owned());
+        }
+        differs("lead.source_id", lead.source_id == self.source_id, format!("source {:?}", self.source_id));
+        differs("lead.sub_id", lead.sub_id == self.sub_id, format!("sub id {:?}", self.sub_id));
+        for (key, value) in &self.extra {
+            // Named by key only: an extra's value is the publisher's and may be personal.
+            differs(&format!("lead.extra.{key}"), lead.extra.get(key) == Some(value), format!("extra {key:?}"));
         }
         if let Some(keys) = &self.keys {
             differs("lead.consumer.phone", posted.keys.phone_sha256 == keys.phone_sha256, "phone_sha256".to_owned());
@@ -337,5 +374,38 @@ mod tests {
         let mut other = lead();
         other.consumer.phone = "3055550199".into();
         assert_eq!(mismatches(hashed, other), ["lead.consumer.phone"]);
+    }
+
+    #[test]
+    fn whatever_else_buyers_were_told_must_be_what_the_lead_says() {
+        let told = LeadPing {
+            gender: Some(Gender::Female),
+            source_id: "fb".into(),
+            sub_id: "ad-7".into(),
+            extra: [("household_size".to_owned(), "2".to_owned())].into_iter().collect(),
+            ..ping()
+        };
+        let mut same = lead();
+        same.consumer.gender = Some(Gender::Female);
+        same.source_id = "fb".into();
+        same.sub_id = "ad-7".into();
+        same.extra.insert("household_size".into(), "2".into());
+        assert_eq!(mismatches(told.clone(), same.clone()), Vec::<String>::new());
+        let mut other = same.clone();
+        other.consumer.gender = Some(Gender::Male);
+        other.source_id = "google".into();
+        other.sub_id = String::new();
+        other.extra.insert("household_size".into(), "5".into());
+        other.consent.trusted_form_url = Some("https://cert.trustedform.com/another".into());
+        assert_eq!(
+            mismatches(told, other),
+            [
+                "lead.consent.trusted_form_url",
+                "lead.consumer.gender",
+                "lead.source_id",
+                "lead.sub_id",
+                "lead.extra.household_size"
+            ]
+        );
     }
 }

@@ -214,8 +214,8 @@ impl PiiGuard {
         guard
     }
 
-    /// The guard of a PII-free ping: no consumer identity to search for, but its consent identifiers (a buyer gets
-    /// their presence only) and what the ping must derive from the request (`zip3`, `age`); the shapes of PII
+    /// The guard of a PII-free ping: no name, phone or email to search for, but its ZIP5 and consent identifiers (a
+    /// buyer gets the ZIP3 and their presence only) and what the ping must derive from the request (`zip3`, `age`); the shapes of PII
     /// (phone-, email-, card-like values) are searched as in every ping.
     pub fn for_ping_request(request: &PingRequest, zip3: &str, age: u8) -> Self {
         let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
@@ -233,6 +233,10 @@ impl PiiGuard {
             tcpa_text: request.tcpa_text,
         };
         let mut guard = PiiGuard::deriving(derived);
+        // A ZIP5, when the ping gave one, reaches buyers only as its ZIP3.
+        if request.zip.len() == 5 {
+            guard.digit_needle(PiiKind::Zip5, &request.zip, false);
+        }
         guard.consent_ids(request.trusted_form_url.as_deref(), request.jornaya_leadid.as_deref());
         guard
     }

@@ -17,7 +17,7 @@ pub(crate) async fn redact(
     now: i64,
     guard: &PiiGuard,
 ) -> Result<Ping, EarlyEnd> {
-    run(redactor, lead, guard, move |redactor, lead| redactor.redact(lead, now)).await
+    run(redactor.current(), lead, guard, move |redactor, lead| redactor.redact(lead, now)).await
 }
 
 /// [`redact`] for a PII-free ping `request`. A redactor of a contract without `redact-ping` (0.1.0) is a refusal
@@ -28,7 +28,9 @@ pub(crate) async fn redact_ping(
     now: i64,
     guard: &PiiGuard,
 ) -> Result<Ping, EarlyEnd> {
-    if !redactor.current().redacts_pings() {
+    // Read once: a swap to a redactor without `redact-ping` between the check and the call must not get past it.
+    let redactor = redactor.current();
+    if !redactor.redacts_pings() {
         let reason = "this publisher's redactor reads full leads only (its contract has no redact-ping): send the \
             lead with the ping, or in one step";
         return Err(EarlyEnd::new(super::trace::OutcomeStatus::Rejected, reason));
@@ -38,12 +40,11 @@ pub(crate) async fn redact_ping(
 
 /// Runs one redactor call on `input` with `call`, inline or on the blocking pool, and reads its answer.
 async fn run<I: Clone + Send + 'static>(
-    redactor: &PluginSlot<RedactorPlugin>,
+    redactor: std::sync::Arc<RedactorPlugin>,
     input: &I,
     guard: &PiiGuard,
     call: impl FnOnce(&RedactorPlugin, &I) -> Result<CallReport<Result<Ping, String>>, CallError> + Send + 'static,
 ) -> Result<Ping, EarlyEnd> {
-    let redactor = redactor.current();
     let outcome = if redactor.inline_trusted() {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&redactor, input)))
             .map_err(|_| "the call panicked".to_string())

@@ -103,15 +103,17 @@ impl Runtime {
             (World::Buyer, v0_1::VERSION) => {
                 PluginPre::Buyer(Versioned::V0_1(v0_1::BuyerPre::new(instance_pre).map_err(mismatch)?))
             }
-            (World::Buyer, _) => {
+            (World::Buyer, v0_2::VERSION) => {
                 PluginPre::Buyer(Versioned::V0_2(v0_2::BuyerPre::new(instance_pre).map_err(mismatch)?))
             }
             (World::Redactor, v0_1::VERSION) => {
                 PluginPre::Redactor(Versioned::V0_1(v0_1::RedactorPre::new(instance_pre).map_err(mismatch)?))
             }
-            (World::Redactor, _) => {
+            (World::Redactor, v0_2::VERSION) => {
                 PluginPre::Redactor(Versioned::V0_2(v0_2::RedactorPre::new(instance_pre).map_err(mismatch)?))
             }
+            // `validate` answers only versions of `VERSIONS`, each with its arm above.
+            (_, other) => return Err(LoadError::ContractVersion { plugin: contract.version, host: other.to_owned() }),
         };
         // Only a component that passed validation is worth caching.
         if let (false, Some(cache), Some(key)) = (from_cache, &self.cache, &cache_key) {

@@ -230,7 +230,8 @@ async fn send_post(
     let _admitted = state.admission.admit()?;
     state.store_writable().await?;
     let parsed = parse_post(&body, &publisher_id);
-    // The post's lead is the ping's: its duplicate record was made (and kept) by the ping.
+    // The post's lead is the ping's: its duplicate record was made by the ping (or, for a PII-free ping without
+    // hashes, is made by the post itself, under keys this record does not know yet).
     let named = parsed.as_ref().ok().map(|post| IdempotentLead {
         lead_id: post.ping_id.clone(),
         publisher_id: publisher_id.clone(),
