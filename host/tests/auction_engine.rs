@@ -16,6 +16,7 @@ use auction_fixture::{
 };
 use http_buyer_server::{BuyerServer, Reply};
 use pingpost::auction::eligibility::Ineligible;
+use pingpost::auction::store::CapKind;
 use pingpost::auction::trace::TargetKind;
 use pingpost::auction::{
     Answer, AuctionStore, CampaignStatus, Caps, Day, Delivery, ErrorKind, Exclusivity, LeadOptions, OutcomeStatus,
@@ -28,6 +29,10 @@ const DAY_MS: i64 = 86_400_000;
 
 fn answer_of<'a>(outcome: &'a pingpost::auction::Outcome, campaign: &str) -> Option<&'a Answer> {
     outcome.trace.campaigns.iter().find(|c| c.campaign_id == campaign).and_then(|c| c.answer.as_ref())
+}
+
+fn ineligible_of_ping<'a>(outcome: &'a pingpost::auction::PingOutcome, campaign: &str) -> Option<&'a Ineligible> {
+    outcome.trace.campaigns.iter().find(|c| c.campaign_id == campaign).and_then(|c| c.ineligible.as_ref())
 }
 
 fn ineligible_of<'a>(outcome: &'a pingpost::auction::Outcome, campaign: &str) -> Option<&'a Ineligible> {
@@ -478,7 +483,7 @@ async fn two_step_post_after_the_expiry_is_a_typed_error() {
 }
 
 #[tokio::test]
-async fn two_step_post_rechecks_caps_and_falls_back_when_the_winner_filled_up() {
+async fn a_second_ping_is_not_promised_the_unit_the_first_quote_holds() {
     let mut capped = wasm_campaign("capped", "b1", 2600);
     capped.caps = Caps { leads_per_hour: Some(1), ..Caps::default() };
     let f = build(config(
@@ -488,12 +493,12 @@ async fn two_step_post_rechecks_caps_and_falls_back_when_the_winner_filled_up() 
     ));
     let first = f.exchange.ping(lead(29)).await;
     let second = f.exchange.ping(lead(30)).await;
-    assert_eq!((first.best_bid_cents, second.best_bid_cents), (Some(2600), Some(2600)));
+    assert_eq!((first.best_bid_cents, second.best_bid_cents), (Some(2600), Some(1800)));
+    assert_eq!(ineligible_of_ping(&second, "capped"), Some(&Ineligible::CapReached { cap: CapKind::LeadsPerHour }));
 
+    // Posted in the other order, each still pays what it was quoted.
+    assert_eq!(sold_to(&f.exchange.post(&second.ping_id).await.expect("post")), [("second", 1800)]);
     assert_eq!(sold_to(&f.exchange.post(&first.ping_id).await.expect("post")), [("capped", 2600)]);
-    let outcome = f.exchange.post(&second.ping_id).await.expect("post");
-    assert!(matches!(outcome.trace.posts[0].result, PostResult::CapReached { .. }));
-    assert_eq!(sold_to(&outcome), [("second", 1800)]);
 }
 
 #[tokio::test]

@@ -12,9 +12,12 @@ use std::time::Duration;
 use http_buyer_server::{BuyerServer, Reply};
 use pingpost::clock::Clock;
 use pingpost::service::api::idempotency::STALE_AFTER_MS;
+use pingpost::service::hold_sweep;
 use pingpost::storage::registry::{Idempotency, IdempotentLead};
 use serde_json::{Value, json};
-use service_harness::{TestService, api_keys, exchange_head, http_buyer_tables, plugin_bytes, standard_plugins};
+use service_harness::{
+    Answer, TestService, api_keys, exchange_head, http_buyer_tables, plugin_bytes, standard_plugins,
+};
 use sha2::{Digest, Sha256};
 
 const OPERATOR: &str = "op-key";
@@ -185,6 +188,94 @@ async fn a_ping_expires_with_the_clock() {
     let post = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": ping.body["ping_id"] })).await;
 
     assert_eq!((post.status, post.code()), (410, "ping_expired"), "{}", post.text);
+    t.shutdown().await;
+}
+
+/// Publisher `pub-1` (no margin); `big` bids 4000 under a 10000 daily spend cap, `small` bids 1500 uncapped.
+fn quotes_toml() -> String {
+    format!(
+        r#"
+{head}
+[[buyers]]
+id = "b1"
+time_zone = "America/New_York"
+
+[[buyers]]
+id = "b2"
+time_zone = "America/New_York"
+
+[[campaigns]]
+id = "big"
+buyer_id = "b1"
+caps = {{ spend_per_day_cents = 10000 }}
+target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 4000 }}, delivery = {{ kind = "pickup" }} }}
+
+[[campaigns]]
+id = "small"
+buyer_id = "b2"
+target = {{ kind = "wasm", plugin = "config-buyer", config = {{ base_price_cents = 1500 }}, delivery = {{ kind = "pickup" }} }}
+"#,
+        head = exchange_head(
+            &api_keys(&[("operator", None, OPERATOR), ("publisher", Some("pub-1"), PUBLISHER)]),
+            "post_deadline_ms = 10000"
+        ),
+    )
+}
+
+/// `campaign`'s entry in the trace of the ping or lead `answer`, as the operator reads it.
+async fn traced(t: &TestService, answer: &Answer, campaign: &str) -> Value {
+    let id = answer.body["ping_id"].as_str().or(answer.body["lead_id"].as_str()).expect("an id");
+    let trace = t.get(OPERATOR, &format!("/v1/leads/{id}/trace")).await;
+    let campaigns = trace.body["outcome"]["trace"]["campaigns"].as_array().cloned().unwrap_or_default();
+    campaigns.into_iter().find(|c| c["campaign_id"] == campaign).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_is_never_more_than_the_campaign_can_pay_and_holds_its_last_unit_until_posted_or_expired() {
+    let t = TestService::start(&quotes_toml()).await;
+    for n in 0..2 {
+        let sold = t.post(PUBLISHER, "/v1/leads", &lead(700 + n)).await;
+        assert_eq!((sold.status, &sold.body["payout_cents"]), (200, &json!(4000)), "{}", sold.text);
+    }
+    // 2000 left of big's 10000: its 4000 bid is not quoted, and the post pays what was quoted.
+    let ping = t.post(PUBLISHER, "/v1/ping", &lead(702)).await;
+    assert_eq!((ping.status, &ping.body["payout_cents"]), (200, &json!(1500)), "{}", ping.text);
+    assert_eq!(
+        traced(&t, &ping, "big").await["answer"],
+        json!({ "answer": "cap_would_exceed", "price_cents": 4000, "cap": "spend_per_day", "left_cents": 2000 })
+    );
+    let post = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": ping.body["ping_id"] })).await;
+    assert_eq!((post.status, &post.body["payout_cents"]), (200, &json!(1500)), "{}", post.text);
+    t.shutdown().await;
+
+    // Room for exactly one 4000 sale: the first quote holds it, the second cannot promise it.
+    let t =
+        TestService::start(&quotes_toml().replace("spend_per_day_cents = 10000", "spend_per_day_cents = 4000")).await;
+    let first = t.post(PUBLISHER, "/v1/ping", &lead(710)).await;
+    let second = t.post(PUBLISHER, "/v1/ping", &lead(711)).await;
+    assert_eq!((&first.body["payout_cents"], &second.body["payout_cents"]), (&json!(4000), &json!(1500)));
+    let held = traced(&t, &second, "big").await;
+    assert_eq!(
+        held["ineligible"],
+        json!({ "reason": "cap_reached", "cap": "spend_per_day" }),
+        "the hold counts: {held}"
+    );
+    let post = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": second.body["ping_id"] })).await;
+    assert_eq!(&post.body["payout_cents"], &json!(1500), "{}", post.text);
+
+    // The first quote is never posted: once it expired (and a post begun before could have ended, 10 s) the sweep
+    // gives its unit back.
+    let expires = first.body["expires_at_unix_ms"].as_i64().expect("an expiry");
+    t.clock.set(expires + 9_999);
+    tokio::time::sleep(hold_sweep::INTERVAL * 2).await;
+    assert_eq!(t.service.state.store.pending_reservations(), Ok(1), "held while a post begun in time may run");
+    t.clock.set(expires + 10_000);
+    let store = t.service.state.store.clone();
+    eventually("the expired quote's hold released", || store.pending_reservations() == Ok(0)).await;
+    let third = t.post(PUBLISHER, "/v1/ping", &lead(712)).await;
+    assert_eq!(&third.body["payout_cents"], &json!(4000), "{}", third.text);
+    let post = t.post(PUBLISHER, "/v1/post", &json!({ "ping_id": third.body["ping_id"] })).await;
+    assert_eq!((&post.body["outcome"], &post.body["payout_cents"]), (&json!("sold"), &json!(4000)), "{}", post.text);
     t.shutdown().await;
 }
 

@@ -75,6 +75,7 @@ fn ping_record(ping_id: &str, n: u32, created_at_unix_ms: i64, expires_at_unix_m
         lead: Some(lead),
         age: 46,
         pinged: None,
+        holds: vec![],
         ranked: vec![
             Candidate {
                 campaign_id: "c1".into(),
@@ -377,6 +378,76 @@ async fn scenario(store: &dyn AuctionStore) -> Vec<String> {
         Err(StoreError::DuplicatePingId("ping-b".into()))
     );
 
+    // Holds: a standing quote counts against the caps and the buyer's suppression window until its post takes it
+    // (suppression checked again, caps not) or it expires; a hold the store refuses to take stays held.
+    let hold_caps = Caps { leads_per_day: Some(2), spend_per_day_cents: Some(1_000), ..Caps::default() };
+    let bob = keys_of(&lead(40));
+    let bob_to_hb = |at: i64| purchase("hb", &bob, at, Some(0));
+    let q1 = t.note("hold q1", store.hold("h1", &hold_caps, &h9, 600, Some(&bob_to_hb(1_000)), 5_000).await);
+    let q1 = q1.expect("q1");
+    assert_eq!(q1.expires_at_unix_ms, Some(5_000));
+    assert_eq!(
+        t.note("hold over the spend left", store.hold("h1", &hold_caps, &h9, 500, None, 5_000).await),
+        Err(ReserveError::CapReached(CapKind::SpendPerDay))
+    );
+    assert!(matches!(
+        t.note(
+            "reserve a held consumer",
+            store.reserve("h9", &Caps::default(), &h9, 1, Some(&bob_to_hb(1_100)), None).await
+        ),
+        Err(ReserveError::Suppressed { at_unix_ms: 1_000, pending: true })
+    ));
+    let q2 = t.note("hold q2", store.hold("h1", &hold_caps, &h9, 400, None, 3_000).await).expect("q2");
+    let spent = |u: Result<Usage, StoreError>| u.map(|u| (u.leads_day, u.spend_day_cents));
+    assert_eq!(t.note("usage with two holds", spent(store.usage("h1", &h9).await)), Ok((2, 1_000)));
+    assert_eq!(t.note("release expired before q2's expiry", store.release_expired_holds(2_999).await), Ok(0));
+    assert_eq!(t.note("release expired at q2's expiry", store.release_expired_holds(3_000).await), Ok(1));
+    assert_eq!(t.note("usage after q2 expired", spent(store.usage("h1", &h9).await)), Ok((1, 600)));
+    assert_eq!(
+        t.note("take expired q2", store.take_hold(&q2, None, None).await),
+        Err(ReserveError::Store(StoreError::UnknownReservation(q2.id)))
+    );
+    let handover =
+        Handover { lead_id: "ping-41".into(), buyer_id: "hb".into(), campaign_id: "h1".into(), at_unix_ms: 2_000 };
+    let taken = t.note("take q1", store.take_hold(&q1, Some(&bob_to_hb(2_000)), Some(&handover)).await);
+    let taken = taken.expect("taken");
+    assert_eq!((taken.expires_at_unix_ms, taken.price_cents), (None, 600));
+    assert_eq!(
+        t.note("take q1 again", store.take_hold(&q1, None, None).await),
+        Err(ReserveError::Store(StoreError::UnknownReservation(q1.id)))
+    );
+    assert_eq!(t.note("release expired after the take", store.release_expired_holds(10_000).await), Ok(0));
+    let q1_sale = pickup("h1", 41, 600);
+    assert!(t.note("commit taken q1", store.commit(&taken, 600, &q1_sale).await).is_ok());
+    assert_eq!(t.note("usage after the sale", spent(store.usage("h1", &h9).await)), Ok((1, 600)));
+    let q3 = t.note("hold q3", store.hold("h2", &Caps::default(), &h9, 100, None, 9_000).await).expect("q3");
+    assert_eq!(
+        t.note("take q3 for a consumer hb bought", store.take_hold(&q3, Some(&bob_to_hb(2_500)), None).await),
+        Err(ReserveError::Suppressed { at_unix_ms: 2_000, pending: false })
+    );
+    assert_eq!(t.note("release q3, still held", store.release(&q3).await), Ok(()));
+    let plain = t.note("reserve plain", store.reserve("h2", &Caps::default(), &h9, 100, None, None).await);
+    let plain = plain.expect("plain");
+    assert_eq!(
+        t.note("take a plain reservation", store.take_hold(&plain, None, None).await),
+        Err(ReserveError::Store(StoreError::UnknownReservation(plain.id)))
+    );
+    assert_eq!(t.note("release plain", store.release(&plain).await), Ok(()));
+    let q4 = t.note("hold q4", store.hold("h2", &Caps::default(), &h9, 300, None, 9_000).await).expect("q4");
+    let q4_sale = pickup("h2", 42, 250);
+    assert!(
+        t.note(
+            "sell q4 on its hold",
+            store.sell_hold(&q4, Some(&purchase("hc", &bob, 3_000, Some(0))), &q4_sale).await
+        )
+        .is_ok()
+    );
+    assert_eq!(t.note("usage after selling q4", spent(store.usage("h2", &h9).await)), Ok((1, 250)));
+    assert_eq!(
+        t.note("sell q4 again", store.sell_hold(&q4, None, &q4_sale).await),
+        Err(ReserveError::Store(StoreError::UnknownReservation(q4.id)))
+    );
+
     // Sales per campaign, in sale order, each with its lead and delivery; only committed reservations are sales.
     assert_eq!(t.note("no sales", store.sales_of_campaign("c3").await), Ok(vec![]));
     assert_eq!(
@@ -572,6 +643,7 @@ async fn a_reservation_pending_in_a_version_1_database_still_commits_after_the_u
         windows: windows("2026-03-14T09"),
         price_cents: 500,
         purchase: None,
+        expires_at_unix_ms: None,
     };
     assert_eq!(store.commit(&old, 450, &pickup("c1", 1, 450)).await, Ok(1));
     assert_eq!(store.pending_reservations(), Ok(0));
@@ -1065,6 +1137,22 @@ async fn stale_reservations_left_by_a_crash_are_released_at_start_and_recent_one
         "the crashed sale no longer suppresses its consumer"
     );
     assert_eq!(store.release_stale_reservations(5_000), Ok(0));
+}
+
+#[tokio::test]
+async fn a_standing_quotes_hold_survives_a_restart_and_an_expired_one_is_released_at_start() {
+    let (_dir, path) = temp_db();
+    let caps = Caps { spend_per_day_cents: Some(1_000), ..Caps::default() };
+    let h9 = windows("2026-03-14T09");
+    let standing = {
+        let store = SqliteStore::open(&path).expect("opens");
+        store.hold("c1", &caps, &h9, 300, None, 4_000).await.expect("expires before the restart");
+        store.hold("c1", &caps, &h9, 500, None, 60_000).await.expect("stands past the restart")
+    };
+    let store = SqliteStore::open(&path).expect("reopens after the crash");
+    assert_eq!(store.release_stale_reservations(5_000), Ok(1), "only the expired hold");
+    assert_eq!(store.usage("c1", &h9).await.map(|u| u.spend_day_cents), Ok(500));
+    assert!(store.take_hold(&standing, None, None).await.is_ok(), "the standing quote's post can still take it");
 }
 
 #[test]

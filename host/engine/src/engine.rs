@@ -4,7 +4,7 @@
 //! step needs, or how the auction ended; this file calls them in order and keeps the trace. Time, ids, storage and
 //! the HTTP client are injected through [`ExchangeParts`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +21,10 @@ use super::ids::IdSource;
 use super::lead_ping::{LeadPing, ValidLeadPing, validate_lead_ping};
 use super::pii::{PiiGuard, PiiLeak};
 use super::post::{PostJob, Poster};
+use super::quote::{self, Quote, QuoteTerms};
 use super::redact::{redact, redact_ping};
 use super::select::{self, Candidate};
-use super::store::{AuctionStore, PingClaim, PingRecord, StoreError};
+use super::store::{AuctionStore, PingClaim, PingRecord, Reservation, StoreError};
 use super::trace::{Answer, EarlyEnd, Outcome, OutcomeStatus, Sale, Trace, micros};
 use super::validate::{ValidLead, validate_lead};
 use super::vertical::Verticals;
@@ -231,6 +232,15 @@ struct Bids<'a> {
     max_buyers: u32,
 }
 
+/// What the post phase tries: the bids in order, the holds a quote took for some of them, and how many buyers may
+/// buy.
+#[derive(Clone, Copy)]
+struct Posting<'a> {
+    ranked: &'a [Candidate],
+    holds: &'a [Reservation],
+    max_buyers: u32,
+}
+
 /// The bid phase of one lead: its id, its bids, and its trace so far.
 struct BidPhase<'a> {
     ping_id: String,
@@ -309,7 +319,8 @@ impl Exchange {
         let Held::Lead(valid) = &bids.held else {
             return EarlyEnd::error("a one-shot auction without its lead").into_outcome(ping_id, trace);
         };
-        self.sell(&ping_id, valid, bids.publisher, &bids.ranked, bids.max_buyers, (trace, started)).await
+        let posting = Posting { ranked: &bids.ranked, holds: &[], max_buyers: bids.max_buyers };
+        self.sell(&ping_id, valid, bids.publisher, posting, (trace, started)).await
     }
 
     /// Two-step, first half: runs the auction up to selection and keeps the best bids for a later [`Exchange::post`].
@@ -335,7 +346,31 @@ impl Exchange {
             Err(Stopped { ping_id, end, trace }) => return PingOutcome::ended(ping_id, end, trace),
         };
         let mut outcome = PingOutcome::no_bid(ping_id.clone());
-        match bids.ranked.first().cloned() {
+        let had_bids = !bids.ranked.is_empty();
+        let keys = bids.held.keys().cloned();
+        let now = self.clock.now_unix_ms();
+        let terms = QuoteTerms {
+            max_buyers: bids.max_buyers,
+            post_deadline_ms: bids.publisher.post_deadline_ms,
+            now_unix_ms: now,
+        };
+        let held =
+            quote::hold(&*self.store, &self.campaigns, bids.ranked, keys.as_ref(), terms, &mut trace.campaigns).await;
+        let Quote { ranked, holds } = match held {
+            Ok(quote) => quote,
+            Err(error) => {
+                trace.step("hold", started.elapsed(), "failed");
+                outcome.status = PingStatus::Error;
+                outcome.reason = Some(format!("could not hold the quote: {error}"));
+                trace.total_us = micros(started.elapsed());
+                outcome.trace = trace;
+                return outcome;
+            }
+        };
+        if had_bids {
+            trace.step("hold", started.elapsed(), format!("{} held", holds.len()));
+        }
+        match ranked.first().cloned() {
             None => {
                 self.forget_if_nobody_answered(&bids.held, &trace).await;
                 outcome.reason = Some(no_sale_reason(&trace));
@@ -354,7 +389,8 @@ impl Exchange {
                     age,
                     keys,
                     pinged,
-                    ranked: bids.ranked,
+                    ranked,
+                    holds: holds.clone(),
                     max_buyers: bids.max_buyers,
                     created_at_unix_ms: trace.started_at_unix_ms,
                     expires_at_unix_ms: best.expires_at_unix_ms,
@@ -367,6 +403,7 @@ impl Exchange {
                         outcome.expires_at_unix_ms = Some(best.expires_at_unix_ms);
                     }
                     Err(error) => {
+                        quote::release(&*self.store, &holds).await;
                         outcome.status = PingStatus::Error;
                         outcome.reason = Some(format!("could not keep the ping for its post: {error}"));
                     }
@@ -406,6 +443,7 @@ impl Exchange {
         };
         // The ping was kept by an earlier configuration of the exchange, which may have had this publisher.
         let Some(publisher) = self.publishers.get(&record.publisher_id) else {
+            quote::release(&*self.store, &record.holds).await;
             self.finish_post(ping_id).await;
             return Err(PostError::UnknownPublisher(ping_id.to_owned()));
         };
@@ -425,9 +463,10 @@ impl Exchange {
                     let checked = dedupe::check(&*self.store, publisher, &posted.keys, now).await;
                     trace.step("dedupe", started.elapsed(), if checked.is_err() { "duplicate or failed" } else { "" });
                     if let Err(end) = checked {
-                        // A duplicate ends the ping; a failed look-up leaves it claimed, for the next start to
-                        // reopen (nothing was sold), as a crash would.
+                        // A duplicate ends the ping; a failed look-up leaves it claimed, for the next start to reopen
+                        // (nothing was sold), as a crash would; its holds expire with it.
                         if end.status == OutcomeStatus::Duplicate {
+                            quote::release(&*self.store, &record.holds).await;
                             self.finish_post(ping_id).await;
                         }
                         trace.total_us = micros(started.elapsed());
@@ -438,6 +477,7 @@ impl Exchange {
             }
             _ => {
                 // The record changed between the check and the claim: only a store fault does that.
+                quote::release(&*self.store, &record.holds).await;
                 self.finish_post(ping_id).await;
                 return Err(PostError::Store(StoreError::corrupt(
                     "posting a ping",
@@ -445,8 +485,8 @@ impl Exchange {
                 )));
             }
         };
-        let outcome =
-            self.sell(ping_id, &valid, &publisher.config, &record.ranked, record.max_buyers, (trace, started)).await;
+        let bids = Posting { ranked: &record.ranked, holds: &record.holds, max_buyers: record.max_buyers };
+        let outcome = self.sell(ping_id, &valid, &publisher.config, bids, (trace, started)).await;
         self.finish_post(ping_id).await;
         Ok(outcome)
     }
@@ -590,19 +630,19 @@ impl Exchange {
         Ok(Bids { publisher, held, ranked, max_buyers })
     }
 
-    /// The post phase and the outcome.
+    /// The post phase and the outcome. Holds the post did not take are given back.
     async fn sell(
         &self,
         ping_id: &str,
         valid: &ValidLead,
         publisher: &Publisher,
-        ranked: &[Candidate],
-        max_buyers: u32,
+        Posting { ranked, holds, max_buyers }: Posting<'_>,
         (mut trace, started): (Trace, Instant),
     ) -> Outcome {
         let post_started = Instant::now();
         // Built only if a buyer that saw the lead answers text (most sales never need it).
         let guard = std::sync::OnceLock::new();
+        let taken = std::sync::Mutex::new(HashSet::new());
         let job = PostJob {
             ping_id,
             lead: &valid.lead,
@@ -610,11 +650,18 @@ impl Exchange {
             keys: &valid.keys,
             publisher,
             ranked,
+            holds,
+            taken: &taken,
             max_buyers,
             guard: &guard,
         };
         let poster = Poster { campaigns: &self.campaigns, store: &*self.store, clock: &self.clock, http: &self.http };
         let (sales, posts) = poster.run(job).await;
+        if !holds.is_empty() {
+            let taken = taken.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let left: Vec<Reservation> = holds.iter().filter(|h| !taken.contains(&h.id)).cloned().collect();
+            quote::release(&*self.store, &left).await;
+        }
         trace.step("post", post_started.elapsed(), format!("{} posts, {} sold", posts.len(), sales.len()));
         trace.posts = posts;
         let (status, reason) = if !sales.is_empty() {

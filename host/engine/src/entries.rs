@@ -8,7 +8,10 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 
 use super::config::{Campaign, Delivery, Publisher};
+use super::eligibility::DAY_MS;
 use super::http_buyer::HttpEndpoints;
+use super::identity::ConsumerKeys;
+use super::store::Purchase;
 use pingpost_runtime::{BuyerPlugin, PluginSlot, RedactorPlugin};
 
 /// A publisher with its redactor.
@@ -28,6 +31,19 @@ pub(crate) struct CampaignEntry {
     pub config: Campaign,
     pub time_zone: Tz,
     pub runner: Runner,
+}
+
+impl CampaignEntry {
+    /// A sale of consumer `keys` to this campaign's buyer at `now_unix_ms`, checked against its suppression window.
+    pub fn purchase(&self, keys: &ConsumerKeys, now_unix_ms: i64) -> Purchase {
+        let days = self.config.suppression_days;
+        Purchase {
+            buyer_id: self.config.buyer_id.clone(),
+            keys: keys.clone(),
+            at_unix_ms: now_unix_ms,
+            suppress_since_unix_ms: (days > 0).then(|| now_unix_ms - i64::from(days) * DAY_MS),
+        }
+    }
 }
 
 /// Every campaign, in configuration order (the order they are pinged and traced in), and by id.

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::entries::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
+use super::store::CapKind;
 use super::text::{MAX_STORED_TEXT, MAX_TRACE_LOG_LINE, MAX_TRACE_LOG_LINES, bounded};
 use super::trace::{Answer, ErrorKind, micros};
 use pingpost_model::{BidContext, CapsLeft, Decision, LogLine, Ping, SaleKind};
@@ -34,6 +35,32 @@ pub(crate) struct PingJob {
     pub caps_left: CapsLeft,
     /// The highest bid the campaign may make, in cents: a higher one is an error answer, not a sale.
     pub max_bid_cents: u32,
+}
+
+impl PingJob {
+    /// What bounds this campaign's bid in an auction with floor `floor_cents`.
+    fn limits(&self, floor_cents: u32) -> BidLimits {
+        BidLimits { floor_cents, max_bid_cents: self.max_bid_cents, spend_left: spend_left(&self.caps_left) }
+    }
+}
+
+/// What bounds a usable bid: the publisher's floor, the campaign's maximum, and what is left of its spend caps.
+#[derive(Debug, Clone, Copy)]
+struct BidLimits {
+    floor_cents: u32,
+    max_bid_cents: u32,
+    /// The tightest spend cap and what is left of it, when the campaign has one.
+    spend_left: Option<(CapKind, u64)>,
+}
+
+/// The tightest of a campaign's spend caps, and what is left of it.
+fn spend_left(caps_left: &CapsLeft) -> Option<(CapKind, u64)> {
+    let day = caps_left.spend_day_cents.map(|left| (CapKind::SpendPerDay, left));
+    let month = caps_left.spend_month_cents.map(|left| (CapKind::SpendPerMonth, left));
+    match (day, month) {
+        (Some(day), Some(month)) => Some(if month.1 < day.1 { month } else { day }),
+        (day, month) => day.or(month),
+    }
 }
 
 /// One campaign's answer.
@@ -259,7 +286,9 @@ impl FanOut<'_> {
             let trace_index = jobs[*index].1.trace_index;
             let arrival = Arrival::at(arrivals, ended);
             answered[*index] = Some(match call {
-                Ok(call) => self.wasm_result(trace_index, jobs[*index].1.max_bid_cents, call, started, arrival),
+                Ok(call) => {
+                    self.wasm_result(trace_index, jobs[*index].1.limits(self.floor_cents), call, started, arrival)
+                }
                 Err(_) => result(trace_index, panicked(), None, Vec::new(), started, arrival),
             });
         }
@@ -270,7 +299,8 @@ impl FanOut<'_> {
         drop(sender);
         while let Ok(Some((index, call, arrival))) = tokio::time::timeout_at(self.answer_by, receiver.recv()).await {
             if let Some((_, job)) = jobs.get(index) {
-                answered[index] = Some(self.wasm_result(job.trace_index, job.max_bid_cents, call, started, arrival));
+                answered[index] =
+                    Some(self.wasm_result(job.trace_index, job.limits(self.floor_cents), call, started, arrival));
             }
         }
         // A lane that panicked drops its sender without answering: its campaigns count as errors, not timeouts.
@@ -291,7 +321,7 @@ impl FanOut<'_> {
     fn wasm_result(
         &self,
         trace_index: usize,
-        max_bid_cents: u32,
+        limits: BidLimits,
         call: Result<CallReport<Decision>, CallError>,
         started: Instant,
         arrival: Arrival,
@@ -310,7 +340,7 @@ impl FanOut<'_> {
                 PingResult { plugin_fuel: fuel, ..result(trace_index, answer, None, Vec::new(), started, arrival) }
             }
             Ok(CallReport { value, wall, fuel_consumed, mut logs, .. }) => {
-                let answer = answer_for_decision(value, self.floor_cents, max_bid_cents);
+                let answer = answer_for_decision(value, limits);
                 logs.truncate(MAX_TRACE_LOG_LINES);
                 for line in &mut logs {
                     line.message = bounded(&line.message, MAX_TRACE_LOG_LINE);
@@ -380,7 +410,7 @@ impl HttpCall {
             Ok(Err(error)) => {
                 Answer::Error { kind: ErrorKind::from(&error), message: bounded(&error.to_string(), MAX_STORED_TEXT) }
             }
-            Ok(Ok(decision)) => answer_for_decision(decision, self.floor_cents, job.max_bid_cents),
+            Ok(Ok(decision)) => answer_for_decision(decision, job.limits(self.floor_cents)),
         }
     }
 }
@@ -413,9 +443,11 @@ fn panicked() -> Answer {
 /// The longest `buyer_ref` a bid may carry, in bytes: it is stored with the sale and echoed in the post.
 pub const MAX_BUYER_REF_BYTES: usize = 256;
 
-/// A buyer's decision as recorded: a zero bid is no bid, a bid under the floor is dropped, a bid over the campaign's
-/// maximum or with an oversized reference is an error answer; a reject message is bounded.
-fn answer_for_decision(decision: Decision, floor_cents: u32, max_bid_cents: u32) -> Answer {
+/// A buyer's decision as recorded: a zero bid is no bid, a bid under the floor or over what is left of the campaign's
+/// spend caps is dropped, a bid over the campaign's maximum or with an oversized reference is an error answer; a
+/// reject message is bounded.
+fn answer_for_decision(decision: Decision, limits: BidLimits) -> Answer {
+    let BidLimits { floor_cents, max_bid_cents, spend_left } = limits;
     match decision {
         Decision::Reject(rejection) => {
             Answer::Reject { code: rejection.code, message: bounded(&rejection.message, MAX_STORED_TEXT) }
@@ -432,9 +464,12 @@ fn answer_for_decision(decision: Decision, floor_cents: u32, max_bid_cents: u32)
         Decision::Bid(bid) if bid.price_cents < floor_cents => {
             Answer::BelowFloor { price_cents: bid.price_cents, floor_cents }
         }
-        Decision::Bid(bid) => {
-            Answer::Bid { price_cents: bid.price_cents, buyer_ref: bid.buyer_ref, ttl_ms: bid.ttl_ms }
-        }
+        Decision::Bid(bid) => match spend_left {
+            Some((cap, left_cents)) if u64::from(bid.price_cents) > left_cents => {
+                Answer::CapWouldExceed { price_cents: bid.price_cents, cap, left_cents: Some(left_cents) }
+            }
+            _ => Answer::Bid { price_cents: bid.price_cents, buyer_ref: bid.buyer_ref, ttl_ms: bid.ttl_ms },
+        },
     }
 }
 

@@ -3,7 +3,8 @@
 //! Flow, one file per step, each taking what it needs and returning what the next needs or how the auction ended:
 //! [`validate`] the lead (or a PII-free ping, [`lead_ping`]) → `redact.rs` with the publisher's plugin → `guard.rs` ([`pii`]) → `dedupe.rs` (hashed
 //! phone and email, [`identity`]) → `pingable.rs` ([`eligibility`] of every campaign) → `fanout.rs` under one
-//! deadline → `answers.rs` → [`select`] → `post.rs` with fallback and cap reservations ([`store`]) → [`trace::Outcome`].
+//! deadline → `answers.rs` → [`select`] → (two-step: `quote.rs` holds the quoted bids' caps) → `post.rs` with fallback
+//! and cap reservations ([`store`]) → [`trace::Outcome`].
 //! [`engine::Exchange`] calls the steps in order, one-shot or two-step, and keeps the trace; [`build`] checks a
 //! config and sets up its plugins; [`config`] holds what the exchange file describes. The engine knows neither axum
 //! nor SQL: storage is the [`store::AuctionStore`] trait, time the injected clock.
@@ -27,6 +28,7 @@ pub mod lead_ping;
 pub mod pii;
 mod pingable;
 mod post;
+mod quote;
 mod redact;
 pub mod select;
 pub mod store;

@@ -2,8 +2,9 @@
 //! fallback down the ranking when a post is refused or fails, until the lead is sold to as many buyers as the mode
 //! allows, the ranking is exhausted, or the post deadline passes. Every post is preceded by a reservation that counts
 //! the sale against the caps and, in the same atomic step, against the buyer's suppression window (a pending sale of
-//! this consumer to this buyer counts as a purchase); it is committed — recording the purchase and the sale, in one
-//! atomic step — when the buyer takes the lead and released otherwise.
+//! this consumer to this buyer counts as a purchase) — or, for a bid a two-step quote held, by taking that hold; it
+//! is committed — recording the purchase and the sale, in one atomic step — when the buyer takes the lead and
+//! released otherwise.
 //!
 //! Only HTTP buyers are posted to here, synchronously, because their answer decides the sale. A Wasm campaign's bid
 //! is its buyer's commitment: its sale is reserved and committed in one atomic step (`AuctionStore::sell`), with the
@@ -11,19 +12,23 @@
 //! a buyer outage never loses a sale.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
+use super::config::Caps;
 use super::config::{CampaignStatus, Delivery, Publisher};
-use super::eligibility::{DAY_MS, cap_windows, in_schedule};
+use super::eligibility::{cap_windows, in_schedule};
 use super::entries::{CampaignEntry, Campaigns, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PostAnswer, PostRequest};
 use super::identity::ConsumerKeys;
 use super::pii::PiiGuard;
+use super::quote;
 use super::select::{Candidate, next_batch};
-use super::store::{AuctionStore, Handover, Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord};
+use super::store::{
+    AuctionStore, CapWindows, Handover, Purchase, Reservation, ReserveError, SaleDelivery, SaleRecord, StoreError,
+};
 use super::text::{MAX_STORED_TEXT, bounded, stored};
 use super::trace::{ErrorKind, PostResult, PostTrace, Sale, micros};
 use pingpost_model::Lead;
@@ -36,6 +41,11 @@ pub(crate) struct PostJob<'a> {
     pub keys: &'a ConsumerKeys,
     pub publisher: &'a Publisher,
     pub ranked: &'a [Candidate],
+    /// What a two-step quote holds for some of the bids (none one-shot): their post takes the hold instead of
+    /// reserving afresh.
+    pub holds: &'a [Reservation],
+    /// The ids of the holds a post took (the engine gives the others back).
+    pub taken: &'a Mutex<HashSet<u64>>,
     pub max_buyers: u32,
     /// The consumer's age on the day of the auction (what the guard derives the ping's age from).
     pub age: u8,
@@ -45,6 +55,21 @@ pub(crate) struct PostJob<'a> {
 }
 
 impl PostJob<'_> {
+    /// The hold a quote took for `candidate`'s bid, if any.
+    fn hold_of(&self, candidate: &Candidate) -> Option<&Reservation> {
+        self.holds.iter().find(|h| h.campaign_id == candidate.campaign_id)
+    }
+
+    /// Whether `hold` was taken (or given back) already.
+    fn is_taken(&self, hold: &Reservation) -> bool {
+        self.taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(&hold.id)
+    }
+
+    /// Marks a hold as taken by its post (or found gone, or given back): the engine does not give it back.
+    fn take(&self, hold: &Reservation) {
+        self.taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(hold.id);
+    }
+
     /// `text` from a buyer that saw the lead, as it may be stored.
     fn stored(&self, text: String) -> String {
         stored(self.guard.get_or_init(|| PiiGuard::for_lead(self.lead, self.age)), text)
@@ -83,10 +108,16 @@ impl Poster<'_> {
         (sales, posts)
     }
 
-    /// One post: re-check, reserve, deliver, then commit or release.
+    /// One post: re-check, reserve, deliver, then commit or release. A hold the attempt did not take (the campaign
+    /// paused, its bid expired, the take refused) is given back at once, so it cannot stand in the way of the
+    /// fallback (another campaign of the same buyer would find this consumer held by it).
     async fn attempt(&self, job: &PostJob<'_>, candidate: &Candidate, deadline: Instant) -> (PostTrace, Option<Sale>) {
         let started = Instant::now();
         let (result, sale) = self.attempt_inner(job, candidate, deadline).await;
+        if let Some(hold) = job.hold_of(candidate).filter(|hold| !job.is_taken(hold)) {
+            job.take(hold);
+            quote::release(self.store, std::slice::from_ref(hold)).await;
+        }
         let trace = PostTrace {
             campaign_id: candidate.campaign_id.clone(),
             buyer_id: candidate.buyer_id.clone(),
@@ -118,13 +149,9 @@ impl Poster<'_> {
         }
         let windows = cap_windows(entry.time_zone, now);
         let days = entry.config.suppression_days;
-        let purchase = Purchase {
-            buyer_id: entry.config.buyer_id.clone(),
-            keys: job.keys.clone(),
-            at_unix_ms: now,
-            suppress_since_unix_ms: (days > 0).then(|| now - i64::from(days) * DAY_MS),
-        };
+        let purchase = entry.purchase(job.keys, now);
         let caps = &entry.config.caps;
+        let hold = job.hold_of(candidate);
         let endpoints = match &entry.runner {
             Runner::Http(endpoints) => endpoints,
             // Nothing can undo a Wasm buyer's sale between its reservation and its commit: one atomic step.
@@ -139,7 +166,11 @@ impl Poster<'_> {
                     ),
                 };
                 let record = sale_record(job, candidate, &entry, candidate.price_cents, now, delivery);
-                return match self.store.sell(&entry.config.id, caps, &windows, Some(&purchase), &record).await {
+                let sold = match hold {
+                    Some(hold) => self.sell_held(job, hold, (caps, &windows), &purchase, &record).await,
+                    None => self.store.sell(&entry.config.id, caps, &windows, Some(&purchase), &record).await,
+                };
+                return match sold {
                     Ok(_) => (result, Some(sale(job, &entry, candidate.price_cents, None))),
                     Err(ReserveError::Store(error)) => {
                         (PostResult::Failed { error: format!("recording the sale: {error}") }, None)
@@ -155,15 +186,14 @@ impl Poster<'_> {
             campaign_id: entry.config.id.clone(),
             at_unix_ms: now,
         };
-        let reserved = self.store.reserve(
-            &entry.config.id,
-            caps,
-            &windows,
-            candidate.price_cents,
-            Some(&purchase),
-            Some(&handover),
-        );
-        let reservation = match reserved.await {
+        let reserved = match hold {
+            Some(hold) => self.reserve_held(job, hold, (caps, &windows), &purchase, &handover).await,
+            None => {
+                let price = candidate.price_cents;
+                self.store.reserve(&entry.config.id, caps, &windows, price, Some(&purchase), Some(&handover)).await
+            }
+        };
+        let reservation = match reserved {
             Ok(reservation) => reservation,
             Err(ReserveError::Store(error)) => return (PostResult::Failed { error: error.to_string() }, None),
             Err(refusal) => return refused(refusal, days),
@@ -184,6 +214,54 @@ impl Poster<'_> {
             tracing::error!(campaign = %entry.config.id, %error, "could not record the sale of a lead an HTTP buyer accepted");
         }
         (result, Some(sale))
+    }
+
+    /// Sells a held bid of a Wasm campaign on its hold, in one atomic step. A hold found gone (released at its expiry,
+    /// or taken by a post a crash cut short) is sold as an unheld bid is; a hold the store refuses to take (the
+    /// buyer's suppression window) stays held, for the attempt to give back.
+    async fn sell_held(
+        &self,
+        job: &PostJob<'_>,
+        hold: &Reservation,
+        (caps, windows): (&Caps, &CapWindows),
+        purchase: &Purchase,
+        record: &SaleRecord,
+    ) -> Result<u64, ReserveError> {
+        match self.store.sell_hold(hold, Some(purchase), record).await {
+            Ok(sale_id) => {
+                job.take(hold);
+                Ok(sale_id)
+            }
+            Err(ReserveError::Store(StoreError::UnknownReservation(_))) => {
+                job.take(hold);
+                self.store.sell(&hold.campaign_id, caps, windows, Some(purchase), record).await
+            }
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Reserves the post of a held bid to an HTTP buyer by taking its hold (auditing the hand-over in the same step),
+    /// or afresh when the hold is gone (as for [`Poster::sell_held`]).
+    async fn reserve_held(
+        &self,
+        job: &PostJob<'_>,
+        hold: &Reservation,
+        (caps, windows): (&Caps, &CapWindows),
+        purchase: &Purchase,
+        handover: &Handover,
+    ) -> Result<Reservation, ReserveError> {
+        match self.store.take_hold(hold, Some(purchase), Some(handover)).await {
+            Ok(reservation) => {
+                job.take(hold);
+                Ok(reservation)
+            }
+            Err(ReserveError::Store(StoreError::UnknownReservation(_))) => {
+                job.take(hold);
+                let price = hold.price_cents;
+                self.store.reserve(&hold.campaign_id, caps, windows, price, Some(purchase), Some(handover)).await
+            }
+            Err(refusal) => Err(refusal),
+        }
     }
 
     /// Gives a reservation back, logging a failure (the auction goes on either way).

@@ -115,6 +115,10 @@ pub struct Reservation {
     pub price_cents: u32,
     /// Who buys whom, when the sale is of a known consumer; while pending it counts as a purchase for suppression.
     pub purchase: Option<Purchase>,
+    /// Set on a hold (a standing quote's reservation, [`AuctionStore::hold`]): when it is given back unless its post
+    /// took it first, unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_unix_ms: Option<i64>,
 }
 
 /// A failure of the store itself.
@@ -219,6 +223,9 @@ pub struct PingRecord {
     pub pinged: Option<Pinged>,
     /// The bids that may be posted to, best first.
     pub ranked: Vec<Candidate>,
+    /// What the quoted bids hold of their campaigns' caps until the post takes it or it expires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Reservation>,
     /// How many buyers the lead may be sold to (1 unless shared).
     pub max_buyers: u32,
     pub created_at_unix_ms: i64,
@@ -357,8 +364,43 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         final_price_cents: u32,
         sale: &SaleRecord,
     ) -> Result<u64, StoreError>;
-    /// Gives a reservation back.
+    /// Gives a reservation (or a hold) back.
     async fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
+    /// Holds a sale at `price_cents` for a standing two-step quote until `expires_at_unix_ms`: counted against the
+    /// caps and (with a `purchase`) the buyer's suppression window exactly as a reservation is, and refused as
+    /// [`AuctionStore::reserve`] refuses, so concurrent quotes cannot promise one campaign's last unit twice. Its post
+    /// takes it ([`AuctionStore::take_hold`]); otherwise it is released, or once expired by
+    /// [`AuctionStore::release_expired_holds`].
+    async fn hold(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<&Purchase>,
+        expires_at_unix_ms: i64,
+    ) -> Result<Reservation, ReserveError>;
+    /// Turns a hold into the reservation of its post, in one atomic step: the caps are not checked again (the hold
+    /// already counts against them, in its windows), the buyer's suppression window is checked for `purchase` (the
+    /// consumer may be known only now) and the `handover` audited. Refused with [`StoreError::UnknownReservation`]
+    /// when the hold is gone (released at its expiry, or taken by a post a crash cut short), else as `reserve`
+    /// refuses; a refused hold stays held.
+    async fn take_hold(
+        &self,
+        hold: &Reservation,
+        purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
+    ) -> Result<Reservation, ReserveError>;
+    /// [`AuctionStore::take_hold`] and [`AuctionStore::commit`] as one atomic step, at `sale.price_cents`: the sale of
+    /// a held Wasm bid, which nothing can undo between the two. Refuses as `take_hold` does; returns the sale's id.
+    async fn sell_hold(
+        &self,
+        hold: &Reservation,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError>;
+    /// Releases every hold whose expiry is at or before `now_unix_ms`; returns how many.
+    async fn release_expired_holds(&self, now_unix_ms: i64) -> Result<usize, StoreError>;
     /// [`AuctionStore::reserve`] and [`AuctionStore::commit`] as one atomic step, at `sale.price_cents`: for a sale
     /// nothing can undo between the two (a Wasm buyer's bid is its commitment), so the store writes once instead of
     /// twice and keeps no reservation. Refuses exactly as `reserve` does; returns the sale's id.
@@ -507,6 +549,46 @@ impl Inner {
         sale_id
     }
 
+    /// Takes the hold `id` out for its post, checking `purchase`'s suppression window; a refused hold stays held.
+    fn take_hold(&mut self, id: u64, purchase: Option<&Purchase>) -> Result<Reservation, ReserveError> {
+        let held = match self.pending.remove(&id) {
+            Some(held) if held.expires_at_unix_ms.is_some() => held,
+            // Not a hold: put back what was taken.
+            Some(other) => {
+                self.pending.insert(other.id, other);
+                return Err(StoreError::UnknownReservation(id).into());
+            }
+            None => return Err(StoreError::UnknownReservation(id).into()),
+        };
+        if let Some(refusal) = purchase.and_then(|p| self.suppressed(p)) {
+            self.pending.insert(held.id, held);
+            return Err(refusal);
+        }
+        Ok(held)
+    }
+
+    /// Keeps a new pending reservation (a hold when it has an expiry) of counts already applied.
+    fn insert_reservation(
+        &mut self,
+        campaign_id: &str,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<Purchase>,
+        expires_at_unix_ms: Option<i64>,
+    ) -> Reservation {
+        self.next_reservation += 1;
+        let reservation = Reservation {
+            id: self.next_reservation,
+            campaign_id: campaign_id.to_owned(),
+            windows: windows.clone(),
+            price_cents,
+            purchase,
+            expires_at_unix_ms,
+        };
+        self.pending.insert(reservation.id, reservation.clone());
+        reservation
+    }
+
     /// Adds `leads` and `spend` (either may be negative) to each window.
     fn apply(&mut self, campaign_id: &str, windows: &CapWindows, leads: i64, spend: i64) {
         for (period, key) in
@@ -547,7 +629,8 @@ impl MemoryStore {
         Ok(self.lock()?.handovers.clone())
     }
 
-    /// Reservations neither committed nor released (should be none once every auction has finished).
+    /// Reservations and holds neither committed nor released (none once every auction has finished and no quote
+    /// stands).
     pub fn pending_reservations(&self) -> Result<usize, StoreError> {
         Ok(self.lock()?.pending.len())
     }
@@ -570,16 +653,67 @@ impl AuctionStore for MemoryStore {
         }
         inner.handovers.extend(handover.cloned());
         inner.apply(campaign_id, windows, 1, i64::from(price_cents));
-        inner.next_reservation += 1;
-        let reservation = Reservation {
-            id: inner.next_reservation,
-            campaign_id: campaign_id.to_owned(),
-            windows: windows.clone(),
-            price_cents,
-            purchase: purchase.cloned(),
-        };
-        inner.pending.insert(reservation.id, reservation.clone());
-        Ok(reservation)
+        Ok(inner.insert_reservation(campaign_id, windows, price_cents, purchase.cloned(), None))
+    }
+
+    async fn hold(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<&Purchase>,
+        expires_at_unix_ms: i64,
+    ) -> Result<Reservation, ReserveError> {
+        let mut inner = self.lock()?;
+        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, price_cents, purchase) {
+            return Err(refusal);
+        }
+        inner.apply(campaign_id, windows, 1, i64::from(price_cents));
+        Ok(inner.insert_reservation(campaign_id, windows, price_cents, purchase.cloned(), Some(expires_at_unix_ms)))
+    }
+
+    async fn take_hold(
+        &self,
+        hold: &Reservation,
+        purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
+    ) -> Result<Reservation, ReserveError> {
+        let mut inner = self.lock()?;
+        let held = inner.take_hold(hold.id, purchase)?;
+        inner.handovers.extend(handover.cloned());
+        let purchase = purchase.cloned().or(held.purchase);
+        Ok(inner.insert_reservation(&held.campaign_id, &held.windows, held.price_cents, purchase, None))
+    }
+
+    async fn sell_hold(
+        &self,
+        hold: &Reservation,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError> {
+        let mut inner = self.lock()?;
+        let held = inner.take_hold(hold.id, purchase)?;
+        let correction = i64::from(sale.price_cents) - i64::from(held.price_cents);
+        inner.apply(&held.campaign_id, &held.windows, 0, correction);
+        let purchase = purchase.cloned().or(held.purchase);
+        Ok(inner.record_sale(purchase, sale, sale.price_cents))
+    }
+
+    async fn release_expired_holds(&self, now_unix_ms: i64) -> Result<usize, StoreError> {
+        let mut inner = self.lock()?;
+        let expired: Vec<u64> = inner
+            .pending
+            .values()
+            .filter(|r| r.expires_at_unix_ms.is_some_and(|at| at <= now_unix_ms))
+            .map(|r| r.id)
+            .collect();
+        for id in &expired {
+            if let Some(held) = inner.pending.remove(id) {
+                inner.apply(&held.campaign_id, &held.windows, -1, -i64::from(held.price_cents));
+            }
+        }
+        Ok(expired.len())
     }
 
     async fn commit(

@@ -144,6 +144,14 @@ pub enum Answer {
         price_cents: u32,
         floor_cents: u32,
     },
+    /// A bid the campaign's own caps cannot cover (a sale at its price would exceed `cap`, of which `left_cents`
+    /// was left when the spend is known), dropped: a bid it could not honour is never ranked, nor quoted.
+    CapWouldExceed {
+        price_cents: u32,
+        cap: CapKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        left_cents: Option<u64>,
+    },
     Reject {
         code: RejectCode,
         message: String,

@@ -4,13 +4,14 @@
 //! One file per job: [`settings`] (the config file and `PINGPOST_*` variables), [`state`] (the live exchange and
 //! the only way it changes), [`auth`] (who is asking), [`keys`] (API keys), [`error`] (the JSON error body),
 //! [`api`] (the routes), [`seed`] (first start: the registry from the config file), [`metrics`] (Prometheus),
-//! [`outbox`] (webhook deliveries), [`retention`] (the PII purge), [`listener`] (connections and their limits),
-//! [`admission`] (load shedding).
+//! [`outbox`] (webhook deliveries), [`retention`] (the PII purge), [`hold_sweep`] (expired quote holds), [`listener`]
+//! (connections and their limits), [`admission`] (load shedding).
 
 pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod hold_sweep;
 pub mod keys;
 pub mod listener;
 pub mod metrics;
@@ -65,6 +66,7 @@ pub struct RunningService {
     server: JoinHandle<()>,
     outbox: OutboxHandle,
     retention: JoinHandle<()>,
+    holds: JoinHandle<()>,
 }
 
 impl RunningService {
@@ -158,10 +160,11 @@ impl RunningService {
             purge_interval: Duration::from_secs(settings.purge_interval_secs),
             ping_sweep_interval: Duration::from_secs(settings.expired_ping_sweep_secs),
         };
+        let holds = hold_sweep::spawn(store.clone(), parts.clock.clone(), stopped.clone());
         let retention = retention::spawn(store, parts.clock, schedule, stopped);
         let _probe = state.admission.spawn_probe(stop.subscribe());
         tracing::info!(%addr, "pingpost is serving");
-        Ok(RunningService { addr, state, generated_operator_key, stop, server, outbox, retention })
+        Ok(RunningService { addr, state, generated_operator_key, stop, server, outbox, retention, holds })
     }
 
     /// Stops taking requests, lets those in flight finish, and stops the workers.
@@ -170,6 +173,7 @@ impl RunningService {
         self.state.recorder.flush().await;
         self.outbox.shutdown().await;
         let _ = self.retention.await;
+        let _ = self.holds.await;
         self.server.await.context("the server task")?;
         Ok(())
     }

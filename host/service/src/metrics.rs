@@ -119,6 +119,7 @@ impl LeadResult {
 enum CampaignAnswer {
     Bid,
     BelowFloor,
+    CapWouldExceed,
     NoBid,
     Reject,
     Timeout,
@@ -141,6 +142,7 @@ impl CampaignAnswer {
         Some(match campaign.answer.as_ref()? {
             Answer::Bid { .. } => CampaignAnswer::Bid,
             Answer::BelowFloor { .. } => CampaignAnswer::BelowFloor,
+            Answer::CapWouldExceed { .. } => CampaignAnswer::CapWouldExceed,
             Answer::NoBid => CampaignAnswer::NoBid,
             Answer::Reject { .. } => CampaignAnswer::Reject,
             Answer::Timeout => CampaignAnswer::Timeout,
@@ -205,7 +207,11 @@ impl PluginFailure {
             Answer::Timeout => Some(PluginFailure::Timeout),
             Answer::Suspended { .. } => Some(PluginFailure::BreakerOpen),
             Answer::Error { kind, .. } => Some(Self::of_kind(*kind)),
-            Answer::Bid { .. } | Answer::BelowFloor { .. } | Answer::NoBid | Answer::Reject { .. } => None,
+            Answer::Bid { .. }
+            | Answer::BelowFloor { .. }
+            | Answer::CapWouldExceed { .. }
+            | Answer::NoBid
+            | Answer::Reject { .. } => None,
         }
     }
 }

@@ -243,12 +243,15 @@ impl SqliteStore {
         Ok(counts)
     }
 
-    /// Closes every open two-step ping that expired at or before `now_unix_ms` and clears its lead (PII): a ping
-    /// nobody posted keeps the consumer's data no longer than its expiry (plus the sweep's interval). The write-ahead
+    /// Closes every open two-step ping that expired at or before `now_unix_ms` and clears its lead (PII), and releases
+    /// every expired hold (what a standing quote kept of the caps) in the same step: a ping nobody posted keeps the
+    /// consumer's data, and its quote the caps, no longer than its expiry plus the sweep's interval. The write-ahead
     /// log is then truncated, as by [`SqliteStore::purge_pii`]. Returns how many pings were closed.
     pub fn expire_pings(&self, now_unix_ms: i64) -> Result<usize, StoreError> {
         let what = "expiring two-step pings";
         let expired = self.write(what, move |tx| {
+            // A quote's holds expire with it (no hold outlives its ping's expiry).
+            super::sqlite::release_expired_holds(tx, now_unix_ms)?;
             tx.prepare_cached(
                 "UPDATE ping SET state = 'expired', record_json = NULL
                  WHERE state = 'open' AND expires_at_unix_ms <= ?1",

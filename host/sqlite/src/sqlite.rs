@@ -194,6 +194,13 @@ impl SqliteStore {
         Ok(usize::try_from(count).unwrap_or(0))
     }
 
+    /// Wakes the outbox worker when `sale`, just committed, queued a webhook delivery.
+    fn queued(&self, sale: &SaleRecord) {
+        if matches!(sale.delivery, pingpost_engine::SaleDelivery::Webhook { .. }) {
+            self.outbox.notify_one();
+        }
+    }
+
     /// Notified each time a committed sale queues a webhook delivery: the outbox worker waits on it.
     pub fn outbox_notify(&self) -> Arc<Notify> {
         self.outbox.clone()
@@ -215,27 +222,18 @@ impl SqliteStore {
         })
     }
 
-    /// Gives back every reservation made before `older_than_unix_ms` (or before reservations were timed): pending
-    /// sales a crash left behind, which would otherwise count against caps and suppression for ever. Run at start,
-    /// before any auction, with a cut-off older than the longest post. Returns how many were released.
+    /// Gives back every reservation made before `older_than_unix_ms` (or before reservations were timed), and every
+    /// hold that expired before it: pending sales a crash left behind, which would otherwise count against caps and
+    /// suppression for ever. An unexpired hold stays: its quote still stands, and its ping can still be posted. Run
+    /// at start, before any auction, with a cut-off older than the longest post. Returns how many were released.
     pub fn release_stale_reservations(&self, older_than_unix_ms: i64) -> Result<usize, StoreError> {
         let what = "releasing stale reservations";
         self.write(what, move |tx| {
-            let ids: Vec<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM reservation WHERE reserved_at_unix_ms IS NULL OR reserved_at_unix_ms < ?1",
-                )
-                .map_err(backend(what))?
-                .query_map([older_than_unix_ms], |row| row.get(0))
-                .map_err(backend(what))?
-                .collect::<Result<_, _>>()
-                .map_err(backend(what))?;
-            for id in &ids {
-                let id = u64::try_from(*id).map_err(|_| StoreError::corrupt(what, format!("negative id {id}")))?;
-                let pending = take_reservation(tx, id)?;
-                apply(tx, &pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents))?;
-            }
-            Ok(ids.len())
+            let stale = "SELECT id FROM reservation
+                WHERE CASE WHEN expires_at_unix_ms IS NULL
+                    THEN reserved_at_unix_ms IS NULL OR reserved_at_unix_ms < ?1
+                    ELSE expires_at_unix_ms < ?1 END";
+            release_selected(tx, what, stale, older_than_unix_ms)
         })
     }
 
@@ -384,7 +382,7 @@ fn take_reservation(tx: &Transaction<'_>, id: u64) -> Result<Reservation, StoreE
         .prepare_cached(
             "DELETE FROM reservation WHERE id = ?1
              RETURNING campaign_id, hour_window, day_window, month_window, price_cents,
-                buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms",
+                buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms, expires_at_unix_ms",
         )
         .map_err(backend(what))?
         .query_row([key], |row| {
@@ -404,6 +402,7 @@ fn take_reservation(tx: &Transaction<'_>, id: u64) -> Result<Reservation, StoreE
                 windows: CapWindows { hour: row.get(1)?, day: row.get(2)?, month: row.get(3)? },
                 price_cents: row.get(4)?,
                 purchase,
+                expires_at_unix_ms: row.get(10)?,
             })
         })
         .optional()
@@ -439,6 +438,20 @@ fn suppressed(tx: &Transaction<'_>, purchase: &Purchase) -> Result<Option<Reserv
         .query_row(params![buyer, phone, email, since], |row| row.get(0))
         .map_err(backend(what))?;
     Ok(pending.map(|at_unix_ms| ReserveError::Suppressed { at_unix_ms, pending: true }))
+}
+
+/// Records a sale at `price_cents`, and its buyer's purchase of the consumer when there is one.
+fn record_sale(
+    tx: &Transaction<'_>,
+    purchase: Option<&Purchase>,
+    sale: &SaleRecord,
+    price_cents: u32,
+    lead_json: &str,
+) -> Result<u64, StoreError> {
+    if let Some(purchase) = purchase {
+        record_purchase(tx, purchase)?;
+    }
+    insert_sale(tx, sale, price_cents, lead_json)
 }
 
 /// Records that the purchase's buyer bought its consumer (keeping the latest time per hash).
@@ -495,15 +508,76 @@ fn reserve(
 ) -> Result<Reservation, ReserveError> {
     count_sale(tx, campaign_id, caps, windows, price_cents, purchase)?;
     if let Some(handover) = handover {
-        let Handover { lead_id, buyer_id, campaign_id, at_unix_ms } = handover;
-        audit(tx, buyer_id, lead_id, Some(campaign_id), PiiAccess::Post, *at_unix_ms)?;
+        audit_handover(tx, handover)?;
     }
+    Ok(insert_reservation(tx, campaign_id, windows, price_cents, purchase, None)?)
+}
+
+/// Audits a hand-over of a lead's PII (a post about to be sent).
+fn audit_handover(tx: &Transaction<'_>, handover: &Handover) -> Result<(), StoreError> {
+    let Handover { lead_id, buyer_id, campaign_id, at_unix_ms } = handover;
+    audit(tx, buyer_id, lead_id, Some(campaign_id), PiiAccess::Post, *at_unix_ms)
+}
+
+/// Takes the hold `id` out for its post inside the writer's transaction, checking `purchase`'s suppression window
+/// (see `AuctionStore::take_hold`): an error rolls the job back, so a refused hold stays held.
+fn take_hold(tx: &Transaction<'_>, id: u64, purchase: Option<&Purchase>) -> Result<Reservation, ReserveError> {
+    let held = take_reservation(tx, id)?;
+    if held.expires_at_unix_ms.is_none() {
+        return Err(StoreError::UnknownReservation(id).into());
+    }
+    if let Some(purchase) = purchase
+        && let Some(refusal) = suppressed(tx, purchase)?
+    {
+        return Err(refusal);
+    }
+    Ok(held)
+}
+
+/// Releases the holds whose expiry is at or before `now_unix_ms`.
+pub(crate) fn release_expired_holds(tx: &Transaction<'_>, now_unix_ms: i64) -> Result<usize, StoreError> {
+    let expired = "SELECT id FROM reservation WHERE expires_at_unix_ms IS NOT NULL AND expires_at_unix_ms <= ?1";
+    release_selected(tx, "releasing expired holds", expired, now_unix_ms)
+}
+
+/// Takes out the reservations `select` (a query of their ids with one parameter, `at_unix_ms`) finds and gives their
+/// counts back; returns how many.
+fn release_selected(
+    tx: &Transaction<'_>,
+    what: &'static str,
+    select: &str,
+    at_unix_ms: i64,
+) -> Result<usize, StoreError> {
+    let ids: Vec<i64> = tx
+        .prepare_cached(select)
+        .map_err(backend(what))?
+        .query_map([at_unix_ms], |row| row.get(0))
+        .map_err(backend(what))?
+        .collect::<Result<_, _>>()
+        .map_err(backend(what))?;
+    for id in &ids {
+        let id = u64::try_from(*id).map_err(|_| StoreError::corrupt(what, format!("negative id {id}")))?;
+        let pending = take_reservation(tx, id)?;
+        apply(tx, &pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents))?;
+    }
+    Ok(ids.len())
+}
+
+/// Keeps a pending reservation (a hold when it has an expiry) whose counts were already applied.
+fn insert_reservation(
+    tx: &Transaction<'_>,
+    campaign_id: &str,
+    windows: &CapWindows,
+    price_cents: u32,
+    purchase: Option<&Purchase>,
+    expires_at_unix_ms: Option<i64>,
+) -> Result<Reservation, StoreError> {
     let what = "recording a reservation";
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO reservation (campaign_id, hour_window, day_window, month_window, price_cents,
-                buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+                buyer_id, phone_sha256, email_sha256, reserved_at_unix_ms, suppress_since_unix_ms, expires_at_unix_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
         )
         .map_err(backend(what))?
         .query_row(
@@ -518,6 +592,7 @@ fn reserve(
                 purchase.map(|p| &p.keys.email_sha256),
                 purchase.map(|p| p.at_unix_ms),
                 purchase.and_then(|p| p.suppress_since_unix_ms),
+                expires_at_unix_ms,
             ],
             |row| row.get(0),
         )
@@ -529,6 +604,7 @@ fn reserve(
         windows: windows.clone(),
         price_cents,
         purchase: purchase.cloned(),
+        expires_at_unix_ms,
     })
 }
 
@@ -632,15 +708,10 @@ impl AuctionStore for SqliteStore {
                 let pending = take_reservation(tx, id)?;
                 let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
                 apply(tx, &pending.campaign_id, &pending.windows, 0, correction)?;
-                if let Some(purchase) = &pending.purchase {
-                    record_purchase(tx, purchase)?;
-                }
-                insert_sale(tx, &record, final_price_cents, &lead_json)
+                record_sale(tx, pending.purchase.as_ref(), &record, final_price_cents, &lead_json)
             })
             .await?;
-        if matches!(sale.delivery, pingpost_engine::SaleDelivery::Webhook { .. }) {
-            self.outbox.notify_one();
-        }
+        self.queued(sale);
         Ok(sale_id)
     }
 
@@ -658,15 +729,10 @@ impl AuctionStore for SqliteStore {
         let sale_id = self
             .write_async("selling a lead", move |tx| {
                 count_sale(tx, &campaign_id, &caps, &windows, record.price_cents, purchase.as_ref())?;
-                if let Some(purchase) = &purchase {
-                    record_purchase(tx, purchase)?;
-                }
-                Ok::<_, ReserveError>(insert_sale(tx, &record, record.price_cents, &lead_json)?)
+                Ok::<_, ReserveError>(record_sale(tx, purchase.as_ref(), &record, record.price_cents, &lead_json)?)
             })
             .await?;
-        if matches!(sale.delivery, pingpost_engine::SaleDelivery::Webhook { .. }) {
-            self.outbox.notify_one();
-        }
+        self.queued(sale);
         Ok(sale_id)
     }
 
@@ -677,6 +743,82 @@ impl AuctionStore for SqliteStore {
             apply(tx, &pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents))
         })
         .await
+    }
+
+    async fn hold(
+        &self,
+        campaign_id: &str,
+        caps: &Caps,
+        windows: &CapWindows,
+        price_cents: u32,
+        purchase: Option<&Purchase>,
+        expires_at_unix_ms: i64,
+    ) -> Result<Reservation, ReserveError> {
+        let (campaign_id, caps, windows, purchase) =
+            (campaign_id.to_owned(), *caps, windows.clone(), purchase.cloned());
+        self.write_async("holding a quote", move |tx| {
+            count_sale(tx, &campaign_id, &caps, &windows, price_cents, purchase.as_ref())?;
+            let expires = Some(expires_at_unix_ms);
+            Ok(insert_reservation(tx, &campaign_id, &windows, price_cents, purchase.as_ref(), expires)?)
+        })
+        .await
+    }
+
+    async fn take_hold(
+        &self,
+        hold: &Reservation,
+        purchase: Option<&Purchase>,
+        handover: Option<&Handover>,
+    ) -> Result<Reservation, ReserveError> {
+        let (id, purchase, handover) = (hold.id, purchase.cloned(), handover.cloned());
+        self.write_async("taking a hold for its post", move |tx| {
+            let held = take_hold(tx, id, purchase.as_ref())?;
+            if let Some(handover) = &handover {
+                audit_handover(tx, handover)?;
+            }
+            let purchase = purchase.as_ref().or(held.purchase.as_ref());
+            Ok(insert_reservation(tx, &held.campaign_id, &held.windows, held.price_cents, purchase, None)?)
+        })
+        .await
+    }
+
+    async fn sell_hold(
+        &self,
+        hold: &Reservation,
+        purchase: Option<&Purchase>,
+        sale: &SaleRecord,
+    ) -> Result<u64, ReserveError> {
+        let lead_json = serde_json::to_string(&sale.lead).map_err(json_error("recording a sale"))?;
+        let (id, purchase, record) = (hold.id, purchase.cloned(), sale.clone());
+        let sale_id = self
+            .write_async("selling a held bid", move |tx| {
+                let held = take_hold(tx, id, purchase.as_ref())?;
+                let correction = i64::from(record.price_cents) - i64::from(held.price_cents);
+                apply(tx, &held.campaign_id, &held.windows, 0, correction)?;
+                let purchase = purchase.as_ref().or(held.purchase.as_ref());
+                Ok::<_, ReserveError>(record_sale(tx, purchase, &record, record.price_cents, &lead_json)?)
+            })
+            .await?;
+        self.queued(sale);
+        Ok(sale_id)
+    }
+
+    async fn release_expired_holds(&self, now_unix_ms: i64) -> Result<usize, StoreError> {
+        let what = "releasing expired holds";
+        // Looked for on a reader first: a sweep that finds nothing writes nothing.
+        let any: bool = self.read(what, |tx| {
+            tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM reservation
+                    WHERE expires_at_unix_ms IS NOT NULL AND expires_at_unix_ms <= ?1)",
+            )
+            .map_err(backend(what))?
+            .query_row([now_unix_ms], |row| row.get(0))
+            .map_err(backend(what))
+        })?;
+        if !any {
+            return Ok(0);
+        }
+        self.write_async(what, move |tx| release_expired_holds(tx, now_unix_ms)).await
     }
 
     async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {

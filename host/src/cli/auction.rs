@@ -200,6 +200,14 @@ fn describe(campaign: &CampaignTrace) -> (String, String, String) {
         Some(Answer::BelowFloor { price_cents, floor_cents }) => {
             ("below floor".into(), dollars(*price_cents), format!("floor {}", dollars(*floor_cents)))
         }
+        Some(Answer::CapWouldExceed { price_cents, cap, left_cents }) => (
+            "over its cap".into(),
+            dollars(*price_cents),
+            match left_cents {
+                Some(left) => format!("{} left of {}", dollars(u32::try_from(*left).unwrap_or(u32::MAX)), cap.as_str()),
+                None => format!("{} reached", cap.as_str()),
+            },
+        ),
         Some(Answer::Reject { code, message }) => (
             format!(
                 "reject: {}",
