@@ -278,6 +278,7 @@ fn exchange_config(case: &CaseSpec, server: &BuyerServer) -> ExchangeConfig {
                 exclusivity: if spec.exclusive_only { Exclusivity::ExclusiveOnly } else { Exclusivity::SharedAllowed },
                 caps: Caps { leads_per_day: spec.daily_cap, ..Caps::default() },
                 schedule: Schedule::default(),
+                sources: Default::default(),
                 suppression_days: 0,
                 max_bid_cents: None,
                 target,

@@ -592,3 +592,66 @@ async fn a_plugins_refusal_of_its_config_is_cut_to_a_kilobyte_in_the_answer() {
     assert!(refused.message().contains("more bytes]"), "{}", refused.text);
     service.shutdown().await;
 }
+
+/// Sends the test lead from `source_id`/`sub_id`, expects it sold, and returns (lead id, the winning campaign, the
+/// price).
+async fn sold_from(service: &TestService, source_id: &str, sub_id: &str) -> (String, String, u64) {
+    let mut lead = lead();
+    lead["source_id"] = json!(source_id);
+    lead["sub_id"] = json!(sub_id);
+    let answer = service.post(PUBLISHER, "/v1/leads", &lead).await;
+    assert_eq!((answer.status, answer.body["outcome"].as_str()), (200, Some("sold")), "{}", answer.text);
+    let lead_id = answer.body["lead_id"].as_str().expect("a lead id").to_owned();
+    let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    let sale = &trace.body["sales"][0];
+    (lead_id, sale["campaign_id"].as_str().expect("a campaign").to_owned(), sale["price_cents"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_buys_only_from_the_publishers_and_sources_it_allows_and_prices_by_source() {
+    let running = TestService::start(&exchange_toml()).await;
+    let service = &running;
+    let patch = |body: Value| async move {
+        let answer = service.patch(OPERATOR, "/v1/campaigns/acme-main", &body).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer
+    };
+
+    // A deny rule for one source: that source's leads go to the next bidder, the trace says which rule.
+    let denied = patch(json!({"sources": {"deny": ["pub-1/search"]}})).await;
+    assert_eq!(denied.body["sources"], json!({"deny": ["pub-1/search"]}));
+    let (lead_id, winner, _) = sold_from(service, "search", "kw-1").await;
+    assert_eq!(winner, "zenith-main");
+    assert_eq!(
+        ineligible(service, &lead_id, "acme-main").await,
+        json!({"reason": "source_refused", "denied_by": "pub-1/search"})
+    );
+    assert_eq!(sold_from(service, "display", "aff-2").await.1, "acme-main");
+
+    // An allow list down to one sub id; the deny rule unset.
+    patch(json!({"sources": {"allow": ["pub-1/display/aff-2"], "deny": null}})).await;
+    assert_eq!(sold_from(service, "display", "aff-2").await.1, "acme-main");
+    let (lead_id, winner, _) = sold_from(service, "display", "aff-3").await;
+    assert_eq!(winner, "zenith-main");
+    assert_eq!(ineligible(service, &lead_id, "acme-main").await, json!({"reason": "source_refused"}));
+
+    // The buyer's own plugin prices by source: half as much again from aff-2.
+    let config = json!({"base_price_cents": 2000, "modifiers": {"source": {"display/aff-2": {"percent": 50}}}});
+    patch(json!({"target": {"config": config}})).await;
+    assert_eq!(sold_from(service, "display", "aff-2").await.1, "acme-main");
+    let (_, _, price) = sold_from(service, "display", "aff-2").await;
+    assert_eq!(price, 3000);
+
+    // Malformed rules are refused, naming the list, and nothing is saved.
+    for (sources, field) in [
+        (json!({"allow": ["pub-1/"]}), "sources.allow"),
+        (json!({"deny": ["a/b/c/d"]}), "sources.deny"),
+        (json!({"deny": ["pub 1"]}), "sources.deny"),
+    ] {
+        let answer = service.patch(OPERATOR, "/v1/campaigns/acme-main", &json!({ "sources": sources })).await;
+        assert_eq!((answer.status, answer.field()), (422, field), "{sources}: {}", answer.text);
+    }
+    let kept = service.get(OPERATOR, "/v1/campaigns/acme-main").await;
+    assert_eq!(kept.body["sources"], json!({"allow": ["pub-1/display/aff-2"]}));
+    running.shutdown().await;
+}

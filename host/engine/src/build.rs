@@ -143,6 +143,7 @@ impl ExchangeBuilder {
             }
             let field_error =
                 |field: &'static str, detail: String| BuildError::Field { used_by: used_by.clone(), field, detail };
+            campaign.sources.check().map_err(|(field, detail)| field_error(field, detail))?;
             match &campaign.target {
                 CampaignTarget::Wasm { delivery: Delivery::Webhook { url }, .. } => {
                     check_url(url).map_err(|detail| field_error("target.delivery.url", detail))?;

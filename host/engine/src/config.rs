@@ -193,6 +193,95 @@ impl Default for Schedule {
     }
 }
 
+/// Which publishers and sources a campaign buys from. A rule is `publisher`, `publisher/source` or
+/// `publisher/source/sub` (the lead's publisher id, `source_id` and `sub_id`) and matches every lead under it:
+/// `pub-2` matches all of pub-2's leads, `pub-2/google` those of its source `google`, whatever their sub id. A lead is
+/// bought when `allow` is empty or one of its rules matches, and no `deny` rule matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["pub-1", "pub-2/google-search"]))]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["pub-2/google-search/ad-group-7"]))]
+    pub deny: Vec<String>,
+}
+
+/// The most rules a campaign's `allow` or `deny` list may hold.
+pub const MAX_SOURCE_RULES: usize = 1_000;
+
+/// The longest part of a source rule, in bytes (a publisher, source or sub id).
+pub const MAX_SOURCE_RULE_PART: usize = 128;
+
+/// Where a lead comes from, as source rules read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub publisher_id: &'a str,
+    pub source_id: &'a str,
+    pub sub_id: &'a str,
+}
+
+impl<'a> Origin<'a> {
+    /// Where `lead` comes from.
+    pub fn of_lead(lead: &'a pingpost_model::Lead) -> Self {
+        Origin { publisher_id: &lead.publisher_id, source_id: &lead.source_id, sub_id: &lead.sub_id }
+    }
+}
+
+impl Sources {
+    /// True when every lead is bought (no rule).
+    pub fn is_all(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// Why a lead from `origin` is not bought, if it is not: the `deny` rule that matches it, or `None` inside the
+    /// `Err` when no `allow` rule does.
+    pub fn refuses(&self, origin: Origin<'_>) -> Result<(), Option<&str>> {
+        if let Some(rule) = self.deny.iter().find(|rule| rule_matches(rule, origin)) {
+            return Err(Some(rule));
+        }
+        if self.allow.is_empty() || self.allow.iter().any(|rule| rule_matches(rule, origin)) {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    }
+
+    /// Why the rules are malformed, naming the list (`allow` or `deny`) and the rule.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (list, rules) in [("sources.allow", &self.allow), ("sources.deny", &self.deny)] {
+            if rules.len() > MAX_SOURCE_RULES {
+                return Err((list, format!("holds {} rules; at most {MAX_SOURCE_RULES}", rules.len())));
+            }
+            for rule in rules {
+                let parts: Vec<&str> = rule.split('/').collect();
+                let bad_part = parts.iter().find(|part| {
+                    part.is_empty() || part.len() > MAX_SOURCE_RULE_PART || part.chars().any(char::is_whitespace)
+                });
+                if parts.len() > 3 || bad_part.is_some() {
+                    let detail = format!(
+                        "rule {rule:?}: expected publisher, publisher/source or publisher/source/sub, each part 1 to \
+                         {MAX_SOURCE_RULE_PART} bytes without spaces"
+                    );
+                    return Err((list, detail));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `rule` (`publisher[/source[/sub]]`) matches a lead from `origin`.
+fn rule_matches(rule: &str, origin: Origin<'_>) -> bool {
+    let mut parts = rule.split('/');
+    [origin.publisher_id, origin.source_id, origin.sub_id]
+        .iter()
+        .zip(parts.by_ref())
+        .all(|(actual, wanted)| *actual == wanted)
+        && parts.next().is_none()
+}
+
 /// Where a Wasm campaign's sold leads go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -239,6 +328,9 @@ pub struct Campaign {
     pub caps: Caps,
     #[serde(default)]
     pub schedule: Schedule,
+    /// Which publishers and sources it buys from; by default all.
+    #[serde(default, skip_serializing_if = "Sources::is_all")]
+    pub sources: Sources,
     /// The buyer never buys the same consumer twice within this many days; 0 turns it off.
     #[serde(default)]
     pub suppression_days: u32,

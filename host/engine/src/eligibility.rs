@@ -1,12 +1,13 @@
-//! Eligibility: whether a campaign is pinged for a lead at all. A campaign that is paused (or whose buyer is), out of its schedule, at a
-//! cap, suppressed for this consumer, or exclusive-only in a shared auction is not pinged; the trace says why.
+//! Eligibility: whether a campaign is pinged for a lead at all. A campaign that is paused (or whose buyer is), not
+//! buying from the lead's publisher or source, exclusive-only in a shared auction, out of its schedule, at a cap, or
+//! suppressed for this consumer is not pinged; the trace says why.
 //! Schedules and cap windows are read in the buyer's time zone.
 
 use chrono::{Datelike, TimeZone, Timelike};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::config::{Campaign, CampaignStatus, Caps, Exclusivity, Schedule, SelectionMode};
+use super::config::{Campaign, CampaignStatus, Caps, Exclusivity, Origin, Schedule, SelectionMode};
 use super::store::{CapKind, CapWindows, Usage};
 use pingpost_model::CapsLeft;
 
@@ -33,6 +34,12 @@ pub enum Ineligible {
     },
     /// The campaign buys exclusive leads only and the auction is shared.
     ExclusiveOnly,
+    /// The campaign does not buy from this publisher or source: `denied_by` names the deny rule that matched, else
+    /// no allow rule did.
+    SourceRefused {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        denied_by: Option<String>,
+    },
     /// Its plugin or endpoint could not be used (e.g. the plugin is suspended).
     Unavailable {
         detail: String,
@@ -48,6 +55,8 @@ impl std::fmt::Display for Ineligible {
             Ineligible::CapReached { cap } => write!(f, "cap {} reached", cap.as_str()),
             Ineligible::Suppressed { days } => write!(f, "buyer bought this consumer within {days} days"),
             Ineligible::ExclusiveOnly => write!(f, "exclusive-only campaign in a shared auction"),
+            Ineligible::SourceRefused { denied_by: Some(rule) } => write!(f, "source denied by rule {rule:?}"),
+            Ineligible::SourceRefused { denied_by: None } => write!(f, "source not in the campaign's allow list"),
             Ineligible::Unavailable { detail } => write!(f, "unavailable: {detail}"),
         }
     }
@@ -108,6 +117,8 @@ pub struct EligibilityInput<'a> {
     pub suppressed: bool,
     /// Whether the campaign's buyer is paused.
     pub buyer_paused: bool,
+    /// Where the lead comes from (the campaign's source rules).
+    pub origin: Origin<'a>,
 }
 
 /// Checks `campaign`; when it may be pinged, returns what is left of its caps (passed to the buyer).
@@ -117,6 +128,9 @@ pub fn check(campaign: &Campaign, input: EligibilityInput<'_>) -> Result<CapsLef
     }
     if input.buyer_paused {
         return Err(Ineligible::BuyerPaused);
+    }
+    if let Err(denied_by) = campaign.sources.refuses(input.origin) {
+        return Err(Ineligible::SourceRefused { denied_by: denied_by.map(str::to_owned) });
     }
     if input.mode == SelectionMode::Shared && campaign.exclusivity == Exclusivity::ExclusiveOnly {
         return Err(Ineligible::ExclusiveOnly);
@@ -138,7 +152,7 @@ pub fn check(campaign: &Campaign, input: EligibilityInput<'_>) -> Result<CapsLef
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Day;
+    use crate::config::{Day, Sources};
 
     // 2026-03-14 (a Saturday) 14:30 UTC = 10:30 in New York (EDT), 07:30 in Los Angeles (PDT).
     const SAT_1430_UTC: i64 = 1_773_498_600_000;
@@ -202,6 +216,7 @@ mod tests {
             usage,
             suppressed: false,
             buyer_paused: false,
+            origin: ORIGIN,
         };
         let usage = Usage { leads_day: 1, spend_month_cents: 4_000, ..Usage::default() };
         let left = check(&campaign, input(&usage)).expect("eligible");
@@ -222,6 +237,7 @@ mod tests {
             usage: &usage,
             suppressed,
             buyer_paused: false,
+            origin: ORIGIN,
         };
         let mut campaign = campaign_with(Caps::default());
         assert!(check(&campaign, input(SelectionMode::Shared, false)).is_ok());
@@ -243,6 +259,7 @@ mod tests {
             usage: &usage,
             suppressed: false,
             buyer_paused: true,
+            origin: ORIGIN,
         };
         let campaign = campaign_with(Caps::default());
         assert_eq!(check(&campaign, input), Err(Ineligible::BuyerPaused));
@@ -254,6 +271,51 @@ mod tests {
         assert!(check(&campaign, EligibilityInput { buyer_paused: false, ..input }).is_ok());
     }
 
+    const ORIGIN: Origin<'static> = Origin { publisher_id: "pub-2", source_id: "google", sub_id: "ad-7" };
+
+    #[test]
+    fn source_rules_allow_and_deny_by_publisher_source_and_sub_id() {
+        let rules = |allow: &[&str], deny: &[&str]| Sources {
+            allow: allow.iter().map(|r| r.to_string()).collect(),
+            deny: deny.iter().map(|r| r.to_string()).collect(),
+        };
+        let table: [(Sources, Result<(), Option<&str>>); 8] = [
+            (rules(&[], &[]), Ok(())),
+            (rules(&["pub-2"], &[]), Ok(())),
+            (rules(&["pub-2/google"], &[]), Ok(())),
+            (rules(&["pub-2/google/ad-7"], &[]), Ok(())),
+            (rules(&["pub-1", "pub-2/bing"], &[]), Err(None)),
+            (rules(&["pub-2/goo"], &[]), Err(None)),
+            (rules(&["pub-2"], &["pub-2/google/ad-7"]), Err(Some("pub-2/google/ad-7"))),
+            (rules(&[], &["pub-2/google/ad-8", "pub-2"]), Err(Some("pub-2"))),
+        ];
+        for (sources, expected) in table {
+            assert_eq!(sources.refuses(ORIGIN), expected, "{sources:?}");
+        }
+        let mut campaign = campaign_with(Caps::default());
+        campaign.sources = rules(&[], &["pub-2/google"]);
+        let usage = Usage::default();
+        let input = EligibilityInput {
+            mode: SelectionMode::Exclusive,
+            time_zone: chrono_tz::UTC,
+            now_unix_ms: SAT_1430_UTC,
+            usage: &usage,
+            suppressed: false,
+            buyer_paused: false,
+            origin: ORIGIN,
+        };
+        let refused = Ineligible::SourceRefused { denied_by: Some("pub-2/google".into()) };
+        assert_eq!(check(&campaign, input), Err(refused.clone()));
+        assert_eq!(
+            serde_json::to_value(refused).unwrap(),
+            serde_json::json!({"reason": "source_refused", "denied_by": "pub-2/google"})
+        );
+        for bad in ["", "pub-1/", "a/b/c/d", "pub 1", "/google"] {
+            assert!(rules(&[bad], &[]).check().is_err(), "{bad:?}");
+        }
+        assert!(rules(&["pub-1", "pub-1/s", "pub-1/s/t"], &["x"]).check().is_ok());
+    }
+
     fn campaign_with(caps: Caps) -> Campaign {
         Campaign {
             id: "c1".into(),
@@ -263,6 +325,7 @@ mod tests {
             exclusivity: Exclusivity::SharedAllowed,
             caps,
             schedule: Schedule::default(),
+            sources: Sources::default(),
             suppression_days: 30,
             max_bid_cents: None,
             target: crate::config::CampaignTarget::Wasm {

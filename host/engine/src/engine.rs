@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::config::{Buyer, Campaign, CampaignStatus, Publisher};
+use super::config::{Buyer, Campaign, CampaignStatus, Origin, Publisher};
 use super::entries::{Campaigns, PublisherEntry, Runner};
 use super::fanout::FanOut;
 use super::field_error::FieldError;
@@ -20,6 +20,7 @@ use super::identity::ConsumerKeys;
 use super::ids::IdSource;
 use super::lead_ping::{LeadPing, ValidLeadPing, validate_lead_ping};
 use super::pii::{PiiGuard, PiiLeak};
+use super::pingable::LeadAt;
 use super::post::{PostJob, Poster};
 use super::quote::{self, Quote, QuoteTerms};
 use super::redact::{redact, redact_ping};
@@ -211,6 +212,18 @@ impl Held {
         match self {
             Held::Lead(valid) => &valid.lead.publisher_id,
             Held::Ping(valid) => &valid.request.publisher_id,
+        }
+    }
+
+    /// Where the lead comes from.
+    fn origin(&self) -> Origin<'_> {
+        match self {
+            Held::Lead(valid) => Origin::of_lead(&valid.lead),
+            Held::Ping(valid) => Origin {
+                publisher_id: &valid.request.publisher_id,
+                source_id: &valid.request.source_id,
+                sub_id: &valid.request.sub_id,
+            },
         }
     }
 
@@ -603,9 +616,8 @@ impl Exchange {
 
         let mode = publisher.selection;
         let max_bid_cents = self.settings.max_bid_cents;
-        let keys = held.keys();
-        let pingable =
-            pingable::campaigns(&self.campaigns, &self.buyers, &*self.store, max_bid_cents, mode, now, keys).await;
+        let lead = LeadAt { mode, now, keys: held.keys(), origin: held.origin() };
+        let pingable = pingable::campaigns(&self.campaigns, &self.buyers, &*self.store, max_bid_cents, lead).await;
         trace.campaigns = pingable.traces;
         let eligible = format!("{} of {} eligible", pingable.jobs.len(), self.campaigns.len());
         trace.step("eligibility", started.elapsed(), eligible);

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::config::{Buyer, CampaignStatus, SelectionMode};
+use super::config::{Buyer, CampaignStatus, Origin, SelectionMode};
 use super::eligibility::{self, DAY_MS, EligibilityInput, Ineligible, cap_windows};
 use super::entries::{CampaignEntry, Campaigns, Runner};
 use super::fanout::PingJob;
@@ -19,23 +19,32 @@ pub(crate) struct Pingable {
     pub jobs: Vec<PingJob>,
 }
 
-/// Checks every campaign for a lead of consumer `keys` in a `mode` auction at `now`. A campaign may bid at most its
-/// own `max_bid_cents`, else the exchange's `max_bid_cents`. Without keys (a PII-free ping that carried no hashes)
-/// buyers' suppression is checked only when the lead is posted (the sale's reservation checks it either way).
+/// What eligibility knows of the lead and its auction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeadAt<'a> {
+    pub mode: SelectionMode,
+    pub now: i64,
+    /// The consumer's keys, when known.
+    pub keys: Option<&'a ConsumerKeys>,
+    pub origin: Origin<'a>,
+}
+
+/// Checks every campaign for a lead of consumer `lead.keys` from `lead.origin` in a `lead.mode` auction at
+/// `lead.now`. A campaign may bid at most its own `max_bid_cents`, else the exchange's `max_bid_cents`. Without keys
+/// (a PII-free ping that carried no hashes) buyers' suppression is checked only when the lead is posted (the sale's
+/// reservation checks it either way).
 pub(crate) async fn campaigns(
     campaigns: &Campaigns,
     buyers: &HashMap<String, Buyer>,
     store: &dyn AuctionStore,
     max_bid_cents: u32,
-    mode: SelectionMode,
-    now: i64,
-    keys: Option<&ConsumerKeys>,
+    lead: LeadAt<'_>,
 ) -> Pingable {
     let mut pingable = Pingable { traces: Vec::with_capacity(campaigns.len()), jobs: Vec::new() };
     for entry in campaigns.iter() {
         let trace_index = pingable.traces.len();
         let buyer_paused = buyers.get(&entry.config.buyer_id).is_some_and(|b| b.status == CampaignStatus::Paused);
-        let ineligible = match check(store, entry, mode, now, keys, buyer_paused).await {
+        let ineligible = match check(store, entry, lead, buyer_paused).await {
             Ok(caps_left) => {
                 let max_bid_cents = entry.config.max_bid_cents.unwrap_or(max_bid_cents);
                 pingable.jobs.push(PingJob { trace_index, entry: entry.clone(), caps_left, max_bid_cents });
@@ -67,9 +76,7 @@ pub(crate) async fn campaigns(
 async fn check(
     store: &dyn AuctionStore,
     entry: &CampaignEntry,
-    mode: SelectionMode,
-    now: i64,
-    keys: Option<&ConsumerKeys>,
+    LeadAt { mode, now, keys, origin }: LeadAt<'_>,
     buyer_paused: bool,
 ) -> Result<CapsLeft, Ineligible> {
     let campaign = &entry.config;
@@ -95,6 +102,7 @@ async fn check(
             usage: &usage,
             suppressed,
             buyer_paused,
+            origin,
         },
     )
 }

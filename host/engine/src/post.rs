@@ -18,7 +18,7 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::config::Caps;
-use super::config::{CampaignStatus, Delivery, Publisher};
+use super::config::{CampaignStatus, Delivery, Origin, Publisher};
 use super::eligibility::{cap_windows, in_schedule};
 use super::entries::{CampaignEntry, Campaigns, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PostAnswer, PostRequest};
@@ -143,6 +143,9 @@ impl Poster<'_> {
         }
         if entry.config.status == CampaignStatus::Paused {
             return no_longer("paused");
+        }
+        if entry.config.sources.refuses(Origin::of_lead(job.lead)).is_err() {
+            return no_longer("source refused");
         }
         if !in_schedule(&entry.config.schedule, entry.time_zone, now) {
             return no_longer("out of schedule");

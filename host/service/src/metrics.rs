@@ -549,6 +549,7 @@ mod tests {
             exclusivity: Exclusivity::SharedAllowed,
             caps: Caps::default(),
             schedule: Schedule::default(),
+            sources: Default::default(),
             suppression_days: 0,
             max_bid_cents: None,
             target,

@@ -137,6 +137,7 @@ fn campaign(id: &str, buyer_id: &str, target: CampaignTarget) -> Campaign {
         exclusivity: Exclusivity::SharedAllowed,
         caps: Caps::default(),
         schedule: Schedule::default(),
+        sources: Default::default(),
         suppression_days: 0,
         max_bid_cents: None,
         target,

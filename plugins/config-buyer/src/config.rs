@@ -80,6 +80,18 @@ pub struct Modifiers {
     /// When the auction sells the lead shared (to several buyers) rather than exclusive: a shared lead is worth less.
     #[serde(default)]
     pub shared: Option<Modifier>,
+    /// By where the lead comes from: a key `source` (the ping's source id) or `source/sub` (its source and sub id).
+    /// Only the most specific key that matches applies: `source/sub`, else `source`.
+    #[serde(default)]
+    pub source: BTreeMap<String, Modifier>,
+}
+
+impl Modifiers {
+    /// The source modifier for a lead from `source_id` and `sub_id`, if any.
+    pub fn for_source(&self, source_id: &str, sub_id: &str) -> Option<&Modifier> {
+        let exact = (!sub_id.is_empty()).then(|| self.source.get(&format!("{source_id}/{sub_id}"))).flatten();
+        exact.or_else(|| self.source.get(source_id))
+    }
 }
 
 /// A modifier for ages `min_age..=max_age`.
@@ -92,6 +104,13 @@ pub struct AgeBand {
     pub max_age: u8,
     /// The adjustment for pings in the band.
     pub modifier: Modifier,
+}
+
+/// Whether `key` names a source (`source`) or a source and sub id (`source/sub`), each part non-empty.
+fn valid_source_key(key: &str) -> bool {
+    let mut parts = key.split('/');
+    let count = key.split('/').count();
+    (1..=2).contains(&count) && parts.all(|part| !part.is_empty())
 }
 
 /// The range of a percent modifier: from −100 % (free) to +1,000 % (eleven times the price).
@@ -136,8 +155,12 @@ impl Config {
             .chain(modifiers.consent.values())
             .chain(modifiers.age_bands.iter().map(|band| &band.modifier))
             .chain(&modifiers.shared)
+            .chain(modifiers.source.values())
         {
             modifier.check()?;
+        }
+        if let Some(key) = modifiers.source.keys().find(|key| !valid_source_key(key)) {
+            return Err(format!("source modifier key {key:?}: expected \"source\" or \"source/sub\""));
         }
         if let Some(schedule) = &config.schedule {
             schedule.check()?;

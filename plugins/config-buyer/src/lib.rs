@@ -78,7 +78,8 @@ impl ConfigBuyer {
             .into_iter()
             .chain(m.age_bands.iter().filter(|b| (b.min_age..=b.max_age).contains(&ping.age)).map(|b| &b.modifier))
             .chain(m.consent.iter().filter(|(flag, _)| has(ping, **flag)).map(|(_, modifier)| modifier))
-            .chain(m.shared.iter().filter(|_| context.sale == Sale::Shared));
+            .chain(m.shared.iter().filter(|_| context.sale == Sale::Shared))
+            .chain(m.for_source(&ping.source_id, &ping.sub_id));
         let (mut add_cents, mut percent) = (0i128, 0i128);
         for modifier in applying {
             match *modifier {

@@ -59,6 +59,25 @@ fn decide(config: &str, ping: &Ping, now_unix_ms: i64) -> Decision {
 }
 
 #[test]
+fn a_source_modifier_prices_by_source_and_the_most_specific_key_wins() {
+    let config = r#"{"base_price_cents": 2000, "modifiers": {"source": {"src-9": {"percent": 10}, "src-9/aff-3": {"add_cents": -1000}}}}"#;
+    let from =
+        |source: &str, sub: &str| Ping { source_id: source.into(), sub_id: sub.into(), ..ping("FL", 58, true, false) };
+    let price = |p: &Ping| match decide(config, p, wednesday_morning()) {
+        Decision::Bid(bid) => bid.price_cents,
+        other => panic!("expected a bid, got {other:?}"),
+    };
+    assert_eq!(price(&from("src-9", "")), 2200);
+    assert_eq!(price(&from("src-9", "aff-7")), 2200, "no key for this sub id: the source's applies");
+    assert_eq!(price(&from("src-9", "aff-3")), 1000, "the source/sub key replaces the source's");
+    assert_eq!(price(&from("src-1", "aff-3")), 2000);
+    for bad in ["", "a/", "a/b/c"] {
+        let config = serde_json::json!({"base_price_cents": 1, "modifiers": {"source": {bad: {"percent": 1}}}});
+        assert!(ConfigBuyer::new(&config.to_string()).is_err(), "{bad:?} is refused");
+    }
+}
+
+#[test]
 fn a_shared_sale_is_priced_with_the_shared_modifier() {
     let config = r#"{"base_price_cents": 2000, "modifiers": {"shared": {"percent": -40}}}"#;
     let buyer = ConfigBuyer::new(config).expect("a valid config");
