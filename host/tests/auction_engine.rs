@@ -19,8 +19,8 @@ use pingpost::auction::eligibility::Ineligible;
 use pingpost::auction::store::CapKind;
 use pingpost::auction::trace::TargetKind;
 use pingpost::auction::{
-    Answer, AuctionStore, CampaignStatus, Caps, Day, Delivery, ErrorKind, Exclusivity, LeadOptions, OutcomeStatus,
-    PiiKind, PiiLeak, PingStatus, PostError, PostResult, SaleDelivery, Schedule, SelectionMode,
+    Answer, AuctionStore, CampaignStatus, Caps, Delivery, ErrorKind, Exclusivity, LeadOptions, OutcomeStatus, PiiKind,
+    PiiLeak, PingStatus, PostError, PostResult, SaleDelivery, Schedule, SelectionMode,
 };
 use pingpost::model::RejectCode;
 use serde_json::json;
@@ -138,9 +138,9 @@ async fn ineligible_campaigns_are_recorded_with_their_reason_and_not_pinged() {
     let mut paused = wasm_campaign("paused", "b1", 5000);
     paused.status = CampaignStatus::Paused;
     let mut weekend = wasm_campaign("weekend", "b2", 5000);
-    weekend.schedule = Schedule { days: vec![Day::Sat, Day::Sun], from_hour: 0, to_hour: 24 };
+    weekend.schedule = Schedule::parse(&["sat-sun"]).expect("a schedule");
     let mut evening = wasm_campaign("evening", "b3", 5000);
-    evening.schedule = Schedule { days: vec![], from_hour: 18, to_hour: 22 };
+    evening.schedule = Schedule::parse(&["18:00-22:00"]).expect("a schedule");
     let mut exclusive_only = wasm_campaign("exclusive-only", "b4", 5000);
     exclusive_only.exclusivity = Exclusivity::ExclusiveOnly;
     let f = build(config(
@@ -166,7 +166,7 @@ async fn ineligible_campaigns_are_recorded_with_their_reason_and_not_pinged() {
 #[tokio::test]
 async fn the_schedule_opens_in_the_buyers_time_zone() {
     let mut evening = wasm_campaign("evening", "b1", 5000);
-    evening.schedule = Schedule { days: vec![], from_hour: 18, to_hour: 22 };
+    evening.schedule = Schedule::parse(&["18:00-22:00"]).expect("a schedule");
     let f = build(config(publisher(SelectionMode::Exclusive), &["b1"], vec![evening]));
     // 15:00 UTC is 10:00 in New York; 23:30 UTC is 18:30 there.
     f.clock.set(NOW + 8 * 3_600_000 + 30 * 60_000);
@@ -593,7 +593,7 @@ async fn a_quick_buyer_earns_inline_calls_while_a_looping_or_trapping_one_never_
 #[tokio::test]
 async fn two_step_post_rechecks_the_schedule() {
     let mut until_eleven = wasm_campaign("until-eleven", "b1", 2600);
-    until_eleven.schedule = Schedule { days: vec![], from_hour: 0, to_hour: 11 };
+    until_eleven.schedule = Schedule::parse(&["00:00-11:00"]).expect("a schedule");
     let f = build(config(
         publisher(SelectionMode::Exclusive),
         &["b1", "b2"],

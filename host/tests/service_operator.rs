@@ -655,3 +655,51 @@ async fn a_campaign_buys_only_from_the_publishers_and_sources_it_allows_and_pric
     assert_eq!(kept.body["sources"], json!({"allow": ["pub-1/display/aff-2"]}));
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_have_several_windows_with_minutes_in_any_time_zone() {
+    let service = TestService::start(&exchange_toml()).await;
+    let ok = |answer: Answer| {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer
+    };
+    // The service's clock starts at Wednesday 2026-11-25 15:00 UTC: 15:00 in London, Thursday 00:00 in Tokyo.
+    ok(service.patch(OPERATOR, "/v1/buyers/zenith", &json!({"time_zone": "Europe/London"})).await);
+    let windows = json!(["mon-fri 08:30-14:45", "sat 10:00-14:00"]);
+    let patched =
+        ok(service.patch(OPERATOR, "/v1/campaigns/zenith-main", &json!({"schedule": {"windows": windows}})).await);
+    assert_eq!(patched.body["schedule"]["windows"], windows);
+    let (lead_id, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "acme-main");
+    let closed = ineligible(&service, &lead_id, "zenith-main").await;
+    assert_eq!(closed, json!({"reason": "out_of_schedule", "local_time": "Wed 2026-11-25 15:00 GMT"}));
+
+    // 14:44 in London: open, to the minute.
+    ok(service.post(OPERATOR, "/v1/campaigns/acme-main/pause", &json!({})).await);
+    service.clock.set(service_harness::START - 16 * 60_000);
+    assert_eq!(sold_to(&service).await.1, "zenith-main");
+    service.clock.set(service_harness::START - 15 * 60_000);
+    let unsold = send_lead(&service).await;
+    assert_eq!(unsold.body["outcome"], "unsold", "14:45 closes the window: {}", unsold.text);
+
+    // A buyer in Tokyo whose window opens at midnight, local time.
+    service.clock.set(service_harness::START);
+    ok(service.patch(OPERATOR, "/v1/buyers/acme", &json!({"time_zone": "Asia/Tokyo"})).await);
+    ok(service
+        .patch(OPERATOR, "/v1/campaigns/acme-main", &json!({"schedule": {"windows": ["thu 00:00-00:30"]}}))
+        .await);
+    ok(service.post(OPERATOR, "/v1/campaigns/acme-main/resume", &json!({})).await);
+    assert_eq!(sold_to(&service).await.1, "acme-main");
+
+    // The whole-hour form is still read (and written back as a window); malformed windows are refused.
+    let old = json!({"schedule": {"windows": null, "days": ["sat"], "from_hour": 9, "to_hour": 17}});
+    let read_back = ok(service.patch(OPERATOR, "/v1/campaigns/acme-main", &old).await);
+    assert_eq!(read_back.body["schedule"], json!({"windows": ["sat 09:00-17:00"]}));
+    for windows in [json!(["mon-fri 8:30-17:45"]), json!(["someday 10:00-11:00"]), json!(["mon 10:00-10:00"])] {
+        let answer =
+            service.patch(OPERATOR, "/v1/campaigns/acme-main", &json!({"schedule": {"windows": windows}})).await;
+        assert_eq!(answer.status, 422, "{windows}: {}", answer.text);
+        assert!(answer.message().contains("window"), "{}", answer.text);
+    }
+    service.shutdown().await;
+}

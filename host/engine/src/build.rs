@@ -134,13 +134,6 @@ impl ExchangeBuilder {
                 campaign: campaign.id.clone(),
                 buyer: campaign.buyer_id.clone(),
             })?;
-            let schedule = &campaign.schedule;
-            if schedule.from_hour > 23 || schedule.to_hour > 24 || schedule.to_hour == 0 {
-                return Err(BuildError::Invalid {
-                    used_by,
-                    detail: "schedule hours: from_hour 0–23, to_hour 1–24".into(),
-                });
-            }
             let field_error =
                 |field: &'static str, detail: String| BuildError::Field { used_by: used_by.clone(), field, detail };
             campaign.sources.check().map_err(|(field, detail)| field_error(field, detail))?;

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::http_buyer::HttpEndpoints;
+pub use super::schedule::Schedule;
 use super::vertical::Vertical;
 
 /// The plugin reference that names the standard redactor (the exchange file loader maps it to the built-in plugin).
@@ -164,32 +165,6 @@ impl Day {
             Day::Sat => chrono::Weekday::Sat,
             Day::Sun => chrono::Weekday::Sun,
         }
-    }
-}
-
-/// When a campaign buys, in its buyer's time zone. The default is always.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Schedule {
-    /// The days it buys on; empty means every day.
-    #[serde(default)]
-    pub days: Vec<Day>,
-    /// First hour it buys in (0–23).
-    #[serde(default)]
-    pub from_hour: u8,
-    /// Hour it stops buying at (1–24, exclusive). `from_hour > to_hour` is an overnight window (e.g. 20 → 6); the
-    /// day that counts is the day the window opened.
-    #[serde(default = "default_to_hour")]
-    pub to_hour: u8,
-}
-
-fn default_to_hour() -> u8 {
-    24
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule { days: Vec::new(), from_hour: 0, to_hour: 24 }
     }
 }
 

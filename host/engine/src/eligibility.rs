@@ -3,7 +3,7 @@
 //! suppressed for this consumer is not pinged; the trace says why.
 //! Schedules and cap windows are read in the buyer's time zone.
 
-use chrono::{Datelike, TimeZone, Timelike};
+use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -80,19 +80,7 @@ pub fn cap_windows(time_zone: Tz, now_unix_ms: i64) -> CapWindows {
 
 /// Whether `schedule` is open at `now_unix_ms` in `time_zone`.
 pub fn in_schedule(schedule: &Schedule, time_zone: Tz, now_unix_ms: i64) -> bool {
-    let local = local_time(time_zone, now_unix_ms);
-    let hour = local.hour() as u8;
-    let (from, to) = (schedule.from_hour, schedule.to_hour.min(24));
-    let day_allows =
-        |weekday: chrono::Weekday| schedule.days.is_empty() || schedule.days.iter().any(|d| d.weekday() == weekday);
-    if from < to {
-        (from..to).contains(&hour) && day_allows(local.weekday())
-    } else if from > to {
-        // Overnight: the evening part counts for today, the early-morning part for the day the window opened.
-        (hour >= from && day_allows(local.weekday())) || (hour < to && day_allows(local.weekday().pred()))
-    } else {
-        false
-    }
+    schedule.windows.is_empty() || schedule.is_open(&local_time(time_zone, now_unix_ms))
 }
 
 /// What is left of `caps` after `usage`.
@@ -152,14 +140,14 @@ pub fn check(campaign: &Campaign, input: EligibilityInput<'_>) -> Result<CapsLef
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Day, Sources};
+    use crate::config::Sources;
 
     // 2026-03-14 (a Saturday) 14:30 UTC = 10:30 in New York (EDT), 07:30 in Los Angeles (PDT).
     const SAT_1430_UTC: i64 = 1_773_498_600_000;
 
     #[test]
     fn schedule_is_read_in_the_buyers_time_zone() {
-        let nine_to_five = Schedule { days: vec![], from_hour: 9, to_hour: 17 };
+        let nine_to_five = Schedule::parse(&["09:00-17:00"]).expect("a schedule");
         assert!(in_schedule(&nine_to_five, chrono_tz::America::New_York, SAT_1430_UTC));
         assert!(!in_schedule(&nine_to_five, chrono_tz::America::Los_Angeles, SAT_1430_UTC));
     }
@@ -167,7 +155,7 @@ mod tests {
     #[test]
     fn every_iana_zone_is_known_outside_the_united_states_too() {
         // 14:30 UTC is 23:30 in Tokyo (no daylight saving) and, in March before the change, 14:30 in London.
-        let evening = Schedule { days: vec![Day::Sat], from_hour: 23, to_hour: 24 };
+        let evening = Schedule::parse(&["sat 23:00-24:00"]).expect("a schedule");
         let tokyo: Tz = "Asia/Tokyo".parse().expect("Asia/Tokyo is compiled in");
         let london: Tz = "Europe/London".parse().expect("Europe/London is compiled in");
         assert!(in_schedule(&evening, tokyo, SAT_1430_UTC));
@@ -177,11 +165,10 @@ mod tests {
 
     #[test]
     fn schedule_days_are_local_days() {
-        let weekdays =
-            Schedule { days: vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri], from_hour: 0, to_hour: 24 };
+        let weekdays = Schedule::parse(&["mon-fri"]).expect("a schedule");
         assert!(!in_schedule(&weekdays, chrono_tz::America::New_York, SAT_1430_UTC));
         // The same instant is 04:30 Saturday in Honolulu but 00:30 Sunday in Guam.
-        let saturday_only = Schedule { days: vec![Day::Sat], from_hour: 0, to_hour: 24 };
+        let saturday_only = Schedule::parse(&["sat"]).expect("a schedule");
         assert!(in_schedule(&saturday_only, chrono_tz::Pacific::Honolulu, SAT_1430_UTC));
         assert!(!in_schedule(&saturday_only, chrono_tz::Pacific::Guam, SAT_1430_UTC));
     }
@@ -189,7 +176,7 @@ mod tests {
     #[test]
     fn overnight_schedule_counts_the_day_it_opened() {
         // A Friday-night shift, 20:00 → 06:00: 03:00 Saturday is in it, 14:30 Saturday is not.
-        let friday_night = Schedule { days: vec![Day::Fri], from_hour: 20, to_hour: 6 };
+        let friday_night = Schedule::parse(&["fri 20:00-06:00"]).expect("a schedule");
         let sat_0300_utc = SAT_1430_UTC - 11 * 3_600_000 - 30 * 60_000;
         assert!(in_schedule(&friday_night, chrono_tz::UTC, sat_0300_utc));
         assert!(!in_schedule(&friday_night, chrono_tz::UTC, SAT_1430_UTC));
@@ -209,15 +196,6 @@ mod tests {
     fn a_full_cap_makes_a_campaign_ineligible_and_names_the_cap() {
         let caps = Caps { leads_per_day: Some(2), spend_per_month_cents: Some(10_000), ..Caps::default() };
         let campaign = campaign_with(caps);
-        let input = |usage| EligibilityInput {
-            mode: SelectionMode::Exclusive,
-            time_zone: chrono_tz::UTC,
-            now_unix_ms: SAT_1430_UTC,
-            usage,
-            suppressed: false,
-            buyer_paused: false,
-            origin: ORIGIN,
-        };
         let usage = Usage { leads_day: 1, spend_month_cents: 4_000, ..Usage::default() };
         let left = check(&campaign, input(&usage)).expect("eligible");
         assert_eq!((left.leads_day, left.spend_month_cents, left.leads_hour), (Some(1), Some(6_000), None));
@@ -230,15 +208,7 @@ mod tests {
     #[test]
     fn paused_suppressed_and_exclusive_only_campaigns_are_not_pinged() {
         let usage = Usage::default();
-        let input = |mode, suppressed| EligibilityInput {
-            mode,
-            time_zone: chrono_tz::UTC,
-            now_unix_ms: SAT_1430_UTC,
-            usage: &usage,
-            suppressed,
-            buyer_paused: false,
-            origin: ORIGIN,
-        };
+        let input = |mode, suppressed| EligibilityInput { mode, suppressed, ..input(&usage) };
         let mut campaign = campaign_with(Caps::default());
         assert!(check(&campaign, input(SelectionMode::Shared, false)).is_ok());
         assert_eq!(check(&campaign, input(SelectionMode::Exclusive, true)), Err(Ineligible::Suppressed { days: 30 }));
@@ -252,15 +222,7 @@ mod tests {
     #[test]
     fn a_paused_buyers_campaigns_are_not_pinged() {
         let usage = Usage::default();
-        let input = EligibilityInput {
-            mode: SelectionMode::Exclusive,
-            time_zone: chrono_tz::UTC,
-            now_unix_ms: SAT_1430_UTC,
-            usage: &usage,
-            suppressed: false,
-            buyer_paused: true,
-            origin: ORIGIN,
-        };
+        let input = EligibilityInput { buyer_paused: true, ..input(&usage) };
         let campaign = campaign_with(Caps::default());
         assert_eq!(check(&campaign, input), Err(Ineligible::BuyerPaused));
         assert_eq!(Ineligible::BuyerPaused.to_string(), "buyer paused");
@@ -272,6 +234,19 @@ mod tests {
     }
 
     const ORIGIN: Origin<'static> = Origin { publisher_id: "pub-2", source_id: "google", sub_id: "ad-7" };
+
+    /// An exclusive auction on Saturday 14:30 UTC of a lead from [`ORIGIN`], with `usage`.
+    fn input(usage: &Usage) -> EligibilityInput<'_> {
+        EligibilityInput {
+            mode: SelectionMode::Exclusive,
+            time_zone: chrono_tz::UTC,
+            now_unix_ms: SAT_1430_UTC,
+            usage,
+            suppressed: false,
+            buyer_paused: false,
+            origin: ORIGIN,
+        }
+    }
 
     #[test]
     fn source_rules_allow_and_deny_by_publisher_source_and_sub_id() {
@@ -295,15 +270,7 @@ mod tests {
         let mut campaign = campaign_with(Caps::default());
         campaign.sources = rules(&[], &["pub-2/google"]);
         let usage = Usage::default();
-        let input = EligibilityInput {
-            mode: SelectionMode::Exclusive,
-            time_zone: chrono_tz::UTC,
-            now_unix_ms: SAT_1430_UTC,
-            usage: &usage,
-            suppressed: false,
-            buyer_paused: false,
-            origin: ORIGIN,
-        };
+        let input = input(&usage);
         let refused = Ineligible::SourceRefused { denied_by: Some("pub-2/google".into()) };
         assert_eq!(check(&campaign, input), Err(refused.clone()));
         assert_eq!(

@@ -30,6 +30,7 @@ mod pingable;
 mod post;
 mod quote;
 mod redact;
+pub mod schedule;
 pub mod select;
 pub mod store;
 pub mod text;
