@@ -97,10 +97,14 @@ async fn sold_to(service: &TestService) -> (String, String, u64) {
 
 /// Why `campaign` was not pinged in the recorded trace of `lead_id`.
 async fn ineligible(service: &TestService, lead_id: &str, campaign: &str) -> Value {
+    answered_by(service, lead_id, campaign).await["ineligible"].clone()
+}
+
+/// `campaign`'s entry in the recorded trace of `lead_id`.
+async fn answered_by(service: &TestService, lead_id: &str, campaign: &str) -> Value {
     let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
     let campaigns = trace.body["outcome"]["trace"]["campaigns"].as_array().expect("campaign traces").clone();
-    let found = campaigns.iter().find(|c| c["campaign_id"] == campaign).expect("the campaign is traced");
-    found["ineligible"].clone()
+    campaigns.into_iter().find(|c| c["campaign_id"] == campaign).expect("the campaign is traced")
 }
 
 fn campaign(id: &str, buyer: &str, plugin: &str, config: Value) -> Value {
@@ -431,9 +435,18 @@ async fn plugin_uploads_are_validated_and_versions_hot_swap() {
     assert_eq!(again.body["version"], 3, "the same bytes are the same version");
     let activated = service.post(OPERATOR, "/v1/plugins/bidder/activate", &json!({"version": 3})).await;
     assert_eq!((activated.status, activated.body["active_version"].as_u64()), (200, Some(3)), "{}", activated.text);
-    assert_eq!(sold_to(&service).await.1, "acme-main");
+    let (on_v3, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "acme-main");
     let rolled = service.post(OPERATOR, "/v1/plugins/bidder/rollback", &json!({})).await;
     assert_eq!((rolled.status, rolled.body["active_version"].as_u64()), (200, Some(1)), "{}", rolled.text);
+    // Each trace says which version answered.
+    let (on_v1, _, _) = sold_to(&service).await;
+    for (lead_id, version) in [(&on_v3, 3), (&on_v1, 1)] {
+        let answered = answered_by(&service, lead_id, "acme-main").await;
+        assert_eq!((answered["plugin"].as_str(), answered["plugin_version"].as_u64()), (Some("bidder"), Some(version)));
+        let sha = answered["plugin_sha"].as_str().unwrap_or_default();
+        assert_eq!(sha.len(), 12, "the start of the version's SHA-256: {answered}");
+    }
     // A second rollback goes further back (there is nothing before 1), not forward to 3 again.
     let second = service.post(OPERATOR, "/v1/plugins/bidder/rollback", &json!({})).await;
     assert_eq!((second.status, second.code()), (409, "nothing_to_roll_back"), "{}", second.text);
@@ -442,10 +455,15 @@ async fn plugin_uploads_are_validated_and_versions_hot_swap() {
     let nothing = service.post(OPERATOR, "/v1/plugins/fresh/rollback", &json!({})).await;
     assert_eq!((nothing.status, nothing.code()), (409, "nothing_to_roll_back"));
 
-    // Disabled, the plugin's campaign stops taking part; enabled, it is back.
+    // Disabled, the plugin's campaign stops taking part, and its trace says why; enabled, it is back.
     let disabled = service.post(OPERATOR, "/v1/plugins/bidder/disable", &json!({})).await;
     assert_eq!((disabled.status, disabled.body["disabled"].as_bool()), (200, Some(true)));
-    assert_eq!(sold_to(&service).await.1, "zenith-main");
+    let (lead_id, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "zenith-main");
+    assert_eq!(
+        ineligible(&service, &lead_id, "acme-main").await,
+        json!({"reason": "plugin_disabled", "plugin": "bidder"})
+    );
     assert_eq!(service.post(OPERATOR, "/v1/plugins/bidder/enable", &json!({})).await.status, 200);
     assert_eq!(sold_to(&service).await.1, "acme-main");
 

@@ -33,6 +33,7 @@ pub(crate) fn into_candidates(
         campaign.plugin_wall_us = result.plugin_wall_us;
         campaign.plugin_fuel = result.plugin_fuel;
         campaign.logs = result.logs;
+        campaign.plugin_sha = result.plugin_sha;
     }
     candidates
 }

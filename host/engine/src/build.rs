@@ -2,7 +2,7 @@
 //! known, every deadline and URL in range) and set up on the runtime — each redactor and Wasm buyer instantiated and
 //! configured once — before the exchange serves a lead. A config that fails any check builds nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::config::{CampaignTarget, Delivery, ExchangeConfig};
@@ -62,12 +62,20 @@ pub enum BuildError {
 pub struct ExchangeBuilder {
     config: ExchangeConfig,
     plugins: HashMap<String, Arc<Plugin>>,
+    disabled: HashSet<String>,
 }
 
 impl ExchangeBuilder {
     /// A builder for `config`.
     pub fn new(config: ExchangeConfig) -> Self {
-        ExchangeBuilder { config, plugins: HashMap::new() }
+        ExchangeBuilder { config, plugins: HashMap::new(), disabled: HashSet::new() }
+    }
+
+    /// Marks a buyer plugin reference disabled: its campaigns are built without it (none is supplied) and are never
+    /// pinged, their traces saying `plugin_disabled`.
+    pub fn disabled(mut self, reference: impl Into<String>) -> Self {
+        self.disabled.insert(reference.into());
+        self
     }
 
     /// Supplies the loaded plugin a config reference names.
@@ -152,6 +160,9 @@ impl ExchangeBuilder {
                 }
             }
             let runner = match &campaign.target {
+                CampaignTarget::Wasm { plugin, .. } if self.disabled.contains(plugin) => {
+                    Runner::Disabled { plugin: plugin.clone() }
+                }
                 CampaignTarget::Wasm { plugin, config, delivery } => {
                     let plugin = find(plugin, &used_by, World::Buyer)?;
                     let buyer_plugin = runtime

@@ -40,6 +40,10 @@ pub enum Ineligible {
         #[serde(skip_serializing_if = "Option::is_none")]
         denied_by: Option<String>,
     },
+    /// Its plugin is disabled by the operator.
+    PluginDisabled {
+        plugin: String,
+    },
     /// Its plugin or endpoint could not be used (e.g. the plugin is suspended).
     Unavailable {
         detail: String,
@@ -57,6 +61,7 @@ impl std::fmt::Display for Ineligible {
             Ineligible::ExclusiveOnly => write!(f, "exclusive-only campaign in a shared auction"),
             Ineligible::SourceRefused { denied_by: Some(rule) } => write!(f, "source denied by rule {rule:?}"),
             Ineligible::SourceRefused { denied_by: None } => write!(f, "source not in the campaign's allow list"),
+            Ineligible::PluginDisabled { plugin } => write!(f, "plugin {plugin:?} disabled"),
             Ineligible::Unavailable { detail } => write!(f, "unavailable: {detail}"),
         }
     }

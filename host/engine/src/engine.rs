@@ -300,7 +300,7 @@ impl Exchange {
     pub fn campaign_slot(&self, campaign_id: &str) -> Option<Arc<PluginSlot<BuyerPlugin>>> {
         match &self.campaigns.get(campaign_id)?.runner {
             Runner::Wasm { slot, .. } => Some(slot.clone()),
-            Runner::Http(_) => None,
+            Runner::Http(_) | Runner::Disabled { .. } => None,
         }
     }
 

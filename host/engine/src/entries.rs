@@ -22,8 +22,15 @@ pub(crate) struct PublisherEntry {
 
 /// How a campaign is reached.
 pub(crate) enum Runner {
-    Wasm { slot: Arc<PluginSlot<BuyerPlugin>>, delivery: Delivery },
+    Wasm {
+        slot: Arc<PluginSlot<BuyerPlugin>>,
+        delivery: Delivery,
+    },
     Http(HttpEndpoints),
+    /// Its plugin is disabled by the operator: the campaign is kept (and traced as such) but never pinged.
+    Disabled {
+        plugin: String,
+    },
 }
 
 /// A campaign ready to be pinged.

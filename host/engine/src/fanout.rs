@@ -23,7 +23,7 @@ use super::entries::{CampaignEntry, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PingRequest};
 use super::store::CapKind;
 use super::text::{MAX_STORED_TEXT, MAX_TRACE_LOG_LINE, MAX_TRACE_LOG_LINES, bounded};
-use super::trace::{Answer, ErrorKind, micros};
+use super::trace::{Answer, ErrorKind, PluginSha, micros};
 use pingpost_model::{BidContext, CapsLeft, Decision, LogLine, Ping, SaleKind};
 use pingpost_runtime::{BuyerPlugin, CallError, CallReport, PreparedPing};
 
@@ -74,6 +74,8 @@ pub(crate) struct PingResult {
     /// Fuel the plugin call used, when the runtime meters fuel.
     pub plugin_fuel: Option<u64>,
     pub logs: Vec<LogLine>,
+    /// The plugin version that was called (Wasm only).
+    pub plugin_sha: Option<PluginSha>,
 }
 
 /// What the fan-out needs besides the jobs.
@@ -139,7 +141,7 @@ impl FanOut<'_> {
             jobs.into_iter().enumerate().partition(|(_, job)| matches!(job.entry.runner, Runner::Wasm { .. }));
         let any_trusted = wasm_jobs.iter().any(|(_, job)| match &job.entry.runner {
             Runner::Wasm { slot, .. } => slot.current().inline_trusted(),
-            Runner::Http(_) => false,
+            Runner::Http(_) | Runner::Disabled { .. } => false,
         });
         if http_jobs.is_empty() || !any_trusted {
             // Nothing needs to run beside inline Wasm: the HTTP pings are polled on this task, with no task each,
@@ -224,7 +226,7 @@ impl FanOut<'_> {
                     let trusted = allow_inline && buyer.inline_trusted();
                     Some((index, buyer, context(job.caps_left), trusted))
                 }
-                Runner::Http(_) => None,
+                Runner::Http(_) | Runner::Disabled { .. } => None,
             })
             .collect();
         if items.is_empty() {
@@ -305,14 +307,19 @@ impl FanOut<'_> {
         }
         // A lane that panicked drops its sender without answering: its campaigns count as errors, not timeouts.
         let deadline_passed = Instant::now() >= self.answer_by;
+        let mut called = vec![None; jobs.len()];
+        for (index, buyer, _) in &queue.items {
+            called[*index] = PluginSha::of_hex(buyer.plugin_id());
+        }
         jobs.iter()
             .zip(answered)
-            .map(|((position, job), answered)| {
+            .zip(called)
+            .map(|(((position, job), answered), plugin_sha)| {
                 let answered = answered.unwrap_or_else(|| {
                     let answer = if deadline_passed { Answer::Timeout } else { panicked() };
                     result(job.trace_index, answer, None, Vec::new(), started, Arrival::now(arrivals))
                 });
-                (*position, answered)
+                (*position, PingResult { plugin_sha, ..answered })
             })
             .collect()
     }
@@ -433,6 +440,7 @@ fn result(
         plugin_wall_us,
         plugin_fuel: None,
         logs,
+        plugin_sha: None,
     }
 }
 

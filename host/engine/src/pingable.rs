@@ -56,7 +56,7 @@ pub(crate) async fn campaigns(
             campaign_id: entry.config.id.clone(),
             buyer_id: entry.config.buyer_id.clone(),
             kind: match entry.runner {
-                Runner::Wasm { .. } => TargetKind::Wasm,
+                Runner::Wasm { .. } | Runner::Disabled { .. } => TargetKind::Wasm,
                 Runner::Http(_) => TargetKind::Http,
             },
             tier: entry.config.tier,
@@ -66,6 +66,7 @@ pub(crate) async fn campaigns(
             plugin_wall_us: None,
             plugin_fuel: None,
             logs: vec![],
+            plugin_sha: None,
         });
     }
     pingable
@@ -80,6 +81,9 @@ async fn check(
     buyer_paused: bool,
 ) -> Result<CapsLeft, Ineligible> {
     let campaign = &entry.config;
+    if let Runner::Disabled { plugin } = &entry.runner {
+        return Err(Ineligible::PluginDisabled { plugin: plugin.clone() });
+    }
     let unavailable = |error: StoreError| Ineligible::Unavailable { detail: error.to_string() };
     let usage = if campaign.caps.is_unlimited() {
         Default::default()

@@ -157,6 +157,7 @@ impl Poster<'_> {
         let hold = job.hold_of(candidate);
         let endpoints = match &entry.runner {
             Runner::Http(endpoints) => endpoints,
+            Runner::Disabled { .. } => return no_longer("plugin disabled"),
             // Nothing can undo a Wasm buyer's sale between its reservation and its commit: one atomic step.
             Runner::Wasm { delivery, .. } => {
                 let (result, delivery) = match delivery {

@@ -282,6 +282,35 @@ pub struct CampaignTrace {
     /// Lines the plugin logged during its bid (Wasm only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
+    /// Which version of its plugin answered (Wasm only): the start of the version's SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_sha: Option<PluginSha>,
+}
+
+/// The first 6 bytes of a plugin version's SHA-256, written as 12 hex digits: enough to tell a plugin's versions
+/// apart in a trace, and no allocation on the auction's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginSha([u8; 6]);
+
+impl PluginSha {
+    /// The start of `sha256_hex`; `None` when it is not hex.
+    pub fn of_hex(sha256_hex: &str) -> Option<Self> {
+        let mut bytes = [0u8; 6];
+        hex::decode_to_slice(sha256_hex.get(..12)?, &mut bytes).ok()?;
+        Some(PluginSha(bytes))
+    }
+}
+
+impl std::fmt::Display for PluginSha {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for PluginSha {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// How one post ended.

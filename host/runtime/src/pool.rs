@@ -330,6 +330,11 @@ impl BuyerPlugin {
         self.pool.idle_count()
     }
 
+    /// The plugin version this buyer runs: the SHA-256 of its bytes, hex.
+    pub fn plugin_id(&self) -> &str {
+        self.plugin.id()
+    }
+
     /// Whether this buyer's recent calls were all quick successes, so the fan-out may run it inline on an async
     /// worker thread (see [`InlinePolicy`]).
     pub fn inline_trusted(&self) -> bool {

@@ -677,6 +677,7 @@ mod tests {
                 plugin_wall_us: None,
                 plugin_fuel: None,
                 logs: vec![],
+                plugin_sha: None,
             }],
             ..Trace::default()
         }

@@ -20,8 +20,8 @@ use super::keys::KeyRing;
 use super::metrics::Metrics;
 use super::settings::ServeSettings;
 use pingpost_engine::{
-    BuildError, CampaignTarget, EngineSettings, Exchange, ExchangeBuilder, ExchangeConfig, ExchangeParts,
-    HttpBuyerClient, IdSource, StoreError,
+    BuildError, EngineSettings, Exchange, ExchangeBuilder, ExchangeConfig, ExchangeParts, HttpBuyerClient, IdSource,
+    StoreError,
 };
 use pingpost_model::clock::SharedClock;
 use pingpost_runtime::{LoadError, Plugin, Runtime, World};
@@ -485,8 +485,9 @@ impl AppState {
         self.store.plugin(name)?.ok_or_else(|| ApiError::not_found(format!("plugin {name:?} does not exist")))
     }
 
-    /// Builds an exchange from `config` with each plugin's live version (or the version in `overrides`). Campaigns
-    /// and publishers whose plugin is disabled are left out.
+    /// Builds an exchange from `config` with each plugin's live version (or the version in `overrides`). Publishers
+    /// whose redactor is disabled are left out; campaigns whose plugin is disabled are kept but never pinged (their
+    /// traces say `plugin_disabled`).
     fn build(&self, config: &ExchangeConfig, overrides: &HashMap<String, u32>) -> Result<Exchange, ChangeError> {
         let mut config = config.clone();
         let mut records = HashMap::new();
@@ -496,12 +497,12 @@ impl AppState {
         }
         let disabled = |name: &str| records.get(name).is_some_and(|r| r.disabled);
         config.publishers.retain(|p| !disabled(&p.redactor));
-        config.campaigns.retain(|c| match &c.target {
-            CampaignTarget::Wasm { plugin, .. } => !disabled(plugin),
-            CampaignTarget::Http(_) => true,
-        });
         let mut builder = ExchangeBuilder::new(config.clone());
         for reference in config.plugin_refs() {
+            if disabled(&reference) {
+                builder = builder.disabled(reference);
+                continue;
+            }
             let record = &records[&reference];
             let version = overrides
                 .get(&reference)

@@ -15,6 +15,8 @@
 //! as for an unknown publisher: sending it again does not help until the operator resumes the publisher); a paused
 //! buyer's campaigns are ineligible ("buyer paused" in the trace).
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -36,7 +38,7 @@ use crate::state::Uploaded;
 use pingpost_engine::eligibility::cap_windows;
 use pingpost_engine::{AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, ExchangeConfig, Publisher};
 use pingpost_sqlite::registry::{KeyRecord, PluginRecord};
-use pingpost_sqlite::{DeliveryStatus, OutboxDelivery, PiiAuditEntry};
+use pingpost_sqlite::{DeliveryStatus, OutboxDelivery, PiiAuditEntry, SqliteStore};
 
 /// The JSON routes.
 pub fn routes() -> OpenApiRouter<Shared> {
@@ -765,11 +767,17 @@ async fn lead_trace(
     if record.is_none() && sales.is_empty() {
         return Err(ApiError::not_found(format!("no lead {lead_id:?}")));
     }
-    let outcome = match &record {
+    let mut outcome = match &record {
         Some(record) => serde_json::from_str(&record.outcome_json)
             .map_err(|e| ApiError::internal("reading a recorded auction", e))?,
         None => serde_json::Value::Null,
     };
+    let (store, exchange) = (state.store.clone(), state.exchange());
+    let outcome = blocking(move || {
+        name_plugin_versions(&mut outcome, &exchange, &store)?;
+        Ok(outcome)
+    })
+    .await?;
     Ok(Json(LeadTrace {
         publisher_id: record.as_ref().map(|r| r.publisher_id.clone()),
         status: record.as_ref().map(|r| r.status.clone()),
@@ -779,6 +787,44 @@ async fn lead_trace(
         sales,
         pii_audit,
     }))
+}
+
+/// Names the plugin and version that answered for each Wasm campaign of a recorded trace (`plugin_sha`, the start
+/// of the version's SHA-256), from the campaign's plugin in the registry: `plugin` and `plugin_version` are added
+/// where a version of it has that hash (a campaign since moved to another plugin keeps only the hash).
+fn name_plugin_versions(
+    outcome: &mut serde_json::Value,
+    exchange: &pingpost_engine::Exchange,
+    store: &SqliteStore,
+) -> Result<(), ApiError> {
+    let Some(campaigns) = outcome.pointer_mut("/trace/campaigns").and_then(|c| c.as_array_mut()) else {
+        return Ok(());
+    };
+    let mut records: HashMap<String, Option<PluginRecord>> = HashMap::new();
+    for campaign in campaigns {
+        let Some(sha) = campaign.get("plugin_sha").and_then(|s| s.as_str()).map(str::to_owned) else { continue };
+        let plugin = campaign
+            .get("campaign_id")
+            .and_then(|id| id.as_str())
+            .and_then(|id| exchange.campaigns().find(|c| c.id == id))
+            .and_then(|c| match &c.target {
+                CampaignTarget::Wasm { plugin, .. } => Some(plugin.clone()),
+                CampaignTarget::Http(_) => None,
+            });
+        let Some(plugin) = plugin else { continue };
+        if !records.contains_key(&plugin) {
+            records.insert(plugin.clone(), store.plugin(&plugin)?);
+        }
+        let version = records[&plugin]
+            .as_ref()
+            .and_then(|record| record.versions.iter().find(|v| v.sha256.starts_with(&sha)))
+            .map(|v| v.version);
+        if let (Some(version), Some(entry)) = (version, campaign.as_object_mut()) {
+            entry.insert("plugin".into(), plugin.into());
+            entry.insert("plugin_version".into(), version.into());
+        }
+    }
+    Ok(())
 }
 
 /// Query of `GET /v1/deliveries`.
