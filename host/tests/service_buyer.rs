@@ -380,3 +380,62 @@ async fn a_buyers_uploads_are_held_to_a_quota_of_stored_bytes_and_a_rate() {
     assert_eq!((fast.status, fast.code()), (429, "rate_limited"), "{}", fast.text);
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_manages_when_and_what_its_own_campaigns_buy_and_nothing_the_operator_decides() {
+    let service = TestService::start(&exchange_toml()).await;
+    let patch = |key: &'static str, id: &'static str, body: Value| {
+        let service = &service;
+        async move { service.patch(key, &format!("/v1/buyer/campaigns/{id}"), &body).await }
+    };
+
+    // Pause and resume: the next lead follows.
+    let paused = service.post(ACME, "/v1/buyer/campaigns/acme-main/pause", &json!({})).await;
+    assert_eq!((paused.status, paused.body["status"].as_str()), (200, Some("paused")), "{}", paused.text);
+    assert_eq!(sell(&service).await.1, "zenith-main");
+    assert_eq!(service.post(ACME, "/v1/buyer/campaigns/acme-main/resume", &json!({})).await.status, 200);
+    assert_eq!(sell(&service).await.1, "acme-main");
+
+    // Caps, schedule and its plugin's config, in one merge patch; the rest of the campaign is kept.
+    let edit = json!({
+        "caps": {"leads_per_day": 40},
+        "schedule": {"windows": ["mon-fri 08:30-17:45"]},
+        "target": {"config": {"base_price_cents": 2600}}
+    });
+    let edited = patch(ACME, "acme-main", edit).await;
+    assert_eq!(edited.status, 200, "{}", edited.text);
+    assert_eq!(
+        (&edited.body["caps"]["leads_per_day"], &edited.body["target"]["plugin"], &edited.body["tier"]),
+        (&json!(40), &json!("config-buyer"), &json!(1))
+    );
+    let (lead_id, winner) = sell(&service).await;
+    assert_eq!(winner, "acme-main");
+    let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    assert_eq!(trace.body["sales"][0]["price_cents"], 2600, "the new bid settings price it");
+
+    // What the operator decides is not the buyer's to change; nothing is saved.
+    for (body, field) in [
+        (json!({"tier": 0}), "tier"),
+        (json!({"max_bid_cents": 1_000_000}), "max_bid_cents"),
+        (json!({"buyer_id": "zenith"}), "buyer_id"),
+        (json!({"exclusivity": "exclusive_only"}), "exclusivity"),
+        (json!({"target": {"plugin": "standard"}}), "target.plugin"),
+        (json!({"target": {"delivery": {"kind": "webhook", "url": "http://127.0.0.1:9/"}}}), "target.delivery"),
+        (json!({"id": "other"}), "id"),
+    ] {
+        let refused = patch(ACME, "acme-main", body.clone()).await;
+        assert_eq!((refused.status, refused.code(), refused.field()), (403, "not_editable", field), "{body}");
+    }
+    let http = patch(ACME, "acme-http", json!({"target": {"config": {}}})).await;
+    assert_eq!((http.status, http.field()), (403, "target.config"), "an HTTP campaign has no plugin config");
+    let invalid = patch(ACME, "acme-main", json!({"caps": {"leads_per_day": "many"}})).await;
+    assert_eq!((invalid.status, invalid.field()), (422, "caps.leads_per_day"), "{}", invalid.text);
+    let kept = service.get(OPERATOR, "/v1/campaigns/acme-main").await;
+    assert_eq!((&kept.body["tier"], &kept.body["caps"]["leads_per_day"]), (&json!(1), &json!(40)));
+
+    // Another buyer's campaign does not exist for it.
+    assert_eq!(patch(ZENITH, "acme-main", json!({"caps": {}})).await.status, 404);
+    assert_eq!(service.post(ZENITH, "/v1/buyer/campaigns/acme-main/pause", &json!({})).await.status, 404);
+    assert_eq!(patch(PUBLISHER, "acme-main", json!({"caps": {}})).await.status, 403);
+    service.shutdown().await;
+}

@@ -10,6 +10,8 @@
 //!   `campaign:{campaign_id}` (owned by the buyer), made live for that campaign in one hot swap — the campaign keeps
 //!   its config and delivery, and is refused (422, nothing changes) if the new version does not accept that config;
 //!   `POST .../plugin/rollback` goes back to its previous version.
+//!
+//! Its own campaigns' settings (pause, caps, schedule, bid config) are changed through `buyer_campaigns.rs`.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -59,7 +61,7 @@ async fn own_campaigns(state: &Shared, buyer_id: &str) -> Result<Vec<Campaign>, 
 }
 
 /// One of the buyer's campaigns, or 404 (also for another buyer's).
-async fn own_campaign(state: &Shared, buyer_id: &str, campaign_id: &str) -> Result<Campaign, ApiError> {
+pub(super) async fn own_campaign(state: &Shared, buyer_id: &str, campaign_id: &str) -> Result<Campaign, ApiError> {
     own_campaigns(state, buyer_id)
         .await?
         .into_iter()

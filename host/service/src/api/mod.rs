@@ -4,6 +4,7 @@
 
 pub mod answers;
 pub mod buyer;
+pub mod buyer_campaigns;
 pub mod idempotency;
 pub mod operator;
 pub mod publisher;
@@ -59,6 +60,7 @@ fn documented(json_limit: DefaultBodyLimit, plugin_limit: DefaultBodyLimit) -> O
         .merge(publisher::routes().layer(json_limit).layer(middleware::from_fn(to_completion)))
         .merge(publisher::upload_routes().layer(plugin_limit))
         .merge(buyer::routes().layer(json_limit))
+        .merge(buyer_campaigns::routes().layer(json_limit))
         .merge(buyer::upload_routes().layer(plugin_limit))
         .merge(operator::routes().layer(json_limit))
         .merge(operator::upload_routes().layer(plugin_limit))
