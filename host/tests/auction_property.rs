@@ -242,6 +242,7 @@ fn exchange_config(case: &CaseSpec, server: &BuyerServer) -> ExchangeConfig {
         selection: case.mode,
         shared_max_buyers: case.shared_n,
         dedupe_window_days: 0,
+        dedupe_scope: Default::default(),
         default_bid_ttl_ms: 60_000,
         status: Default::default(),
     };

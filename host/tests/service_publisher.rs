@@ -627,3 +627,39 @@ async fn a_request_body_that_stalls_is_a_408_with_the_json_error_not_a_503() {
     assert!(answer.contains(r#""code":"body_timeout""#), "{answer}");
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_that_dedupe_exchange_wide_never_sell_one_consumer_twice_between_them() {
+    let publisher = |id: &str, scope: &str| {
+        format!(
+            "[[publishers]]\nid = \"{id}\"\nping_deadline_ms = 5000\npost_deadline_ms = 10000\ndedupe_window_days = 30\n{scope}\n"
+        )
+    };
+    let toml = format!(
+        "{keys}\n{plugins}\n{p1}\n{p2}\n{p3}\n{buyer}",
+        keys = api_keys(&[
+            ("publisher", Some("pub-1"), PUBLISHER),
+            ("publisher", Some("pub-2"), OTHER_PUBLISHER),
+            ("publisher", Some("pub-3"), "third-pub-key"),
+        ]),
+        plugins = standard_plugins(),
+        p1 = publisher("pub-1", "dedupe_scope = \"exchange\""),
+        p2 = publisher("pub-2", "dedupe_scope = \"exchange\""),
+        p3 = publisher("pub-3", ""),
+        buyer = service_harness::wasm_buyer_tables("acme", "acme-health", 2000),
+    );
+    let t = TestService::start(&toml).await;
+    let outcome = |answer: &Answer| answer.body["outcome"].as_str().unwrap_or_default().to_owned();
+
+    let first = t.post(PUBLISHER, "/v1/leads", &lead(800)).await;
+    assert_eq!(outcome(&first), "sold", "{}", first.text);
+    let again = t.post(OTHER_PUBLISHER, "/v1/leads", &lead(800)).await;
+    assert_eq!(outcome(&again), "duplicate", "the same consumer from another publisher of the pool: {}", again.text);
+    assert!(again.body["reason"].as_str().unwrap_or_default().contains("exchange-wide"), "{}", again.text);
+    // A publisher with its own scope neither sees the pool nor feeds it.
+    let own = t.post("third-pub-key", "/v1/leads", &lead(800)).await;
+    assert_eq!(outcome(&own), "sold", "{}", own.text);
+    let fresh = t.post(OTHER_PUBLISHER, "/v1/leads", &lead(801)).await;
+    assert_eq!(outcome(&fresh), "sold", "{}", fresh.text);
+    t.shutdown().await;
+}

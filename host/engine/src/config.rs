@@ -60,6 +60,10 @@ pub struct Publisher {
     /// A lead whose phone or email was seen from this publisher within this many days is a duplicate; 0 turns it off.
     #[serde(default)]
     pub dedupe_window_days: u32,
+    /// Whose leads the duplicate check compares with: this publisher's own (the default), or those of every publisher
+    /// whose scope is `exchange` (the same consumer sold once across them).
+    #[serde(default, skip_serializing_if = "DedupeScope::is_publisher")]
+    pub dedupe_scope: DedupeScope,
     /// How long a two-step ping's best bid stands when the bid itself names no ttl, in milliseconds.
     #[serde(default = "default_bid_ttl_ms")]
     pub default_bid_ttl_ms: u64,
@@ -100,6 +104,38 @@ pub struct Buyer {
     /// A paused buyer's campaigns are not pinged (ineligible, "buyer paused"), whatever their own status.
     #[serde(default)]
     pub status: CampaignStatus,
+}
+
+/// Whose leads a publisher's duplicate check compares with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DedupeScope {
+    /// The publisher's own leads.
+    #[default]
+    Publisher,
+    /// The leads of every publisher with this scope: one pool across them.
+    Exchange,
+}
+
+impl DedupeScope {
+    /// True for the default, per-publisher scope.
+    pub fn is_publisher(&self) -> bool {
+        *self == DedupeScope::Publisher
+    }
+}
+
+/// The key the exchange-wide dedupe pool is kept under in the store (no publisher id can be it: ids are letters,
+/// digits, `.`, `_`, `-` and `:`).
+pub const EXCHANGE_DEDUPE_POOL: &str = "*exchange*";
+
+impl Publisher {
+    /// The key its leads are checked and recorded under for duplicates: its id, or the exchange-wide pool.
+    pub fn dedupe_pool(&self) -> &str {
+        match self.dedupe_scope {
+            DedupeScope::Publisher => &self.id,
+            DedupeScope::Exchange => EXCHANGE_DEDUPE_POOL,
+        }
+    }
 }
 
 /// Whether a campaign takes part in auctions (also used for publishers and buyers: see their `status`).

@@ -327,7 +327,7 @@ impl Exchange {
             Err(Stopped { ping_id, end, trace }) => return end.into_outcome(ping_id, trace),
         };
         if bids.ranked.is_empty() {
-            self.forget_if_nobody_answered(&bids.held, &trace).await;
+            self.forget_if_nobody_answered(bids.publisher, &bids.held, &trace).await;
         }
         let Held::Lead(valid) = &bids.held else {
             return EarlyEnd::error("a one-shot auction without its lead").into_outcome(ping_id, trace);
@@ -385,7 +385,7 @@ impl Exchange {
         }
         match ranked.first().cloned() {
             None => {
-                self.forget_if_nobody_answered(&bids.held, &trace).await;
+                self.forget_if_nobody_answered(bids.publisher, &bids.held, &trace).await;
                 outcome.reason = Some(no_sale_reason(&trace));
             }
             Some(best) => {
@@ -693,14 +693,13 @@ impl Exchange {
     /// When no pinged campaign answered in time (every answer a timeout), the lead went unsold because no answer could
     /// arrive within the deadline — an exchange too busy to run its auction, or a network down — not because the
     /// buyers passed: its duplicate record is forgotten so the publisher may send it again.
-    async fn forget_if_nobody_answered(&self, held: &Held, trace: &Trace) {
+    async fn forget_if_nobody_answered(&self, publisher: &Publisher, held: &Held, trace: &Trace) {
         let Some(keys) = held.keys() else { return };
         if !nobody_answered_in_time(trace) {
             return;
         }
-        let publisher_id = held.publisher_id();
-        if let Err(error) = self.store.forget_lead(publisher_id, keys, trace.started_at_unix_ms).await {
-            tracing::error!(publisher = %publisher_id, %error, "could not forget a lead nobody answered in time");
+        if let Err(error) = self.store.forget_lead(publisher.dedupe_pool(), keys, trace.started_at_unix_ms).await {
+            tracing::error!(publisher = %publisher.id, %error, "could not forget a lead nobody answered in time");
         }
     }
 

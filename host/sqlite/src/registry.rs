@@ -546,18 +546,19 @@ impl SqliteStore {
     }
 
     /// Releases a request left in progress so a retry runs it again, and forgets the duplicate record its lead's
-    /// auction made (the consumer seen from the publisher at or after the request began), so the retry is not
-    /// refused as a duplicate of a lead that was never answered. Nothing happens to a request answered meanwhile.
-    pub fn idempotency_release(&self, request: &InProgressRequest) -> Result<(), StoreError> {
+    /// auction made (the consumer seen in `dedupe_pool` — the publisher's id, or the exchange-wide pool — at or after
+    /// the request began), so the retry is not refused as a duplicate of a lead that was never answered. Nothing
+    /// happens to a request answered meanwhile.
+    pub fn idempotency_release(&self, request: &InProgressRequest, dedupe_pool: &str) -> Result<(), StoreError> {
         let what = "releasing a request left in progress";
-        let request = request.clone();
+        let (request, dedupe_pool) = (request.clone(), dedupe_pool.to_owned());
         self.write(what, move |tx| {
             let released = tx
                 .prepare_cached("DELETE FROM idempotency WHERE principal_id = ?1 AND key = ?2 AND status IS NULL")
                 .map_err(backend(what))?
                 .execute(params![request.principal_id, request.key])
                 .map_err(backend(what))?;
-            if let Some(IdempotentLead { publisher_id, keys: Some(keys), .. }) = &request.lead
+            if let Some(IdempotentLead { keys: Some(keys), .. }) = &request.lead
                 && released > 0
             {
                 tx.prepare_cached(
@@ -565,7 +566,7 @@ impl SqliteStore {
                         AND seen_at_unix_ms >= ?4",
                 )
                 .map_err(backend(what))?
-                .execute(params![publisher_id, keys.phone_sha256, keys.email_sha256, request.started_at_unix_ms])
+                .execute(params![dedupe_pool, keys.phone_sha256, keys.email_sha256, request.started_at_unix_ms])
                 .map_err(backend(what))?;
             }
             Ok(())

@@ -84,6 +84,7 @@ pub fn publisher(selection: SelectionMode) -> Publisher {
         selection,
         shared_max_buyers: 3,
         dedupe_window_days: 0,
+        dedupe_scope: Default::default(),
         default_bid_ttl_ms: 60_000,
         status: Default::default(),
     }

@@ -144,9 +144,11 @@ pub async fn resolve_in_progress(state: &Shared, started_before_unix_ms: i64) ->
 /// Resolves one request left in progress; true when it was answered from the store, false when released.
 fn resolve(store: &SqliteStore, request: &InProgressRequest, margins: &Margins) -> Result<bool, ApiError> {
     let Some(lead) = &request.lead else {
-        store.idempotency_release(request)?;
+        store.idempotency_release(request, "")?;
         return Ok(false);
     };
+    // The duplicate record is kept under the publisher's dedupe pool (its id, unless it dedupes exchange-wide).
+    let pool = margins.publisher(&lead.publisher_id).map_or(lead.publisher_id.as_str(), |p| p.dedupe_pool());
     let route = request.key.split_once(' ').map_or("", |(route, _)| route);
     let recorded = store.auction(&lead.lead_id)?.filter(|record| record.publisher_id == lead.publisher_id);
     let from_record = recorded.and_then(|record| match route {
@@ -172,7 +174,7 @@ fn resolve(store: &SqliteStore, request: &InProgressRequest, margins: &Margins) 
         }
         Some(Err(error)) => Err(error),
         None => {
-            store.idempotency_release(request)?;
+            store.idempotency_release(request, pool)?;
             Ok(false)
         }
     }
