@@ -721,3 +721,41 @@ async fn schedules_have_several_windows_with_minutes_in_any_time_zone() {
     }
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_campaign_is_never_pinged_again_and_is_archived_with_its_history_kept() {
+    let service = TestService::start(&exchange_toml()).await;
+    let (sold_before, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "acme-main");
+
+    // A buyer is not deleted from under its campaigns.
+    let in_use = service.delete(OPERATOR, "/v1/buyers/acme").await;
+    assert_eq!((in_use.status, in_use.code()), (409, "in_use"), "{}", in_use.text);
+    assert!(in_use.message().contains("acme-main"), "{}", in_use.text);
+
+    assert_eq!(service.delete(OPERATOR, "/v1/campaigns/acme-main").await.status, 204);
+    let (lead_id, winner, _) = sold_to(&service).await;
+    assert_eq!(winner, "zenith-main");
+    let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
+    let campaigns = trace.body["outcome"]["trace"]["campaigns"].as_array().cloned().unwrap_or_default();
+    assert!(campaigns.iter().all(|c| c["campaign_id"] != "acme-main"), "never pinged: {}", trace.text);
+    assert_eq!(service.get(OPERATOR, "/v1/campaigns/acme-main").await.status, 404);
+    assert_eq!(service.delete(OPERATOR, "/v1/campaigns/acme-main").await.status, 404);
+
+    // Its history stays: the earlier sale still names it; the archive has its config.
+    let earlier = service.get(OPERATOR, &format!("/v1/leads/{sold_before}/trace")).await;
+    assert_eq!(earlier.body["sales"][0]["campaign_id"], "acme-main");
+    assert_eq!(service.delete(OPERATOR, "/v1/buyers/acme").await.status, 204, "no campaign names it now");
+    let archive = service.get(OPERATOR, "/v1/archive").await;
+    let archived: Vec<(&str, &str)> = archive
+        .body
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| Some((e["kind"].as_str()?, e["id"].as_str()?))).collect())
+        .unwrap_or_default();
+    assert_eq!(archived, [("campaign", "acme-main"), ("buyer", "acme")], "{}", archive.text);
+    let campaigns = service.get(OPERATOR, "/v1/archive?kind=campaign").await;
+    assert_eq!(campaigns.body[0]["config"]["target"]["plugin"], "bidder", "{}", campaigns.text);
+    assert_eq!(service.get(OPERATOR, "/v1/archive?kind=plugin").await.status, 422);
+    assert_eq!(service.delete(PUBLISHER, "/v1/campaigns/zenith-main").await.status, 403);
+    service.shutdown().await;
+}

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "plugin version sha", sql: include_str!("migrations/0010_plugin_version_sha.sql") },
     Migration { version: 11, name: "ping posting", sql: include_str!("migrations/0011_ping_posting.sql") },
     Migration { version: 12, name: "reservation hold", sql: include_str!("migrations/0012_reservation_hold.sql") },
+    Migration { version: 13, name: "registry archive", sql: include_str!("migrations/0013_registry_archive.sql") },
 ];
 
 /// The schema version this build writes.

@@ -89,6 +89,17 @@ impl EntityKind {
     }
 }
 
+/// A publisher, buyer, campaign or vertical the operator deleted, with the config it had.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ArchivedEntity {
+    /// `publisher`, `buyer`, `campaign` or `vertical`.
+    pub kind: String,
+    pub id: String,
+    /// Its config when it was deleted.
+    pub config: serde_json::Value,
+    pub archived_at_unix_ms: i64,
+}
+
 /// One uploaded version of a plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PluginVersion {
@@ -242,8 +253,33 @@ impl SqliteStore {
         })
     }
 
+    /// What was deleted from the registry, oldest first (of one kind, when `kind` is given).
+    pub fn archived(&self, kind: Option<EntityKind>) -> Result<Vec<ArchivedEntity>, StoreError> {
+        let what = "reading the archive";
+        self.read(what, |tx| {
+            let mut rows = tx
+                .prepare_cached(
+                    "SELECT kind, id, config_json, archived_at_unix_ms FROM registry_archive
+                     WHERE ?1 IS NULL OR kind = ?1 ORDER BY seq",
+                )
+                .map_err(backend(what))?;
+            let rows = rows
+                .query_map([kind.map(EntityKind::as_str)], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, String>(2)?, row.get(3)?))
+                })
+                .map_err(backend(what))?;
+            rows.map(|row| {
+                let (kind, id, json, archived_at_unix_ms) = row.map_err(backend(what))?;
+                let config = serde_json::from_str(&json).map_err(unreadable_json(what))?;
+                Ok(ArchivedEntity { kind, id, config, archived_at_unix_ms })
+            })
+            .collect()
+        })
+    }
+
     /// Replaces the registry's verticals, publishers, buyers and campaigns with `config` in one transaction (a config change
-    /// the service checked by building an exchange from it first). Existing entities keep their position.
+    /// the service checked by building an exchange from it first). Existing entities keep their position; those
+    /// `config` no longer has are archived ([`SqliteStore::archived`]).
     pub fn save_registry_config(&self, config: &ExchangeConfig, now_unix_ms: i64) -> Result<(), StoreError> {
         let entries = entity_entries(config)?;
         self.write("saving the registry", move |tx| save_entities_in(tx, &entries, now_unix_ms))
@@ -721,12 +757,18 @@ fn save_entities_in(
             .execute(params![kind.as_str(), id])
             .map_err(backend(what))?;
     }
+    // What the new config no longer has is archived as it was, then removed.
+    let gone =
+        "NOT EXISTS (SELECT 1 FROM keep_entity k WHERE k.kind = registry_entity.kind AND k.id = registry_entity.id)";
     tx.execute(
-        "DELETE FROM registry_entity WHERE NOT EXISTS
-                (SELECT 1 FROM keep_entity k WHERE k.kind = registry_entity.kind AND k.id = registry_entity.id)",
-        [],
+        &format!(
+            "INSERT INTO registry_archive (kind, id, config_json, archived_at_unix_ms)
+                SELECT kind, id, config_json, ?1 FROM registry_entity WHERE {gone} ORDER BY kind, position"
+        ),
+        [now_unix_ms],
     )
     .map_err(backend(what))?;
+    tx.execute(&format!("DELETE FROM registry_entity WHERE {gone}"), []).map_err(backend(what))?;
     tx.execute("DELETE FROM keep_entity", []).map_err(backend(what))?;
     Ok(())
 }

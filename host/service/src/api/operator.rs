@@ -37,22 +37,22 @@ use crate::openapi::WasmComponent;
 use crate::state::Uploaded;
 use pingpost_engine::eligibility::cap_windows;
 use pingpost_engine::{AuctionStore, Buyer, Campaign, CampaignStatus, CampaignTarget, ExchangeConfig, Publisher};
-use pingpost_sqlite::registry::{KeyRecord, PluginRecord};
+use pingpost_sqlite::registry::{ArchivedEntity, EntityKind, KeyRecord, PluginRecord};
 use pingpost_sqlite::{DeliveryStatus, OutboxDelivery, PiiAuditEntry, SqliteStore};
 
 /// The JSON routes.
 pub fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(publishers::list))
-        .routes(routes!(publishers::read, publishers::put, publishers::patch))
+        .routes(routes!(publishers::read, publishers::put, publishers::patch, publishers::delete))
         .routes(routes!(publishers::pause))
         .routes(routes!(publishers::resume))
         .routes(routes!(buyers::list))
-        .routes(routes!(buyers::read, buyers::put, buyers::patch))
+        .routes(routes!(buyers::read, buyers::put, buyers::patch, buyers::delete))
         .routes(routes!(buyers::pause))
         .routes(routes!(buyers::resume))
         .routes(routes!(campaigns::list))
-        .routes(routes!(campaigns::read, campaigns::put, campaigns::patch))
+        .routes(routes!(campaigns::read, campaigns::put, campaigns::patch, campaigns::delete))
         .routes(routes!(campaigns::pause))
         .routes(routes!(campaigns::resume))
         .routes(routes!(list_plugins))
@@ -65,6 +65,7 @@ pub fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(lead_trace))
+        .routes(routes!(list_archive))
         .routes(routes!(list_deliveries))
         .routes(routes!(metrics))
 }
@@ -79,7 +80,7 @@ macro_rules! entity_routes {
     ($module:ident, $kind:ident, list = $list:tt, one = $one:tt, pause = $pause:tt, resume = $resume:tt,
      patch_example = $patch_example:tt,
      summaries = [$list_summary:tt, $read_summary:tt, $put_summary:tt, $patch_summary:tt, $pause_summary:tt,
-        $resume_summary:tt]) => {
+        $resume_summary:tt, $delete_summary:tt]) => {
         mod $module {
             use super::*;
 
@@ -139,6 +140,23 @@ macro_rules! entity_routes {
                 super::patch::<$kind>(state, key, id, body).await
             }
 
+            #[utoipa::path(delete, path = $one, tag = "operator", security(("operator" = [])), summary = $delete_summary,
+                params(("id" = String, Path)),
+                responses(
+                    (status = 204, description = "Deleted: out of the exchange at once, its config archived \
+                        (`GET /v1/archive`), its history kept"),
+                    (status = 404, description = "No such id", body = ErrorBody),
+                    (status = 409, description = "`in_use`: other entities still name it (a buyer's campaigns)",
+                        body = ErrorBody),
+                ))]
+            pub(super) async fn delete(
+                state: State<Shared>,
+                key: OperatorKey,
+                id: Path<String>,
+            ) -> Result<StatusCode, ApiError> {
+                super::delete::<$kind>(state, key, id).await
+            }
+
             #[utoipa::path(post, path = $pause, tag = "operator", security(("operator" = [])), summary = $pause_summary,
                 params(("id" = String, Path)),
                 responses((status = 200, body = $kind), (status = 404, description = "No such id", body = ErrorBody),
@@ -180,7 +198,8 @@ entity_routes!(
         "Create or replace a publisher",
         "Change some of a publisher's fields",
         "Pause a publisher",
-        "Resume a publisher"
+        "Resume a publisher",
+        "Delete a publisher (archived)"
     ]
 );
 entity_routes!(
@@ -197,7 +216,8 @@ entity_routes!(
         "Create or replace a buyer",
         "Change some of a buyer's fields",
         "Pause a buyer (all its campaigns)",
-        "Resume a buyer"
+        "Resume a buyer",
+        "Delete a buyer without campaigns (archived)"
     ]
 );
 entity_routes!(
@@ -214,7 +234,8 @@ entity_routes!(
         "Create or replace a campaign",
         "Change some of a campaign's fields",
         "Pause a campaign",
-        "Resume a campaign"
+        "Resume a campaign",
+        "Delete a campaign (archived; never pinged again)"
     ]
 );
 
@@ -228,6 +249,10 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     fn id(&self) -> &str;
     /// Pauses or resumes it.
     fn set_status(&mut self, status: CampaignStatus);
+    /// Why entity `id` may not be deleted from `config` while other entities name it, if it may not.
+    fn named_by(_config: &ExchangeConfig, _id: &str) -> Option<String> {
+        None
+    }
     /// The plugin it names (with the field naming it), if any.
     fn plugin_ref(&self) -> Option<(&'static str, &str)> {
         None
@@ -260,6 +285,11 @@ impl Entity for Buyer {
     }
     fn set_status(&mut self, status: CampaignStatus) {
         self.status = status;
+    }
+    fn named_by(config: &ExchangeConfig, id: &str) -> Option<String> {
+        let campaigns: Vec<&str> =
+            config.campaigns.iter().filter(|c| c.buyer_id == id).map(|c| c.id.as_str()).collect();
+        (!campaigns.is_empty()).then(|| format!("buyer {id:?} still has campaigns {campaigns:?}: delete them first"))
     }
 }
 
@@ -394,6 +424,61 @@ async fn check_plugins<T: Entity>(state: &Shared, entity: &T) -> Result<(), ApiE
     } else {
         Err(ApiError::invalid(field, format!("no plugin {name:?} is uploaded (POST /v1/plugins/{name}/versions)")))
     }
+}
+
+/// `DELETE /v1/{kind}/{id}`: removes the entity from the exchange (the next auction no longer has it) and archives
+/// its config; its history — sales, traces, the PII audit — still names it. `409 in_use` while other entities name it.
+async fn delete<T: Entity>(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .change(move |config| {
+            if let Some(why) = T::named_by(config, &id) {
+                return Err(ApiError::conflict("in_use", why));
+            }
+            let all = T::all(config);
+            let position = all.iter().position(|e| e.id() == id).ok_or_else(|| unknown::<T>(&id))?;
+            all.remove(position);
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /v1/archive`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ArchiveQuery {
+    /// Only this kind: `publisher`, `buyer`, `campaign` or `vertical`.
+    #[param(value_type = Option<String>, pattern = "^(publisher|buyer|campaign|vertical)$")]
+    kind: Option<String>,
+}
+
+/// `GET /v1/archive?kind=`: what was deleted, oldest first, each with the config it had.
+#[utoipa::path(get, path = "/v1/archive", tag = "operator", security(("operator" = [])),
+    summary = "Deleted publishers, buyers, campaigns and verticals, with the config each had",
+    params(ArchiveQuery),
+    responses((status = 200, body = Vec<ArchivedEntity>), (status = 422, description = "An unknown kind", body = ErrorBody)))]
+async fn list_archive(
+    State(state): State<Shared>,
+    _: OperatorKey,
+    query: Result<Query<ArchiveQuery>, QueryRejection>,
+) -> Result<Json<Vec<ArchivedEntity>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("kind", e.body_text()))?;
+    let kind = match query.kind.as_deref() {
+        None => None,
+        Some("publisher") => Some(EntityKind::Publisher),
+        Some("buyer") => Some(EntityKind::Buyer),
+        Some("campaign") => Some(EntityKind::Campaign),
+        Some("vertical") => Some(EntityKind::Vertical),
+        Some(other) => {
+            return Err(ApiError::invalid("kind", format!("{other:?} is not publisher, buyer, campaign or vertical")));
+        }
+    };
+    state.on_store(move |store| store.archived(kind)).await.map(Json)
 }
 
 /// `POST /v1/{kind}/{id}/pause`.
