@@ -280,6 +280,7 @@ fn exchange_config(case: &CaseSpec, server: &BuyerServer) -> ExchangeConfig {
                 caps: Caps { leads_per_day: spec.daily_cap, ..Caps::default() },
                 schedule: Schedule::default(),
                 sources: Default::default(),
+                paused_by_buyer: false,
                 suppression_days: 0,
                 max_bid_cents: None,
                 target,

@@ -389,11 +389,24 @@ async fn a_buyer_manages_when_and_what_its_own_campaigns_buy_and_nothing_the_ope
         async move { service.patch(key, &format!("/v1/buyer/campaigns/{id}"), &body).await }
     };
 
-    // Pause and resume: the next lead follows.
+    // Pause and resume: the next lead follows. The buyer's pause is its own: it neither shows as nor undoes the
+    // operator's.
     let paused = service.post(ACME, "/v1/buyer/campaigns/acme-main/pause", &json!({})).await;
-    assert_eq!((paused.status, paused.body["status"].as_str()), (200, Some("paused")), "{}", paused.text);
+    assert_eq!(
+        (paused.status, &paused.body["paused_by_buyer"], &paused.body["status"]),
+        (200, &json!(true), &json!("active")),
+        "{}",
+        paused.text
+    );
     assert_eq!(sell(&service).await.1, "zenith-main");
     assert_eq!(service.post(ACME, "/v1/buyer/campaigns/acme-main/resume", &json!({})).await.status, 200);
+    assert_eq!(sell(&service).await.1, "acme-main");
+    assert_eq!(service.post(OPERATOR, "/v1/campaigns/acme-main/pause", &json!({})).await.status, 200);
+    assert_eq!(service.post(ACME, "/v1/buyer/campaigns/acme-main/resume", &json!({})).await.status, 200);
+    assert_eq!(sell(&service).await.1, "zenith-main", "the operator's pause stays");
+    let unpause = patch(ACME, "acme-main", json!({"status": "active"})).await;
+    assert_eq!((unpause.status, unpause.field()), (403, "status"), "{}", unpause.text);
+    assert_eq!(service.post(OPERATOR, "/v1/campaigns/acme-main/resume", &json!({})).await.status, 200);
     assert_eq!(sell(&service).await.1, "acme-main");
 
     // Caps, schedule and its plugin's config, in one merge patch; the rest of the campaign is kept.

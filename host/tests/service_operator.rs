@@ -464,6 +464,10 @@ async fn plugin_uploads_are_validated_and_versions_hot_swap() {
         ineligible(&service, &lead_id, "acme-main").await,
         json!({"reason": "plugin_disabled", "plugin": "bidder"})
     );
+    // Its campaigns are still checked against it: a config the plugin refuses is refused while it is disabled too.
+    let config = json!({"target": {"config": {"base_price_cents": "lots"}}});
+    let refused = service.patch(OPERATOR, "/v1/campaigns/acme-main", &config).await;
+    assert_eq!((refused.status, refused.code()), (422, "refused"), "{}", refused.text);
     assert_eq!(service.post(OPERATOR, "/v1/plugins/bidder/enable", &json!({})).await.status, 200);
     assert_eq!(sold_to(&service).await.1, "acme-main");
 
@@ -737,7 +741,8 @@ async fn a_deleted_campaign_is_never_pinged_again_and_is_archived_with_its_histo
     let (lead_id, winner, _) = sold_to(&service).await;
     assert_eq!(winner, "zenith-main");
     let trace = service.get(OPERATOR, &format!("/v1/leads/{lead_id}/trace")).await;
-    let campaigns = trace.body["outcome"]["trace"]["campaigns"].as_array().cloned().unwrap_or_default();
+    let campaigns = trace.body["outcome"]["trace"]["campaigns"].as_array().cloned().expect("campaign traces");
+    assert_eq!(campaigns.len(), 1, "only zenith-main is left: {}", trace.text);
     assert!(campaigns.iter().all(|c| c["campaign_id"] != "acme-main"), "never pinged: {}", trace.text);
     assert_eq!(service.get(OPERATOR, "/v1/campaigns/acme-main").await.status, 404);
     assert_eq!(service.delete(OPERATOR, "/v1/campaigns/acme-main").await.status, 404);

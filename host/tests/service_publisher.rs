@@ -659,7 +659,11 @@ async fn publishers_that_dedupe_exchange_wide_never_sell_one_consumer_twice_betw
     // A publisher with its own scope neither sees the pool nor feeds it.
     let own = t.post("third-pub-key", "/v1/leads", &lead(800)).await;
     assert_eq!(outcome(&own), "sold", "{}", own.text);
-    let fresh = t.post(OTHER_PUBLISHER, "/v1/leads", &lead(801)).await;
-    assert_eq!(outcome(&fresh), "sold", "{}", fresh.text);
+    let third_first = t.post("third-pub-key", "/v1/leads", &lead(801)).await;
+    assert_eq!(outcome(&third_first), "sold", "{}", third_first.text);
+    let pool_after = t.post(OTHER_PUBLISHER, "/v1/leads", &lead(801)).await;
+    assert_eq!(outcome(&pool_after), "sold", "pub-3's lead is not in the pool: {}", pool_after.text);
+    let own_again = t.post("third-pub-key", "/v1/leads", &lead(801)).await;
+    assert_eq!(outcome(&own_again), "duplicate", "pub-3 still dedupes its own: {}", own_again.text);
     t.shutdown().await;
 }

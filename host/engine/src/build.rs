@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::config::{CampaignTarget, Delivery, ExchangeConfig};
+use super::config::{CampaignTarget, Delivery, EXCHANGE_DEDUPE_POOL, ExchangeConfig};
 use super::engine::{Exchange, ExchangeParts};
 use super::entries::{CampaignEntry, Campaigns, PublisherEntry, Runner};
 use super::vertical::{VerticalError, Verticals};
@@ -71,7 +71,7 @@ impl ExchangeBuilder {
         ExchangeBuilder { config, plugins: HashMap::new(), disabled: HashSet::new() }
     }
 
-    /// Marks a buyer plugin reference disabled: its campaigns are built without it (none is supplied) and are never
+    /// Marks a buyer plugin reference disabled: its campaigns are checked against it as usual (supply it) but never
     /// pinged, their traces saying `plugin_disabled`.
     pub fn disabled(mut self, reference: impl Into<String>) -> Self {
         self.disabled.insert(reference.into());
@@ -106,6 +106,10 @@ impl ExchangeBuilder {
         let mut publishers = HashMap::new();
         for publisher in self.config.publishers {
             let used_by = format!("publisher {:?}", publisher.id);
+            if publisher.id == EXCHANGE_DEDUPE_POOL {
+                let detail = format!("{EXCHANGE_DEDUPE_POOL:?} is the exchange-wide dedupe pool, not a publisher id");
+                return Err(BuildError::Field { used_by, field: "id", detail });
+            }
             let plugin = find(&publisher.redactor, &used_by, World::Redactor)?;
             let redactor = runtime
                 .redactor(plugin, publisher.id.clone(), publisher.redactor_config.clone())
@@ -160,15 +164,18 @@ impl ExchangeBuilder {
                 }
             }
             let runner = match &campaign.target {
-                CampaignTarget::Wasm { plugin, .. } if self.disabled.contains(plugin) => {
-                    Runner::Disabled { plugin: plugin.clone() }
-                }
-                CampaignTarget::Wasm { plugin, config, delivery } => {
-                    let plugin = find(plugin, &used_by, World::Buyer)?;
+                CampaignTarget::Wasm { plugin: reference, config, delivery } => {
+                    let plugin = find(reference, &used_by, World::Buyer)?;
+                    // Configured even when disabled: the campaign's config is checked against the version that
+                    // would run it, so enabling the plugin again cannot fail on a config saved meanwhile.
                     let buyer_plugin = runtime
                         .buyer(plugin, campaign.id.clone(), CampaignTarget::plugin_config(config))
                         .map_err(|source| BuildError::Plugin { used_by: used_by.clone(), source })?;
-                    Runner::Wasm { slot: Arc::new(PluginSlot::new(buyer_plugin)), delivery: delivery.clone() }
+                    if self.disabled.contains(reference) {
+                        Runner::Disabled { plugin: reference.clone() }
+                    } else {
+                        Runner::Wasm { slot: Arc::new(PluginSlot::new(buyer_plugin)), delivery: delivery.clone() }
+                    }
                 }
                 CampaignTarget::Http(endpoints) => Runner::Http(endpoints.clone()),
             };

@@ -328,8 +328,13 @@ pub struct Campaign {
     #[schema(read_only)]
     pub id: String,
     pub buyer_id: String,
+    /// The operator's pause.
     #[serde(default)]
     pub status: CampaignStatus,
+    /// The buyer's own pause (its buyer routes): a campaign buys only when neither the operator nor the buyer
+    /// paused it, so neither can undo the other's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused_by_buyer: bool,
     /// Priority tier for waterfall selection: 1 is asked first.
     #[serde(default = "default_tier")]
     pub tier: u32,

@@ -19,6 +19,8 @@ pub(crate) const DAY_MS: i64 = 86_400_000;
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Ineligible {
     Paused,
+    /// The buyer paused the campaign itself.
+    PausedByBuyer,
     /// The campaign's buyer is paused.
     BuyerPaused,
     /// Outside its buying days or hours; `local_time` is the buyer's local time then.
@@ -54,6 +56,7 @@ impl std::fmt::Display for Ineligible {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ineligible::Paused => write!(f, "paused"),
+            Ineligible::PausedByBuyer => write!(f, "paused by its buyer"),
             Ineligible::BuyerPaused => write!(f, "buyer paused"),
             Ineligible::OutOfSchedule { local_time } => write!(f, "out of schedule (buyer time {local_time})"),
             Ineligible::CapReached { cap } => write!(f, "cap {} reached", cap.as_str()),
@@ -118,6 +121,9 @@ pub struct EligibilityInput<'a> {
 pub fn check(campaign: &Campaign, input: EligibilityInput<'_>) -> Result<CapsLeft, Ineligible> {
     if campaign.status == CampaignStatus::Paused {
         return Err(Ineligible::Paused);
+    }
+    if campaign.paused_by_buyer {
+        return Err(Ineligible::PausedByBuyer);
     }
     if input.buyer_paused {
         return Err(Ineligible::BuyerPaused);
@@ -298,6 +304,7 @@ mod tests {
             caps,
             schedule: Schedule::default(),
             sources: Sources::default(),
+            paused_by_buyer: false,
             suppression_days: 30,
             max_bid_cents: None,
             target: crate::config::CampaignTarget::Wasm {

@@ -141,7 +141,7 @@ impl Poster<'_> {
         if now >= candidate.expires_at_unix_ms {
             return no_longer("bid expired");
         }
-        if entry.config.status == CampaignStatus::Paused {
+        if entry.config.status == CampaignStatus::Paused || entry.config.paused_by_buyer {
             return no_longer("paused");
         }
         if entry.config.sources.refuses(Origin::of_lead(job.lead)).is_err() {

@@ -2,7 +2,7 @@
 //! `mon-fri 08:30-17:45`, `sat 10:00-14:00`, `fri 20:00-06:00` (overnight: its early hours belong to the day it
 //! opened), `sat-sun` (all day), `09:00-17:00` (every day). The campaign buys while any window is open; a schedule
 //! without windows is always open. The older form `{"days", "from_hour", "to_hour"}` (one window of whole hours) is
-//! still read.
+//! still read; one whose hours are equal (never open) reads as the window `never`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,7 +26,7 @@ pub struct Schedule {
     pub windows: Vec<Window>,
 }
 
-/// Days and a time range, in local time.
+/// Days and a time range, in local time; `from_minute == to_minute` never opens (written `never`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     /// The days it opens on, Monday first; empty means every day.
@@ -47,7 +47,7 @@ pub enum ScheduleError {
     Window { window: String, reason: String },
     #[error("a schedule holds at most {MAX_WINDOWS} windows, not {0}")]
     TooManyWindows(usize),
-    #[error("schedule hours: from_hour 0–23, to_hour 1–24, and not the same")]
+    #[error("schedule hours: from_hour 0–23, to_hour 1–24")]
     Hours,
     #[error("a schedule gives `windows` or the whole-hour `days`/`from_hour`/`to_hour`, not both")]
     BothForms,
@@ -69,6 +69,11 @@ impl Schedule {
 }
 
 impl Window {
+    /// The window that never opens.
+    pub fn never() -> Self {
+        Window { days: Vec::new(), from_minute: 0, to_minute: 0 }
+    }
+
     /// Whether the window is open at the local time `local`.
     pub fn is_open<T: Datelike + Timelike>(&self, local: &T) -> bool {
         let minute = (local.hour() * 60 + local.minute()) as u16;
@@ -140,6 +145,9 @@ impl FromStr for Window {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let refused = |reason: String| ScheduleError::Window { window: text.to_owned(), reason };
+        if text.trim() == "never" {
+            return Ok(Window::never());
+        }
         let parts: Vec<&str> = text.split_whitespace().collect();
         let (days_part, times) = match parts.as_slice() {
             [one] if one.contains(':') => (None, Some(*one)),
@@ -192,6 +200,9 @@ impl fmt::Display for Window {
         let days = ranges.join(",");
         let all_day = self.from_minute == 0 && self.to_minute == DAY_MINUTES;
         let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        if self.from_minute == self.to_minute {
+            return write!(f, "never");
+        }
         match (days.is_empty(), all_day) {
             (true, true) => write!(f, "00:00-24:00"),
             (false, true) => write!(f, "{days}"),
@@ -236,10 +247,16 @@ impl TryFrom<ScheduleFields> for Schedule {
             (None, false) => Ok(Schedule::default()),
             (None, true) => {
                 let (from, to) = (fields.from_hour.unwrap_or(0), fields.to_hour.unwrap_or(24));
-                if from > 23 || to == 0 || to > 24 || from == to {
+                if from > 23 || to == 0 || to > 24 {
                     return Err(ScheduleError::Hours);
                 }
-                let days = fields.days.unwrap_or_default();
+                if from == to {
+                    return Ok(Schedule { windows: vec![Window::never()] });
+                }
+                // Monday first, once each; every day is no day named.
+                let named = fields.days.unwrap_or_default();
+                let days: Vec<Day> = DAYS.iter().map(|(day, _)| *day).filter(|day| named.contains(day)).collect();
+                let days = if days.len() == 7 { Vec::new() } else { days };
                 let window = Window { days, from_minute: u16::from(from) * 60, to_minute: u16::from(to) * 60 };
                 // The older form's default (every day, 0 to 24) is always open: no window.
                 Ok(if window.days.is_empty() && from == 0 && to == 24 {
@@ -325,15 +342,29 @@ mod tests {
         assert_eq!(serde_json::to_value(&old).expect("writes"), serde_json::json!({"windows": ["sat 09:00-17:00"]}));
         let always: Schedule = serde_json::from_str(r#"{"days": [], "from_hour": 0, "to_hour": 24}"#).expect("reads");
         assert_eq!(always, Schedule::default());
-        for bad in [
-            r#"{"windows": [], "from_hour": 9}"#,
-            r#"{"from_hour": 24}"#,
-            r#"{"to_hour": 0}"#,
-            r#"{"from_hour": 9, "to_hour": 9}"#,
-            r#"{"hours": 3}"#,
-        ] {
+        for bad in
+            [r#"{"windows": [], "from_hour": 9}"#, r#"{"from_hour": 24}"#, r#"{"to_hour": 0}"#, r#"{"hours": 3}"#]
+        {
             assert!(serde_json::from_str::<Schedule>(bad).is_err(), "{bad}");
         }
+        // Equal hours (accepted by the older form) never open, and read back as `never`.
+        let never: Schedule = serde_json::from_str(r#"{"from_hour": 9, "to_hour": 9}"#).expect("reads");
+        assert!(!never.is_open(&at(13, 9, 0)) && !never.is_open(&at(13, 3, 0)));
+        let written = serde_json::to_value(&never).expect("writes");
+        assert_eq!(written, serde_json::json!({"windows": ["never"]}));
+        assert_eq!(serde_json::from_value::<Schedule>(written).expect("reads back"), never);
+        // The older form's days in any order, repeated or all seven, read as the window its text says.
+        let shuffled: Schedule =
+            serde_json::from_str(r#"{"days": ["sun", "mon", "sun"], "from_hour": 8, "to_hour": 9}"#).expect("reads");
+        assert_eq!(
+            serde_json::to_value(&shuffled).expect("writes"),
+            serde_json::json!({"windows": ["mon,sun 08:00-09:00"]})
+        );
+        let all: Schedule = serde_json::from_str(
+            r#"{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from_hour": 8, "to_hour": 9}"#,
+        )
+        .expect("reads");
+        assert_eq!(all, Schedule::parse(&["08:00-09:00"]).expect("parses"));
         let many = serde_json::json!({"windows": vec!["mon"; MAX_WINDOWS + 1]});
         assert!(serde_json::from_value::<Schedule>(many).is_err());
     }

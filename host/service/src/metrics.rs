@@ -550,6 +550,7 @@ mod tests {
             caps: Caps::default(),
             schedule: Schedule::default(),
             sources: Default::default(),
+            paused_by_buyer: false,
             suppression_days: 0,
             max_bid_cents: None,
             target,

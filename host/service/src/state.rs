@@ -500,8 +500,7 @@ impl AppState {
         let mut builder = ExchangeBuilder::new(config.clone());
         for reference in config.plugin_refs() {
             if disabled(&reference) {
-                builder = builder.disabled(reference);
-                continue;
+                builder = builder.disabled(reference.clone());
             }
             let record = &records[&reference];
             let version = overrides

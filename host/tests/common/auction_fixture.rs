@@ -139,6 +139,7 @@ fn campaign(id: &str, buyer_id: &str, target: CampaignTarget) -> Campaign {
         caps: Caps::default(),
         schedule: Schedule::default(),
         sources: Default::default(),
+        paused_by_buyer: false,
         suppression_days: 0,
         max_bid_cents: None,
         target,

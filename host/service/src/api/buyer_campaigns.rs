@@ -1,10 +1,12 @@
 //! Buyer routes that change the buyer's own campaigns — when and what it buys, and its own bid settings — never what
 //! the operator decides (its tier, exclusivity, bid maximum, target plugin or endpoints, or whose campaign it is):
 //!
-//! - `PATCH /v1/buyer/campaigns/{campaign_id}`: a JSON merge patch of `status`, `caps`, `schedule`, `sources`,
-//!   `suppression_days` and a Wasm campaign's `target.config` (its plugin's config); any other field is `403
-//!   not_editable` naming it, and the patched campaign is checked and saved as the operator's `PATCH` saves it;
-//! - `POST /v1/buyer/campaigns/{campaign_id}/pause` and `.../resume`.
+//! - `PATCH /v1/buyer/campaigns/{campaign_id}`: a JSON merge patch of `paused_by_buyer`, `caps`, `schedule`,
+//!   `sources`, `suppression_days` and a Wasm campaign's `target.config` (its plugin's config); any other field is
+//!   `403 not_editable` naming it, and the patched campaign is checked and saved as the operator's `PATCH` saves it;
+//! - `POST /v1/buyer/campaigns/{campaign_id}/pause` and `.../resume`: the buyer's own pause (`paused_by_buyer`),
+//!   apart from the operator's (`status`): a campaign buys only when neither paused it, and neither undoes the
+//!   other's.
 //!
 //! Another buyer's campaign is answered 404, as if it did not exist.
 
@@ -18,10 +20,10 @@ use super::buyer::own_campaign;
 use super::{RawBody, Shared, from_value};
 use crate::auth::BuyerKey;
 use crate::error::{ApiError, ErrorBody};
-use pingpost_engine::{Campaign, CampaignStatus, CampaignTarget};
+use pingpost_engine::{Campaign, CampaignTarget};
 
 /// The top-level fields of a campaign its buyer may change.
-pub const BUYER_EDITABLE: &[&str] = &["status", "caps", "schedule", "sources", "suppression_days"];
+pub const BUYER_EDITABLE: &[&str] = &["paused_by_buyer", "caps", "schedule", "sources", "suppression_days"];
 
 /// The routes.
 pub fn routes() -> OpenApiRouter<Shared> {
@@ -97,7 +99,7 @@ async fn change_own(
     summary = "Change when and what your campaign buys, and its plugin's config",
     params(("campaign_id" = String, Path)),
     request_body(content = serde_json::Value, content_type = "application/merge-patch+json",
-        description = "A JSON merge patch of `status`, `caps`, `schedule`, `sources`, `suppression_days`, \
+        description = "A JSON merge patch of `paused_by_buyer`, `caps`, `schedule`, `sources`, `suppression_days`, \
             `target.config`", example = json!({"caps": {"leads_per_day": 40}, "schedule": {"windows": ["mon-fri 08:30-17:45"]}})),
     responses(
         (status = 200, description = "The campaign as saved", body = Campaign),
@@ -128,19 +130,17 @@ async fn patch_campaign(
     .map(Json)
 }
 
-/// Sets the status of the buyer's campaign.
-async fn set_status(
-    state: &Shared,
-    buyer_id: String,
-    campaign_id: String,
-    status: CampaignStatus,
-) -> Result<Campaign, ApiError> {
-    change_own(state, buyer_id, campaign_id, move |campaign| Ok(Campaign { status, ..campaign.clone() })).await
+/// Pauses or resumes the buyer's campaign (the buyer's own pause).
+async fn set_paused(state: &Shared, buyer_id: String, campaign_id: String, paused: bool) -> Result<Campaign, ApiError> {
+    change_own(state, buyer_id, campaign_id, move |campaign| {
+        Ok(Campaign { paused_by_buyer: paused, ..campaign.clone() })
+    })
+    .await
 }
 
 /// `POST /v1/buyer/campaigns/{campaign_id}/pause`.
 #[utoipa::path(post, path = "/v1/buyer/campaigns/{campaign_id}/pause", tag = "buyer", security(("buyer" = [])),
-    summary = "Pause your campaign: it is not pinged until resumed",
+    summary = "Pause your campaign (your own pause, apart from the operator's): it is not pinged until you resume it",
     params(("campaign_id" = String, Path)),
     responses((status = 200, body = Campaign), (status = 404, description = "No such campaign of yours", body = ErrorBody)))]
 async fn pause_campaign(
@@ -148,12 +148,12 @@ async fn pause_campaign(
     BuyerKey { buyer_id, .. }: BuyerKey,
     Path(campaign_id): Path<String>,
 ) -> Result<Json<Campaign>, ApiError> {
-    set_status(&state, buyer_id, campaign_id, CampaignStatus::Paused).await.map(Json)
+    set_paused(&state, buyer_id, campaign_id, true).await.map(Json)
 }
 
 /// `POST /v1/buyer/campaigns/{campaign_id}/resume`.
 #[utoipa::path(post, path = "/v1/buyer/campaigns/{campaign_id}/resume", tag = "buyer", security(("buyer" = [])),
-    summary = "Resume your paused campaign",
+    summary = "Resume your campaign (an operator's pause stays)",
     params(("campaign_id" = String, Path)),
     responses((status = 200, body = Campaign), (status = 404, description = "No such campaign of yours", body = ErrorBody)))]
 async fn resume_campaign(
@@ -161,5 +161,5 @@ async fn resume_campaign(
     BuyerKey { buyer_id, .. }: BuyerKey,
     Path(campaign_id): Path<String>,
 ) -> Result<Json<Campaign>, ApiError> {
-    set_status(&state, buyer_id, campaign_id, CampaignStatus::Active).await.map(Json)
+    set_paused(&state, buyer_id, campaign_id, false).await.map(Json)
 }
