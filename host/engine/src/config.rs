@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::http_buyer::HttpEndpoints;
-pub use super::schedule::Schedule;
+pub use super::schedule::{Day, Schedule};
 use super::vertical::Vertical;
 
 /// The plugin reference that names the standard redactor (the exchange file loader maps it to the built-in plugin).
@@ -173,34 +173,6 @@ impl Caps {
     /// True when no cap is set.
     pub fn is_unlimited(&self) -> bool {
         *self == Caps::default()
-    }
-}
-
-/// A day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Day {
-    Mon,
-    Tue,
-    Wed,
-    Thu,
-    Fri,
-    Sat,
-    Sun,
-}
-
-impl Day {
-    /// The chrono weekday for this day.
-    pub fn weekday(self) -> chrono::Weekday {
-        match self {
-            Day::Mon => chrono::Weekday::Mon,
-            Day::Tue => chrono::Weekday::Tue,
-            Day::Wed => chrono::Weekday::Wed,
-            Day::Thu => chrono::Weekday::Thu,
-            Day::Fri => chrono::Weekday::Fri,
-            Day::Sat => chrono::Weekday::Sat,
-            Day::Sun => chrono::Weekday::Sun,
-        }
     }
 }
 

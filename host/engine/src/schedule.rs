@@ -10,7 +10,33 @@ use std::str::FromStr;
 use chrono::{Datelike, Timelike, Weekday};
 use serde::{Deserialize, Serialize};
 
-use super::config::Day;
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Day {
+    /// The chrono weekday for this day.
+    pub fn weekday(self) -> chrono::Weekday {
+        match self {
+            Day::Mon => chrono::Weekday::Mon,
+            Day::Tue => chrono::Weekday::Tue,
+            Day::Wed => chrono::Weekday::Wed,
+            Day::Thu => chrono::Weekday::Thu,
+            Day::Fri => chrono::Weekday::Fri,
+            Day::Sat => chrono::Weekday::Sat,
+            Day::Sun => chrono::Weekday::Sun,
+        }
+    }
+}
 
 /// The most windows a schedule may hold.
 pub const MAX_WINDOWS: usize = 50;
