@@ -48,7 +48,9 @@ const DAY_MINUTES: u16 = 24 * 60;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "ScheduleFields")]
 pub struct Schedule {
-    #[schema(value_type = Vec<String>, example = json!(["mon-fri 08:30-17:45", "sat 10:00-14:00"]))]
+    /// Absent or null: no windows (always open). Read through `ScheduleFields`; the attributes tell the schema so.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["mon-fri 08:30-17:45", "sat 10:00-14:00"]))]
     pub windows: Vec<Window>,
 }
 

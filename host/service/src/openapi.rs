@@ -65,6 +65,7 @@ pub struct WasmComponent(pub Vec<u8>);
 pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
     let mut document = serde_json::to_value(document).expect("an OpenAPI document serialises to JSON");
     merge_parts(&mut document);
+    unsigned_ranges(&mut document);
     let error = |description: &str| {
         json!({ "description": description, "content": { "application/json": {
             "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -101,6 +102,40 @@ pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
         }
     }
     document
+}
+
+/// Gives every unsigned integer its own range. utoipa writes a `u32` as `int32` from 0 and a `u64` as `int64` from 0,
+/// whose formats end at 2^31 − 1 and 2^63 − 1, while serde reads up to 2^32 − 1 and 2^64 − 1: a client (or a
+/// contract test) would take a value the API accepts for one outside the schema. An integer (or nullable integer)
+/// from 0 with no maximum of its own is given the maximum of its unsigned type.
+fn unsigned_ranges(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let integer = match map.get("type") {
+                Some(Value::String(kind)) => kind == "integer",
+                Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == "integer"),
+                _ => false,
+            };
+            let unsigned =
+                integer && map.get("minimum").and_then(Value::as_u64) == Some(0) && !map.contains_key("maximum");
+            if unsigned {
+                match map.get("format").and_then(Value::as_str) {
+                    Some("int32") => {
+                        map.insert("format".into(), "int64".into());
+                        map.insert("maximum".into(), u32::MAX.into());
+                    }
+                    Some("int64") => {
+                        map.remove("format");
+                        map.insert("maximum".into(), u64::MAX.into());
+                    }
+                    _ => {}
+                }
+            }
+            map.values_mut().for_each(unsigned_ranges);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unsigned_ranges),
+        _ => {}
+    }
 }
 
 /// Rewrites every `allOf` whose parts are all inline objects as one object with their properties and required names.
@@ -315,5 +350,11 @@ mod tests {
         }
         let buyer = schema("Buyer");
         assert_eq!(buyer["properties"]["time_zone"]["type"], "string", "{buyer}");
+        // Unsigned integers reach as far as serde reads them.
+        let campaign = schema("Campaign");
+        assert_eq!(campaign["properties"]["tier"]["maximum"], json!(u32::MAX), "{campaign}");
+        let caps = schema("Caps");
+        let spend = serde_json::to_string(&caps["properties"]["spend_per_day_cents"]).expect("JSON");
+        assert!(spend.contains(&u64::MAX.to_string()), "{caps}");
     }
 }
