@@ -88,6 +88,7 @@ pub fn cap_windows(time_zone: Tz, now_unix_ms: i64) -> CapWindows {
 
 /// Whether `schedule` is open at `now_unix_ms` in `time_zone`.
 pub fn in_schedule(schedule: &Schedule, time_zone: Tz, now_unix_ms: i64) -> bool {
+    // Most campaigns buy always: no local time is worked out for them.
     schedule.windows.is_empty() || schedule.is_open(&local_time(time_zone, now_unix_ms))
 }
 

@@ -309,7 +309,7 @@ impl FanOut<'_> {
         let deadline_passed = Instant::now() >= self.answer_by;
         let mut called = vec![None; jobs.len()];
         for (index, buyer, _) in &queue.items {
-            called[*index] = PluginSha::of_hex(buyer.plugin_id());
+            called[*index] = Some(PluginSha::of(buyer.plugin_sha256()));
         }
         jobs.iter()
             .zip(answered)

@@ -60,7 +60,6 @@ pub(crate) async fn hold(
         let held = store
             .hold(&entry.config.id, &entry.config.caps, &windows, candidate.price_cents, purchase.as_ref(), expires)
             .await;
-        let trace = traces.iter_mut().find(|t| t.campaign_id == candidate.campaign_id);
         match held {
             Ok(hold) => {
                 quote_expires.get_or_insert(candidate.expires_at_unix_ms);
@@ -69,14 +68,14 @@ pub(crate) async fn hold(
                 quote.ranked.push(candidate);
             }
             Err(ReserveError::CapReached(cap)) => {
-                if let Some(trace) = trace {
+                if let Some(trace) = entry_of(traces, &candidate.campaign_id) {
                     trace.answer =
                         Some(Answer::CapWouldExceed { price_cents: candidate.price_cents, cap, left_cents: None });
                 }
             }
             Err(ReserveError::Suppressed { .. }) => {
                 // Another auction sold (or is selling) this consumer to this buyer since eligibility was checked.
-                if let Some(trace) = trace {
+                if let Some(trace) = entry_of(traces, &candidate.campaign_id) {
                     trace.ineligible = Some(Ineligible::Suppressed { days: entry.config.suppression_days });
                 }
             }
@@ -87,6 +86,11 @@ pub(crate) async fn hold(
         }
     }
     Ok(quote)
+}
+
+/// The trace entry of `campaign_id`.
+fn entry_of<'a>(traces: &'a mut [CampaignTrace], campaign_id: &str) -> Option<&'a mut CampaignTrace> {
+    traces.iter_mut().find(|t| t.campaign_id == campaign_id)
 }
 
 /// Gives holds back, logging a failure (an unreleased hold is released once it expires). A hold already gone (its

@@ -293,11 +293,11 @@ pub struct CampaignTrace {
 pub struct PluginSha([u8; 6]);
 
 impl PluginSha {
-    /// The start of `sha256_hex`; `None` when it is not hex.
-    pub fn of_hex(sha256_hex: &str) -> Option<Self> {
-        let mut bytes = [0u8; 6];
-        hex::decode_to_slice(sha256_hex.get(..12)?, &mut bytes).ok()?;
-        Some(PluginSha(bytes))
+    /// The start of a version's SHA-256.
+    pub fn of(sha256: &[u8; 32]) -> Self {
+        let mut start = [0u8; 6];
+        start.copy_from_slice(&sha256[..6]);
+        PluginSha(start)
     }
 }
 

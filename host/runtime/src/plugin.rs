@@ -78,6 +78,7 @@ pub(crate) enum PluginPre {
 /// [`Runtime::buyer`](super::Runtime::buyer) / [`Runtime::redactor`](super::Runtime::redactor).
 pub struct Plugin {
     pub(crate) id: String,
+    pub(crate) sha256: [u8; 32],
     pub(crate) world: World,
     pub(crate) contract_version: String,
     pub(crate) imports: Vec<String>,
@@ -117,6 +118,11 @@ impl Plugin {
     /// The sha256 of the uploaded bytes, hex.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The sha256 of the uploaded bytes.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
     }
 
     /// The contract world the plugin implements.

@@ -330,9 +330,9 @@ impl BuyerPlugin {
         self.pool.idle_count()
     }
 
-    /// The plugin version this buyer runs: the SHA-256 of its bytes, hex.
-    pub fn plugin_id(&self) -> &str {
-        self.plugin.id()
+    /// The plugin version this buyer runs: the SHA-256 of its bytes.
+    pub fn plugin_sha256(&self) -> &[u8; 32] {
+        self.plugin.sha256()
     }
 
     /// Whether this buyer's recent calls were all quick successes, so the fan-out may run it inline on an async

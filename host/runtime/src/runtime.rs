@@ -121,6 +121,7 @@ impl Runtime {
         }
         Ok(Arc::new(Plugin {
             id,
+            sha256: digest.into(),
             world: contract.world,
             contract_version: contract.version,
             imports: contract.imports,

@@ -17,7 +17,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buyer::own_campaign;
-use super::{RawBody, Shared, from_value};
+use super::operator::patched;
+use super::{RawBody, Shared};
 use crate::auth::BuyerKey;
 use crate::error::{ApiError, ErrorBody};
 use pingpost_engine::{Campaign, CampaignTarget};
@@ -63,13 +64,6 @@ fn check_editable(campaign: &Campaign, patch: &serde_json::Map<String, serde_jso
         }
     }
     Ok(())
-}
-
-/// `campaign` with the merge patch applied; 422 naming the field when the result is not a valid campaign.
-fn patched(campaign: &Campaign, patch: &serde_json::Value) -> Result<Campaign, ApiError> {
-    let mut value = serde_json::to_value(campaign).map_err(|e| ApiError::internal("patching", e))?;
-    json_patch::merge(&mut value, patch);
-    from_value(value)
 }
 
 /// Saves `edit` of the buyer's campaign `campaign_id` as the operator's edits are saved (checked, then the exchange

@@ -406,7 +406,7 @@ async fn patch<T: Entity>(
 }
 
 /// `entity` with the merge patch `patch` applied; 422 naming the field when the result is not a valid entity.
-fn patched<T: Entity>(entity: &T, patch: &serde_json::Value) -> Result<T, ApiError> {
+pub(super) fn patched<T: Entity>(entity: &T, patch: &serde_json::Value) -> Result<T, ApiError> {
     let mut value = serde_json::to_value(entity).map_err(|e| ApiError::internal("patching", e))?;
     json_patch::merge(&mut value, patch);
     from_value(value)
