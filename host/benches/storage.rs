@@ -92,6 +92,7 @@ fn sale_record() -> SaleRecord {
         buyer_id: "buyer-1".into(),
         publisher_id: "pub-1".into(),
         price_cents: 1_200,
+        payout_cents: 1_020,
         sold_at_unix_ms: 1_773_482_400_000,
         buyer_ref: None,
         lead: Lead {

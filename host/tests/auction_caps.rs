@@ -32,6 +32,7 @@ fn sale_record(campaign_id: &str, price_cents: u32) -> SaleRecord {
         buyer_id: "b1".into(),
         publisher_id: "pub-1".into(),
         price_cents,
+        payout_cents: price_cents,
         sold_at_unix_ms: 0,
         buyer_ref: None,
         lead: lead(1),

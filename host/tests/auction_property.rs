@@ -252,6 +252,7 @@ fn exchange_config(case: &CaseSpec, server: &BuyerServer) -> ExchangeConfig {
             name: String::new(),
             time_zone: chrono_tz::America::Chicago,
             status: Default::default(),
+            credit_limit_cents: None,
         })
         .collect();
     let campaigns = case

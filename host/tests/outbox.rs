@@ -65,6 +65,7 @@ async fn sell_to_webhook(store: &SqliteStore, campaign_id: &str, n: u32, url: &s
         buyer_id: format!("buyer-of-{campaign_id}"),
         publisher_id: "pub-1".into(),
         price_cents: 1_500,
+        payout_cents: 1_500,
         sold_at_unix_ms,
         buyer_ref: Some(format!("ref-{n}")),
         lead: lead(n),

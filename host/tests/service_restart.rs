@@ -3,7 +3,7 @@
 //! once, to that buyer only — and the registry, keys and records are still there. And an idempotent lead cut off at
 //! each step of its sale (the buyer holding the ping, the buyer holding the post, the sale committed, the record
 //! written) is never stuck `409 idempotency_in_progress`: the retry after the restart runs it again, or gets the sale
-//! it made.
+//! it made. And a kill under load leaves every sale with exactly its ledger entries.
 
 #[path = "common/http_buyer_server.rs"]
 mod http_buyer_server;
@@ -199,6 +199,85 @@ async fn a_sold_lead_is_delivered_after_kill_9_and_restart() {
     assert_eq!(posts.len(), tries_before_restart + 1, "the restarted exchange delivered once");
     assert!(posts.iter().all(|p| p["campaign_id"] == "acme-health" && p["ping_id"] == answer["lead_id"]));
     assert_eq!(posts.last().expect("a post")["lead"]["consumer"]["phone"], "+13055550199");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sale_has_exactly_its_entries_after_kill_9_under_load() {
+    let node = Node::new();
+    let buyer = r#"
+[[buyers]]
+id = "acme"
+time_zone = "America/New_York"
+
+[[campaigns]]
+id = "acme-health"
+buyer_id = "acme"
+target = { kind = "wasm", plugin = "config-buyer", config = { base_price_cents = 2000 }, delivery = { kind = "pickup" } }
+"#;
+    node.write_config(&config_file(node.port, &node.data_dir, "", "margin_bps = 1000", buyer));
+    let mut first = node.start().await;
+    // Four publishers' connections send distinct leads until the process dies under them.
+    let senders: Vec<_> = (0..4)
+        .map(|task| {
+            let (client, base) = (node.client.clone(), node.base.clone());
+            tokio::spawn(async move {
+                let mut sold = 0;
+                for n in 0.. {
+                    let lead = json!({
+                        "vertical": "health-insurance",
+                        "consumer": { "first_name": "Ana", "last_name": "Diaz", "phone": format!("305{task}{n:06}"),
+                                      "email": format!("ana{task}-{n}@example.com"), "state": "FL", "zip5": "33139",
+                                      "date_of_birth": "1968-04-02" },
+                        "consent": { "trusted_form_url": "https://cert.trustedform.com/x", "tcpa_text": "I agree" }
+                    });
+                    let sent = client.post(format!("{base}/v1/leads")).bearer_auth(PUBLISHER).json(&lead).send().await;
+                    let Ok(response) = sent else { return sold };
+                    sold += usize::from(response.status().is_success());
+                }
+                sold
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    first.kill().expect("SIGKILL");
+    first.wait().expect("the killed process is reaped");
+    let mut answered_sold = 0;
+    for sender in senders {
+        answered_sold += sender.await.expect("the sender ran");
+    }
+    assert!(answered_sold > 0, "leads sold before the kill");
+
+    // After the restart the books balance, and every sale has exactly its one set of entries: none lost with the
+    // kill, none twice.
+    let mut second = node.start().await;
+    let check: Value = node
+        .client
+        .get(format!("{}/v1/ledger/check", node.base))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .expect("the check")
+        .json()
+        .await
+        .expect("JSON");
+    second.kill().expect("stops");
+    second.wait().expect("reaped");
+    assert_eq!((check["sum_cents"].as_i64(), &check["accounts_off"]), (Some(0), &json!([])), "{check}");
+    let conn = rusqlite::Connection::open(node.data_dir.join("pingpost.db")).expect("opens the database");
+    let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).expect(sql);
+    let sales = count("SELECT COUNT(*) FROM sale");
+    assert!(sales as usize >= answered_sold, "{sales} sales recorded, {answered_sold} answered sold");
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM sale s WHERE
+                (SELECT COUNT(*) FROM ledger_event e WHERE e.sale_id = s.id AND e.kind = 'sale') <> 1"
+        ),
+        0,
+        "a sale without its entries, or with them twice"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM ledger_event WHERE kind = 'sale'"), sales);
+    assert_eq!(count("SELECT COUNT(*) FROM ledger_entry"), sales * 3, "buyer, publisher and margin per sale");
+    assert_eq!(count("SELECT COALESCE(SUM(amount_cents), 0) FROM ledger_entry"), 0);
 }
 
 /// `pub-1` (30-day dedupe, 10 % margin) selling to one HTTP buyer through `buyer`.

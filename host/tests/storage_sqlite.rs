@@ -63,7 +63,13 @@ fn keys_of(lead: &Lead) -> ConsumerKeys {
 
 /// `buyer_id` buying the consumer `keys` at `at_unix_ms`, suppressed when bought at or after `since` (if any).
 fn purchase(buyer_id: &str, keys: &ConsumerKeys, at_unix_ms: i64, since: Option<i64>) -> Purchase {
-    Purchase { buyer_id: buyer_id.to_owned(), keys: keys.clone(), at_unix_ms, suppress_since_unix_ms: since }
+    Purchase {
+        buyer_id: buyer_id.to_owned(),
+        keys: Some(keys.clone()),
+        at_unix_ms,
+        suppress_since_unix_ms: since,
+        credit_limit_cents: None,
+    }
 }
 
 fn ping_record(ping_id: &str, n: u32, created_at_unix_ms: i64, expires_at_unix_ms: i64) -> PingRecord {
@@ -110,6 +116,7 @@ fn sale(campaign_id: &str, n: u32, price_cents: u32, delivery: SaleDelivery) -> 
         buyer_id: format!("buyer-of-{campaign_id}"),
         publisher_id: "pub-1".into(),
         price_cents,
+        payout_cents: price_cents * 9 / 10,
         sold_at_unix_ms: 1_000 + i64::from(n),
         buyer_ref: n.is_multiple_of(2).then(|| format!("ref-{n}")),
         lead: lead(n),

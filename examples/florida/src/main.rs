@@ -118,6 +118,8 @@ async fn main() -> Result<()> {
         println!();
         print!("{}", report::render(&outcome, &service.state.exchange()));
         println!();
+        print!("{}", report::books(&service.state, &outcome)?);
+        println!();
         println!("what the HTTP buyers' servers received:");
         for buyer in &buyers {
             println!("  {}", report::received(buyer, &lead));
@@ -135,6 +137,7 @@ async fn main() -> Result<()> {
     );
     eprintln!("  curl -s {base}/v1/leads/{lead_id}/trace -H 'Authorization: Bearer {operator_key}'");
     eprintln!("  curl -s {base}/metrics -H 'Authorization: Bearer {operator_key}'");
+    eprintln!("  curl -s '{base}/v1/ledger?limit=10' -H 'Authorization: Bearer {operator_key}'");
     eprintln!("(the same lead again is a duplicate: change its phone and email to sell another)");
     service.run_until_signal().await
 }

@@ -1,8 +1,11 @@
 //! What the demo prints: the recorded auction (the outcome JSON the exchange keeps for operators) as a short table,
 //! and what each HTTP buyer's server actually received.
 
+use anyhow::Result;
 use pingpost::auction::Exchange;
+use pingpost::auction::ledger::Account;
 use pingpost::model::Lead;
+use pingpost::service::state::AppState;
 use serde_json::Value;
 
 use crate::http_buyers::HttpBuyer;
@@ -10,6 +13,13 @@ use crate::http_buyers::HttpBuyer;
 fn dollars(cents: &Value) -> String {
     let cents = cents.as_u64().unwrap_or(0);
     format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+/// Signed cents as dollars: `-$26.00`.
+fn signed_dollars(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    format!("{sign}${}.{:02}", cents / 100, cents % 100)
 }
 
 fn text(value: &Value) -> &str {
@@ -61,6 +71,32 @@ pub fn render(outcome: &Value, exchange: &Exchange) -> String {
         ));
     }
     out
+}
+
+/// The books after the sale, read back from the ledger: what the publisher earned and may be paid, and each winner's
+/// balance.
+pub fn books(state: &AppState, outcome: &Value) -> Result<String> {
+    let mut out = String::from("the books after the sale (GET /v1/publisher/balance, GET /v1/buyer/funds):\n");
+    let publisher_id = text(&outcome["trace"]["publisher_id"]);
+    let hold_days = state.settings.payout_hold_days;
+    let hold_ms = i64::from(hold_days) * 86_400_000;
+    let publisher = state.store.publisher_balance(publisher_id, state.now(), hold_ms)?;
+    out.push_str(&format!(
+        "  publisher {publisher_id}: balance {}, payable {} (each sale's payout is held {hold_days} days for returns)\n",
+        signed_dollars(publisher.balance_cents),
+        signed_dollars(publisher.payable_cents),
+    ));
+    for sale in outcome["sales"].as_array().into_iter().flatten() {
+        let buyer_id = text(&sale["buyer_id"]);
+        let balance = state.store.balance(&Account::buyer(buyer_id), None)?;
+        let limit = state.exchange().buyer(buyer_id).and_then(|b| b.credit_limit_cents);
+        let terms = match limit {
+            Some(limit) => format!("credit limit {}", signed_dollars(limit as i64)),
+            None => "no credit limit: invoiced for what it buys".to_owned(),
+        };
+        out.push_str(&format!("  buyer {buyer_id}: balance {} ({terms})\n", signed_dollars(balance)));
+    }
+    Ok(out)
 }
 
 /// One line per HTTP buyer: how many pings and posts its server received, and whether any ping held PII.

@@ -49,6 +49,16 @@ fn the_demo_table_shows_the_winner_and_what_the_http_buyers_received() {
         "{stdout}"
     );
     assert!(stdout.contains("atlantic-brokers         1 ping(s), PII in pings: false 0 post(s)"), "{stdout}");
+    // The sale's entries, read back from the ledger: the publisher's payout (held for returns) and the buyer's debit.
+    let payout = outcome_payout(&stdout);
+    assert!(stdout.contains(&format!("publisher sunshine-quotes: balance {payout}, payable $0.00")), "{stdout}");
+    assert!(stdout.contains("buyer sunshine: balance -$26.00"), "{stdout}");
+}
+
+/// The publisher's payout the headline names (`publisher paid $x.yy`).
+fn outcome_payout(stdout: &str) -> String {
+    let at = stdout.find("publisher paid ").expect("the headline names the payout") + "publisher paid ".len();
+    stdout[at..].split_whitespace().next().expect("an amount").to_owned()
 }
 
 #[test]

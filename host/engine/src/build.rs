@@ -180,7 +180,12 @@ impl ExchangeBuilder {
                 CampaignTarget::Http(endpoints) => Runner::Http(endpoints.clone()),
             };
             let id = campaign.id.clone();
-            if !campaigns.push(CampaignEntry { time_zone: buyer.time_zone, config: campaign, runner }) {
+            if !campaigns.push(CampaignEntry {
+                time_zone: buyer.time_zone,
+                credit_limit_cents: buyer.credit_limit_cents,
+                config: campaign,
+                runner,
+            }) {
                 return Err(BuildError::DuplicateId { kind: "campaign", id });
             }
         }

@@ -104,6 +104,12 @@ pub struct Buyer {
     /// A paused buyer's campaigns are not pinged (ineligible, "buyer paused"), whatever their own status.
     #[serde(default)]
     pub status: CampaignStatus,
+    /// Set, the exchange manages the buyer's funds: it buys only while its balance (payments and credits less
+    /// purchases) plus this limit, less what its pending sales hold, covers the price (0: prepaid only). Its
+    /// campaigns are not pinged once nothing is available (`insufficient_funds`), a bid over what is available is
+    /// dropped, and the sale checks it again atomically. Absent: its spending is not limited (it is invoiced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_limit_cents: Option<u64>,
 }
 
 /// Whose leads a publisher's duplicate check compares with.

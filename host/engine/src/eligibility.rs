@@ -1,6 +1,6 @@
 //! Eligibility: whether a campaign is pinged for a lead at all. A campaign that is paused (or whose buyer is), not
 //! buying from the lead's publisher or source, exclusive-only in a shared auction, out of its schedule, at a cap, or
-//! suppressed for this consumer is not pinged; the trace says why.
+//! suppressed for this consumer, or whose buyer has no funds left is not pinged; the trace says why.
 //! Schedules and cap windows are read in the buyer's time zone.
 
 use chrono::TimeZone;
@@ -42,6 +42,10 @@ pub enum Ineligible {
         #[serde(skip_serializing_if = "Option::is_none")]
         denied_by: Option<String>,
     },
+    /// The buyer's funds are spent: balance + credit limit − what its pending sales hold leaves nothing to buy with.
+    InsufficientFunds {
+        available_cents: i64,
+    },
     /// Its plugin is disabled by the operator.
     PluginDisabled {
         plugin: String,
@@ -64,6 +68,9 @@ impl std::fmt::Display for Ineligible {
             Ineligible::ExclusiveOnly => write!(f, "exclusive-only campaign in a shared auction"),
             Ineligible::SourceRefused { denied_by: Some(rule) } => write!(f, "source denied by rule {rule:?}"),
             Ineligible::SourceRefused { denied_by: None } => write!(f, "source not in the campaign's allow list"),
+            Ineligible::InsufficientFunds { available_cents } => {
+                write!(f, "insufficient funds ({available_cents} cents available)")
+            }
             Ineligible::PluginDisabled { plugin } => write!(f, "plugin {plugin:?} disabled"),
             Ineligible::Unavailable { detail } => write!(f, "unavailable: {detail}"),
         }
@@ -116,6 +123,8 @@ pub struct EligibilityInput<'a> {
     pub buyer_paused: bool,
     /// Where the lead comes from (the campaign's source rules).
     pub origin: Origin<'a>,
+    /// What the buyer may still spend, when the exchange manages its funds.
+    pub available_cents: Option<i64>,
 }
 
 /// Checks `campaign`; when it may be pinged, returns what is left of its caps (passed to the buyer).
@@ -145,6 +154,9 @@ pub fn check(campaign: &Campaign, input: EligibilityInput<'_>) -> Result<CapsLef
     }
     if input.suppressed {
         return Err(Ineligible::Suppressed { days: campaign.suppression_days });
+    }
+    if let Some(available_cents) = input.available_cents.filter(|available| *available <= 0) {
+        return Err(Ineligible::InsufficientFunds { available_cents });
     }
     Ok(caps_left(&campaign.caps, input.usage))
 }
@@ -245,6 +257,19 @@ mod tests {
         assert!(check(&campaign, EligibilityInput { buyer_paused: false, ..input }).is_ok());
     }
 
+    #[test]
+    fn a_buyer_with_nothing_available_is_not_pinged() {
+        let campaign = campaign_with(Caps::default());
+        let usage = Usage::default();
+        let spent = EligibilityInput { available_cents: Some(0), ..input(&usage) };
+        assert_eq!(check(&campaign, spent), Err(Ineligible::InsufficientFunds { available_cents: 0 }));
+        assert_eq!(
+            serde_json::to_value(Ineligible::InsufficientFunds { available_cents: -40 }).unwrap(),
+            serde_json::json!({"reason": "insufficient_funds", "available_cents": -40})
+        );
+        assert!(check(&campaign, EligibilityInput { available_cents: Some(1), ..input(&usage) }).is_ok());
+    }
+
     const ORIGIN: Origin<'static> = Origin { publisher_id: "pub-2", source_id: "google", sub_id: "ad-7" };
 
     /// An exclusive auction on Saturday 14:30 UTC of a lead from [`ORIGIN`], with `usage`.
@@ -257,6 +282,7 @@ mod tests {
             suppressed: false,
             buyer_paused: false,
             origin: ORIGIN,
+            available_cents: None,
         }
     }
 

@@ -37,18 +37,22 @@ pub(crate) enum Runner {
 pub(crate) struct CampaignEntry {
     pub config: Campaign,
     pub time_zone: Tz,
+    /// The buyer's credit limit, when the exchange manages its funds (see [`Buyer`](super::config::Buyer)).
+    pub credit_limit_cents: Option<u64>,
     pub runner: Runner,
 }
 
 impl CampaignEntry {
-    /// A sale of consumer `keys` to this campaign's buyer at `now_unix_ms`, checked against its suppression window.
-    pub fn purchase(&self, keys: &ConsumerKeys, now_unix_ms: i64) -> Purchase {
+    /// A sale of consumer `keys` (when known) to this campaign's buyer at `now_unix_ms`, checked against its
+    /// suppression window and its buyer's funds.
+    pub fn purchase(&self, keys: Option<&ConsumerKeys>, now_unix_ms: i64) -> Purchase {
         let days = self.config.suppression_days;
         Purchase {
             buyer_id: self.config.buyer_id.clone(),
-            keys: keys.clone(),
+            keys: keys.cloned(),
             at_unix_ms: now_unix_ms,
             suppress_since_unix_ms: (days > 0).then(|| now_unix_ms - i64::from(days) * DAY_MS),
+            credit_limit_cents: self.credit_limit_cents,
         }
     }
 }

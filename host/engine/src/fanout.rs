@@ -33,6 +33,8 @@ pub(crate) struct PingJob {
     pub trace_index: usize,
     pub entry: Arc<CampaignEntry>,
     pub caps_left: CapsLeft,
+    /// What the buyer may still spend, when the exchange manages its funds.
+    pub funds_left: Option<i64>,
     /// The highest bid the campaign may make, in cents: a higher one is an error answer, not a sale.
     pub max_bid_cents: u32,
 }
@@ -40,17 +42,25 @@ pub(crate) struct PingJob {
 impl PingJob {
     /// What bounds this campaign's bid in an auction with floor `floor_cents`.
     fn limits(&self, floor_cents: u32) -> BidLimits {
-        BidLimits { floor_cents, max_bid_cents: self.max_bid_cents, spend_left: spend_left(&self.caps_left) }
+        BidLimits {
+            floor_cents,
+            max_bid_cents: self.max_bid_cents,
+            spend_left: spend_left(&self.caps_left),
+            funds_left: self.funds_left,
+        }
     }
 }
 
-/// What bounds a usable bid: the publisher's floor, the campaign's maximum, and what is left of its spend caps.
+/// What bounds a usable bid: the publisher's floor, the campaign's maximum, what is left of its spend caps and of its
+/// buyer's funds.
 #[derive(Debug, Clone, Copy)]
 struct BidLimits {
     floor_cents: u32,
     max_bid_cents: u32,
     /// The tightest spend cap and what is left of it, when the campaign has one.
     spend_left: Option<(CapKind, u64)>,
+    /// What the buyer may still spend, when the exchange manages its funds.
+    funds_left: Option<i64>,
 }
 
 /// The tightest of a campaign's spend caps, and what is left of it.
@@ -452,10 +462,10 @@ fn panicked() -> Answer {
 pub const MAX_BUYER_REF_BYTES: usize = 256;
 
 /// A buyer's decision as recorded: a zero bid is no bid, a bid under the floor or over what is left of the campaign's
-/// spend caps is dropped, a bid over the campaign's maximum or with an oversized reference is an error answer; a
+/// spend caps or its buyer's funds is dropped, a bid over the campaign's maximum or with an oversized reference is an error answer; a
 /// reject message is bounded.
 fn answer_for_decision(decision: Decision, limits: BidLimits) -> Answer {
-    let BidLimits { floor_cents, max_bid_cents, spend_left } = limits;
+    let BidLimits { floor_cents, max_bid_cents, spend_left, funds_left } = limits;
     match decision {
         Decision::Reject(rejection) => {
             Answer::Reject { code: rejection.code, message: bounded(&rejection.message, MAX_STORED_TEXT) }
@@ -476,7 +486,12 @@ fn answer_for_decision(decision: Decision, limits: BidLimits) -> Answer {
             Some((cap, left_cents)) if u64::from(bid.price_cents) > left_cents => {
                 Answer::CapWouldExceed { price_cents: bid.price_cents, cap, left_cents: Some(left_cents) }
             }
-            _ => Answer::Bid { price_cents: bid.price_cents, buyer_ref: bid.buyer_ref, ttl_ms: bid.ttl_ms },
+            _ => match funds_left {
+                Some(available_cents) if i64::from(bid.price_cents) > available_cents => {
+                    Answer::FundsWouldExceed { price_cents: bid.price_cents, available_cents }
+                }
+                _ => Answer::Bid { price_cents: bid.price_cents, buyer_ref: bid.buyer_ref, ttl_ms: bid.ttl_ms },
+            },
         },
     }
 }

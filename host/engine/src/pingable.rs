@@ -1,5 +1,5 @@
-//! Which campaigns are pinged for a lead: each campaign's cap usage and the buyer's suppression window read from the
-//! store, then the [`eligibility`](super::eligibility) rules. Every campaign gets a trace entry, saying why when it is
+//! Which campaigns are pinged for a lead: each campaign's cap usage, the buyer's suppression window and (when the
+//! exchange manages them) the buyer's funds read from the store, then the [`eligibility`](super::eligibility) rules. Every campaign gets a trace entry, saying why when it is
 //! not pinged.
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use super::eligibility::{self, DAY_MS, EligibilityInput, Ineligible, cap_windows
 use super::entries::{CampaignEntry, Campaigns, Runner};
 use super::fanout::PingJob;
 use super::identity::ConsumerKeys;
+use super::ledger::Funds;
 use super::store::{AuctionStore, StoreError};
 use super::trace::{CampaignTrace, TargetKind};
 use pingpost_model::CapsLeft;
@@ -41,13 +42,34 @@ pub(crate) async fn campaigns(
     lead: LeadAt<'_>,
 ) -> Pingable {
     let mut pingable = Pingable { traces: Vec::with_capacity(campaigns.len()), jobs: Vec::new() };
+    // Each funds-managed buyer's funds, read once per lead.
+    let mut funds: HashMap<&str, Result<Funds, StoreError>> = HashMap::new();
     for entry in campaigns.iter() {
         let trace_index = pingable.traces.len();
         let buyer_paused = buyers.get(&entry.config.buyer_id).is_some_and(|b| b.status == CampaignStatus::Paused);
-        let ineligible = match check(store, entry, lead, buyer_paused).await {
-            Ok(caps_left) => {
+        let available = match entry.credit_limit_cents {
+            None => Ok(None),
+            Some(limit) => {
+                let buyer_id = entry.config.buyer_id.as_str();
+                if !funds.contains_key(buyer_id) {
+                    funds.insert(buyer_id, store.funds(buyer_id).await);
+                }
+                match &funds[buyer_id] {
+                    Ok(funds) => Ok(Some(funds.available_cents(limit))),
+                    Err(error) => Err(Ineligible::Unavailable { detail: error.to_string() }),
+                }
+            }
+        };
+        let checked = match available {
+            Ok(available_cents) => check(store, entry, lead, buyer_paused, available_cents)
+                .await
+                .map(|caps_left| (caps_left, available_cents)),
+            Err(unavailable) => Err(unavailable),
+        };
+        let ineligible = match checked {
+            Ok((caps_left, funds_left)) => {
                 let max_bid_cents = entry.config.max_bid_cents.unwrap_or(max_bid_cents);
-                pingable.jobs.push(PingJob { trace_index, entry: entry.clone(), caps_left, max_bid_cents });
+                pingable.jobs.push(PingJob { trace_index, entry: entry.clone(), caps_left, funds_left, max_bid_cents });
                 None
             }
             Err(reason) => Some(reason),
@@ -79,6 +101,7 @@ async fn check(
     entry: &CampaignEntry,
     LeadAt { mode, now, keys, origin }: LeadAt<'_>,
     buyer_paused: bool,
+    available_cents: Option<i64>,
 ) -> Result<CapsLeft, Ineligible> {
     let campaign = &entry.config;
     if let Runner::Disabled { plugin } = &entry.runner {
@@ -107,6 +130,7 @@ async fn check(
             suppressed,
             buyer_paused,
             origin,
+            available_cents,
         },
     )
 }

@@ -23,6 +23,7 @@ use super::eligibility::{cap_windows, in_schedule};
 use super::entries::{CampaignEntry, Campaigns, Runner};
 use super::http_buyer::{HttpBuyerClient, HttpBuyerError, PostAnswer, PostRequest};
 use super::identity::ConsumerKeys;
+use super::ledger::payout_cents;
 use super::pii::PiiGuard;
 use super::quote;
 use super::select::{Candidate, next_batch};
@@ -152,7 +153,7 @@ impl Poster<'_> {
         }
         let windows = cap_windows(entry.time_zone, now);
         let days = entry.config.suppression_days;
-        let purchase = entry.purchase(job.keys, now);
+        let purchase = entry.purchase(Some(job.keys), now);
         let caps = &entry.config.caps;
         let hold = job.hold_of(candidate);
         let endpoints = match &entry.runner {
@@ -328,6 +329,9 @@ fn refused(refusal: ReserveError, suppression_days: u32) -> (PostResult, Option<
             })
         }
         ReserveError::CapReached(cap) => (PostResult::CapReached { cap }, None),
+        ReserveError::InsufficientFunds { available_cents } => {
+            no_longer(&format!("insufficient funds: the buyer has {available_cents} cents available"))
+        }
         ReserveError::Store(error) => (PostResult::Failed { error: error.to_string() }, None),
     }
 }
@@ -352,6 +356,7 @@ fn sale_record(
         buyer_id: entry.config.buyer_id.clone(),
         publisher_id: job.publisher.id.clone(),
         price_cents,
+        payout_cents: payout_cents(price_cents, job.publisher.margin_bps),
         sold_at_unix_ms: now_unix_ms,
         buyer_ref: candidate.buyer_ref.clone(),
         lead: job.lead.clone(),

@@ -1,6 +1,7 @@
 //! A two-step quote is a promise. Before a ping answers with its best bid, each bid it quotes (the best one, or in a
 //! shared sale the best of each of up to N buyers) holds what its sale will spend — a lead against every lead cap,
-//! its price against every spend cap, and the consumer against the buyer's suppression window — until the post takes
+//! its price against every spend cap and the buyer's funds, and the consumer against the buyer's suppression window —
+//! until the post takes
 //! the hold or the quote expires. A bid its campaign can no longer hold is dropped (`cap_would_exceed`) and the next
 //! is tried, so concurrent pings never promise one campaign's last unit twice and a post pays what was quoted.
 
@@ -54,11 +55,11 @@ pub(crate) async fn hold(
             continue;
         };
         let windows = cap_windows(entry.time_zone, now_unix_ms);
-        let purchase = keys.map(|keys| entry.purchase(keys, now_unix_ms));
+        let purchase = entry.purchase(keys, now_unix_ms);
         let bid_expires = quote_expires.map_or(candidate.expires_at_unix_ms, |q| q.min(candidate.expires_at_unix_ms));
         let expires = bid_expires.saturating_add(grace);
         let held = store
-            .hold(&entry.config.id, &entry.config.caps, &windows, candidate.price_cents, purchase.as_ref(), expires)
+            .hold(&entry.config.id, &entry.config.caps, &windows, candidate.price_cents, Some(&purchase), expires)
             .await;
         match held {
             Ok(hold) => {
@@ -71,6 +72,13 @@ pub(crate) async fn hold(
                 if let Some(trace) = entry_of(traces, &candidate.campaign_id) {
                     trace.answer =
                         Some(Answer::CapWouldExceed { price_cents: candidate.price_cents, cap, left_cents: None });
+                }
+            }
+            Err(ReserveError::InsufficientFunds { available_cents }) => {
+                // Other auctions spent or hold what the buyer had since its bid.
+                if let Some(trace) = entry_of(traces, &candidate.campaign_id) {
+                    trace.answer =
+                        Some(Answer::FundsWouldExceed { price_cents: candidate.price_cents, available_cents });
                 }
             }
             Err(ReserveError::Suppressed { .. }) => {

@@ -1,6 +1,6 @@
 //! The engine's storage boundary: cap counters with atomic check-and-reserve, duplicate and suppression records,
-//! two-step ping records and sales. The service implements [`AuctionStore`] over SQLite; [`MemoryStore`] is the
-//! real in-memory implementation the CLI and tests use.
+//! two-step ping records, sales and their postings in the journal. The service implements [`AuctionStore`] over
+//! SQLite; [`MemoryStore`](super::memory::MemoryStore) is the real in-memory implementation the CLI and tests use.
 //!
 //! Cap protocol: before posting a lead to a campaign the engine calls [`AuctionStore::reserve`], which counts the
 //! sale against every cap window at once (or refuses, naming the cap that is full) so concurrent auctions can never
@@ -9,16 +9,19 @@
 //! [`AuctionStore::release`]s it. The same step checks duplicate suppression: a reservation names the buyer and
 //! the consumer ([`Purchase`]), is refused when that buyer bought the consumer — or holds a pending reservation for
 //! it — within the campaign's window, and records the purchase when committed, so two auctions of one consumer running
-//! at once can never both sell it to the same buyer.
+//! at once can never both sell it to the same buyer. It checks the buyer's funds too: with a credit limit, a
+//! reservation is refused unless its price fits in balance + limit − what the buyer's other reservations hold, and a
+//! committed sale appends its postings ([`ledger::sale_postings`](super::ledger::sale_postings)) to the journal in the
+//! same step, so no sale is recorded without them and none twice.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::config::Caps;
 use super::identity::ConsumerKeys;
 use super::lead_ping::Pinged;
+use super::ledger::Funds;
 use super::select::Candidate;
 use pingpost_model::Lead;
 
@@ -81,18 +84,25 @@ impl Usage {
     }
 }
 
-/// The buyer and consumer of a sale, for duplicate suppression: checked when the sale is reserved, recorded as the
-/// buyer's purchase when it is committed.
+/// The buyer and (when known) the consumer of a sale, checked when the sale is reserved: the buyer's funds against its
+/// credit limit, and the consumer against the buyer's suppression window; recorded as the buyer's purchase when it is
+/// committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Purchase {
     pub buyer_id: String,
-    pub keys: ConsumerKeys,
+    /// The consumer's keys; `None` for a PII-free ping that carried no hashes (suppression is then checked at the
+    /// post, when the lead is known).
+    pub keys: Option<ConsumerKeys>,
     /// When the sale is made (the post attempt); the purchase time recorded on commit.
     pub at_unix_ms: i64,
     /// Start of the campaign's suppression window: the reservation is refused when the buyer bought this consumer, or
     /// holds a pending reservation for it, at or after this time. `None`: no window (the purchase is still recorded,
     /// so the buyer's other campaigns see it).
     pub suppress_since_unix_ms: Option<i64>,
+    /// The buyer's credit limit when the exchange manages its funds: the sale is refused unless its price fits in
+    /// balance + limit − what the buyer's pending sales hold. `None`: the buyer's spending is not limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_limit_cents: Option<u64>,
 }
 
 /// A hand-over of a lead's PII about to happen (the post of the full lead to an HTTP buyer): audited by the store in
@@ -197,6 +207,9 @@ pub enum ReserveError {
     /// reservation not yet committed (another auction is posting this consumer to the buyer right now).
     #[error("buyer {} this consumer at {at_unix_ms} (unix ms), within its suppression window", bought_or_holds(.pending))]
     Suppressed { at_unix_ms: i64, pending: bool },
+    /// The buyer's available funds (balance + credit limit − held) cannot cover the price.
+    #[error("insufficient funds: {available_cents} cents available")]
+    InsufficientFunds { available_cents: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -274,6 +287,8 @@ pub struct SaleRecord {
     pub publisher_id: String,
     /// What the buyer pays, in cents (the price the reservation is committed at).
     pub price_cents: u32,
+    /// What the publisher earns of it (the price less the exchange's margin): the sale's postings in the journal.
+    pub payout_cents: u32,
     pub sold_at_unix_ms: i64,
     /// The reference the buyer gave with its bid, echoed in the webhook post.
     pub buyer_ref: Option<String>,
@@ -335,7 +350,8 @@ impl StoredSale {
 /// **Durability.** A write is durable (committed) when it returns, unless its method says otherwise — only
 /// [`AuctionStore::check_and_record_lead`] does. A read sees what is committed.
 ///
-/// **Reads on the caller's thread.** [`AuctionStore::usage`] and [`AuctionStore::bought_since`] are indexed point
+/// **Reads on the caller's thread.** [`AuctionStore::usage`], [`AuctionStore::funds`] and
+/// [`AuctionStore::bought_since`] are indexed point
 /// look-ups that a store may answer synchronously on the async worker that calls them (the SQLite store does, on one
 /// of its read connections: in WAL mode a reader never waits for the writer, and the look-up takes microseconds —
 /// less than handing it to the blocking pool and back).
@@ -356,8 +372,8 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         handover: Option<&Handover>,
     ) -> Result<Reservation, ReserveError>;
     /// Confirms a reservation at the price the buyer confirmed (spend is corrected to it), records its purchase and
-    /// the sale (at `final_price_cents`; a webhook sale also queues its delivery), all in one atomic step; returns
-    /// the sale's id.
+    /// the sale (at `final_price_cents`; a webhook sale also queues its delivery) with its postings, all in one atomic
+    /// step; returns the sale's id.
     async fn commit(
         &self,
         reservation: &Reservation,
@@ -412,6 +428,9 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
         purchase: Option<&Purchase>,
         sale: &SaleRecord,
     ) -> Result<u64, ReserveError>;
+    /// `buyer_id`'s funds: its account's balance and what its pending sales and holds keep (a read on the caller's
+    /// thread: see the trait).
+    async fn funds(&self, buyer_id: &str) -> Result<Funds, StoreError>;
     /// What `campaign_id` has bought and reserved in `windows` (a read on the caller's thread: see the trait).
     async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError>;
     /// If this consumer was seen from `publisher_id` at or after `since_unix_ms`, when; otherwise records it as seen
@@ -443,400 +462,4 @@ pub trait AuctionStore: Send + Sync + std::fmt::Debug {
     async fn finish_post(&self, ping_id: &str) -> Result<(), StoreError>;
     /// The sales of `campaign_id`, in sale order.
     async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError>;
-}
-
-/// Counters of one campaign in one window.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counter {
-    leads: u32,
-    spend_cents: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Period {
-    Hour,
-    Day,
-    Month,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    counters: HashMap<(String, Period, String), Counter>,
-    pending: HashMap<u64, Reservation>,
-    next_reservation: u64,
-    /// (publisher, hash) → last seen.
-    seen: HashMap<(String, String), i64>,
-    /// (buyer, hash) → last bought.
-    bought: HashMap<(String, String), i64>,
-    pings: HashMap<String, PingRecord>,
-    /// Ping ids no longer open: `None` once posted, `Some(expiry)` once expired.
-    closed: HashMap<String, Option<i64>>,
-    sales: Vec<StoredSale>,
-    handovers: Vec<Handover>,
-}
-
-impl Inner {
-    fn counter(&mut self, campaign_id: &str, period: Period, key: &str) -> &mut Counter {
-        self.counters.entry((campaign_id.to_owned(), period, key.to_owned())).or_default()
-    }
-
-    fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Usage {
-        let get = |period: Period, key: &str| {
-            self.counters.get(&(campaign_id.to_owned(), period, key.to_owned())).copied().unwrap_or_default()
-        };
-        let (hour, day, month) =
-            (get(Period::Hour, &windows.hour), get(Period::Day, &windows.day), get(Period::Month, &windows.month));
-        Usage {
-            leads_hour: hour.leads,
-            leads_day: day.leads,
-            leads_month: month.leads,
-            spend_day_cents: day.spend_cents,
-            spend_month_cents: month.spend_cents,
-        }
-    }
-
-    /// When `buyer_id` last bought this consumer (committed), if at or after `since_unix_ms`.
-    fn bought_at(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Option<i64> {
-        [&keys.phone_sha256, &keys.email_sha256]
-            .iter()
-            .filter_map(|hash| self.bought.get(&(buyer_id.to_owned(), (*hash).clone())).copied())
-            .filter(|at| *at >= since_unix_ms)
-            .max()
-    }
-
-    /// Why `purchase` is suppressed, if it is: a committed purchase first, else a pending reservation.
-    fn suppressed(&self, purchase: &Purchase) -> Option<ReserveError> {
-        let since = purchase.suppress_since_unix_ms?;
-        if let Some(at_unix_ms) = self.bought_at(&purchase.buyer_id, &purchase.keys, since) {
-            return Some(ReserveError::Suppressed { at_unix_ms, pending: false });
-        }
-        self.pending
-            .values()
-            .filter_map(|r| r.purchase.as_ref())
-            .filter(|p| {
-                p.buyer_id == purchase.buyer_id && p.keys.same_consumer(&purchase.keys) && p.at_unix_ms >= since
-            })
-            .map(|p| p.at_unix_ms)
-            .max()
-            .map(|at_unix_ms| ReserveError::Suppressed { at_unix_ms, pending: true })
-    }
-
-    /// Why a sale of `campaign_id` at `price_cents` may not be reserved now, if it may not.
-    fn refusal(
-        &self,
-        campaign_id: &str,
-        caps: &Caps,
-        windows: &CapWindows,
-        price_cents: u32,
-        purchase: Option<&Purchase>,
-    ) -> Option<ReserveError> {
-        if let Some(refusal) = purchase.and_then(|p| self.suppressed(p)) {
-            return Some(refusal);
-        }
-        self.usage(campaign_id, windows).exceeded_by(caps, price_cents).map(ReserveError::CapReached)
-    }
-
-    /// Records that the purchase's buyer bought its consumer (keeping the latest time per hash) and the sale itself.
-    fn record_sale(&mut self, purchase: Option<Purchase>, sale: &SaleRecord, price_cents: u32) -> u64 {
-        if let Some(purchase) = purchase {
-            for hash in [purchase.keys.phone_sha256, purchase.keys.email_sha256] {
-                let entry = self.bought.entry((purchase.buyer_id.clone(), hash)).or_insert(purchase.at_unix_ms);
-                *entry = (*entry).max(purchase.at_unix_ms);
-            }
-        }
-        let sale_id = self.sales.len() as u64 + 1;
-        self.sales.push(StoredSale::new(sale_id, sale, price_cents));
-        sale_id
-    }
-
-    /// Takes the hold `id` out for its post, checking `purchase`'s suppression window; a refused hold stays held.
-    fn take_hold(&mut self, id: u64, purchase: Option<&Purchase>) -> Result<Reservation, ReserveError> {
-        let held = match self.pending.remove(&id) {
-            Some(held) if held.expires_at_unix_ms.is_some() => held,
-            // Not a hold: put back what was taken.
-            Some(other) => {
-                self.pending.insert(other.id, other);
-                return Err(StoreError::UnknownReservation(id).into());
-            }
-            None => return Err(StoreError::UnknownReservation(id).into()),
-        };
-        if let Some(refusal) = purchase.and_then(|p| self.suppressed(p)) {
-            self.pending.insert(held.id, held);
-            return Err(refusal);
-        }
-        Ok(held)
-    }
-
-    /// Keeps a new pending reservation (a hold when it has an expiry) of counts already applied.
-    fn insert_reservation(
-        &mut self,
-        campaign_id: &str,
-        windows: &CapWindows,
-        price_cents: u32,
-        purchase: Option<Purchase>,
-        expires_at_unix_ms: Option<i64>,
-    ) -> Reservation {
-        self.next_reservation += 1;
-        let reservation = Reservation {
-            id: self.next_reservation,
-            campaign_id: campaign_id.to_owned(),
-            windows: windows.clone(),
-            price_cents,
-            purchase,
-            expires_at_unix_ms,
-        };
-        self.pending.insert(reservation.id, reservation.clone());
-        reservation
-    }
-
-    /// Adds `leads` and `spend` (either may be negative) to each window.
-    fn apply(&mut self, campaign_id: &str, windows: &CapWindows, leads: i64, spend: i64) {
-        for (period, key) in
-            [(Period::Hour, &windows.hour), (Period::Day, &windows.day), (Period::Month, &windows.month)]
-        {
-            let counter = self.counter(campaign_id, period, key);
-            counter.leads = (i64::from(counter.leads) + leads).clamp(0, i64::from(u32::MAX)) as u32;
-            counter.spend_cents = (counter.spend_cents as i64 + spend).max(0) as u64;
-        }
-    }
-}
-
-/// A thread-safe in-memory [`AuctionStore`]: one mutex makes every method atomic. State is lost when it is dropped.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    inner: Mutex<Inner>,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        MemoryStore::default()
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
-        self.inner
-            .lock()
-            .map_err(|_| StoreError::Unavailable("a thread panicked while holding the memory store".into()))
-    }
-
-    /// Every sale, of every campaign, in sale order (tests and the CLI's report).
-    pub fn all_sales(&self) -> Result<Vec<StoredSale>, StoreError> {
-        Ok(self.lock()?.sales.clone())
-    }
-
-    /// Every audited hand-over of PII, in order.
-    pub fn handovers(&self) -> Result<Vec<Handover>, StoreError> {
-        Ok(self.lock()?.handovers.clone())
-    }
-
-    /// Reservations and holds neither committed nor released (none once every auction has finished and no quote
-    /// stands).
-    pub fn pending_reservations(&self) -> Result<usize, StoreError> {
-        Ok(self.lock()?.pending.len())
-    }
-}
-
-#[async_trait::async_trait]
-impl AuctionStore for MemoryStore {
-    async fn reserve(
-        &self,
-        campaign_id: &str,
-        caps: &Caps,
-        windows: &CapWindows,
-        price_cents: u32,
-        purchase: Option<&Purchase>,
-        handover: Option<&Handover>,
-    ) -> Result<Reservation, ReserveError> {
-        let mut inner = self.lock()?;
-        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, price_cents, purchase) {
-            return Err(refusal);
-        }
-        inner.handovers.extend(handover.cloned());
-        inner.apply(campaign_id, windows, 1, i64::from(price_cents));
-        Ok(inner.insert_reservation(campaign_id, windows, price_cents, purchase.cloned(), None))
-    }
-
-    async fn hold(
-        &self,
-        campaign_id: &str,
-        caps: &Caps,
-        windows: &CapWindows,
-        price_cents: u32,
-        purchase: Option<&Purchase>,
-        expires_at_unix_ms: i64,
-    ) -> Result<Reservation, ReserveError> {
-        let mut inner = self.lock()?;
-        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, price_cents, purchase) {
-            return Err(refusal);
-        }
-        inner.apply(campaign_id, windows, 1, i64::from(price_cents));
-        Ok(inner.insert_reservation(campaign_id, windows, price_cents, purchase.cloned(), Some(expires_at_unix_ms)))
-    }
-
-    async fn take_hold(
-        &self,
-        hold: &Reservation,
-        purchase: Option<&Purchase>,
-        handover: Option<&Handover>,
-    ) -> Result<Reservation, ReserveError> {
-        let mut inner = self.lock()?;
-        let held = inner.take_hold(hold.id, purchase)?;
-        inner.handovers.extend(handover.cloned());
-        let purchase = purchase.cloned().or(held.purchase);
-        Ok(inner.insert_reservation(&held.campaign_id, &held.windows, held.price_cents, purchase, None))
-    }
-
-    async fn sell_hold(
-        &self,
-        hold: &Reservation,
-        purchase: Option<&Purchase>,
-        sale: &SaleRecord,
-    ) -> Result<u64, ReserveError> {
-        let mut inner = self.lock()?;
-        let held = inner.take_hold(hold.id, purchase)?;
-        let correction = i64::from(sale.price_cents) - i64::from(held.price_cents);
-        inner.apply(&held.campaign_id, &held.windows, 0, correction);
-        let purchase = purchase.cloned().or(held.purchase);
-        Ok(inner.record_sale(purchase, sale, sale.price_cents))
-    }
-
-    async fn release_expired_holds(&self, now_unix_ms: i64) -> Result<usize, StoreError> {
-        let mut inner = self.lock()?;
-        let expired: Vec<u64> = inner
-            .pending
-            .values()
-            .filter(|r| r.expires_at_unix_ms.is_some_and(|at| at <= now_unix_ms))
-            .map(|r| r.id)
-            .collect();
-        for id in &expired {
-            if let Some(held) = inner.pending.remove(id) {
-                inner.apply(&held.campaign_id, &held.windows, -1, -i64::from(held.price_cents));
-            }
-        }
-        Ok(expired.len())
-    }
-
-    async fn commit(
-        &self,
-        reservation: &Reservation,
-        final_price_cents: u32,
-        sale: &SaleRecord,
-    ) -> Result<u64, StoreError> {
-        let mut inner = self.lock()?;
-        let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
-        let correction = i64::from(final_price_cents) - i64::from(pending.price_cents);
-        inner.apply(&pending.campaign_id, &pending.windows, 0, correction);
-        Ok(inner.record_sale(pending.purchase, sale, final_price_cents))
-    }
-
-    async fn sell(
-        &self,
-        campaign_id: &str,
-        caps: &Caps,
-        windows: &CapWindows,
-        purchase: Option<&Purchase>,
-        sale: &SaleRecord,
-    ) -> Result<u64, ReserveError> {
-        let mut inner = self.lock()?;
-        if let Some(refusal) = inner.refusal(campaign_id, caps, windows, sale.price_cents, purchase) {
-            return Err(refusal);
-        }
-        inner.apply(campaign_id, windows, 1, i64::from(sale.price_cents));
-        Ok(inner.record_sale(purchase.cloned(), sale, sale.price_cents))
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        let pending = inner.pending.remove(&reservation.id).ok_or(StoreError::UnknownReservation(reservation.id))?;
-        inner.apply(&pending.campaign_id, &pending.windows, -1, -i64::from(pending.price_cents));
-        Ok(())
-    }
-
-    async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
-        Ok(self.lock()?.usage(campaign_id, windows))
-    }
-
-    async fn check_and_record_lead(
-        &self,
-        publisher_id: &str,
-        keys: &ConsumerKeys,
-        since_unix_ms: i64,
-        now_unix_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let mut inner = self.lock()?;
-        let hashes = [&keys.phone_sha256, &keys.email_sha256];
-        let seen = hashes
-            .iter()
-            .filter_map(|hash| inner.seen.get(&(publisher_id.to_owned(), (*hash).clone())).copied())
-            .filter(|at| *at >= since_unix_ms)
-            .max();
-        if seen.is_none() {
-            for hash in hashes {
-                inner.seen.insert((publisher_id.to_owned(), hash.clone()), now_unix_ms);
-            }
-        }
-        Ok(seen)
-    }
-
-    async fn forget_lead(&self, publisher_id: &str, keys: &ConsumerKeys, seen_at: i64) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        for hash in [&keys.phone_sha256, &keys.email_sha256] {
-            let key = (publisher_id.to_owned(), hash.clone());
-            if inner.seen.get(&key) == Some(&seen_at) {
-                inner.seen.remove(&key);
-            }
-        }
-        Ok(())
-    }
-
-    async fn bought_since(&self, buyer_id: &str, keys: &ConsumerKeys, since_unix_ms: i64) -> Result<bool, StoreError> {
-        Ok(self.lock()?.bought_at(buyer_id, keys, since_unix_ms).is_some())
-    }
-
-    async fn save_ping(&self, record: PingRecord) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        if inner.pings.contains_key(&record.ping_id) || inner.closed.contains_key(&record.ping_id) {
-            return Err(StoreError::DuplicatePingId(record.ping_id));
-        }
-        inner.pings.insert(record.ping_id.clone(), record);
-        Ok(())
-    }
-
-    async fn open_ping(&self, ping_id: &str) -> Result<Option<PingRecord>, StoreError> {
-        Ok(self.lock()?.pings.get(ping_id).cloned())
-    }
-
-    async fn claim_ping(&self, ping_id: &str, now_unix_ms: i64) -> Result<PingClaim, StoreError> {
-        let mut inner = self.lock()?;
-        match inner.closed.get(ping_id) {
-            Some(None) => return Ok(PingClaim::AlreadyPosted),
-            Some(Some(expired_at_unix_ms)) => {
-                return Ok(PingClaim::Expired { expired_at_unix_ms: *expired_at_unix_ms });
-            }
-            None => {}
-        }
-        let Some(record) = inner.pings.get(ping_id) else {
-            return Ok(PingClaim::Unknown);
-        };
-        if now_unix_ms >= record.expires_at_unix_ms {
-            let expired_at_unix_ms = record.expires_at_unix_ms;
-            // The lead is kept no longer than its expiry.
-            inner.pings.remove(ping_id);
-            inner.closed.insert(ping_id.to_owned(), Some(expired_at_unix_ms));
-            return Ok(PingClaim::Expired { expired_at_unix_ms });
-        }
-        let record =
-            inner.pings.remove(ping_id).ok_or(StoreError::corrupt("claiming a ping", "it vanished under the lock"))?;
-        inner.closed.insert(ping_id.to_owned(), None);
-        Ok(PingClaim::Claimed(Box::new(record)))
-    }
-
-    /// Nothing to clear: a claimed ping's record leaves this store when it is claimed (nothing outlives the process).
-    async fn finish_post(&self, _ping_id: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn sales_of_campaign(&self, campaign_id: &str) -> Result<Vec<StoredSale>, StoreError> {
-        Ok(self.lock()?.sales.iter().filter(|s| s.campaign_id == campaign_id).cloned().collect())
-    }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::config::SelectionMode;
 use super::eligibility::Ineligible;
 use super::field_error::FieldError;
+use super::ledger::payout_cents;
 use super::pii::PiiLeak;
 use super::store::CapKind;
 use pingpost_model::{LogLine, RejectCode};
@@ -51,13 +52,13 @@ impl Sale {
         margin_bps: u32,
         buyer_lead_id: Option<String>,
     ) -> Self {
-        let margin = (u64::from(price_cents) * u64::from(margin_bps.min(10_000)) / 10_000) as u32;
+        let payout_cents = payout_cents(price_cents, margin_bps);
         Sale {
             campaign_id: campaign_id.to_owned(),
             buyer_id: buyer_id.to_owned(),
             price_cents,
-            margin_cents: margin,
-            payout_cents: price_cents - margin,
+            margin_cents: price_cents - payout_cents,
+            payout_cents,
             buyer_lead_id,
         }
     }
@@ -151,6 +152,11 @@ pub enum Answer {
         cap: CapKind,
         #[serde(skip_serializing_if = "Option::is_none")]
         left_cents: Option<u64>,
+    },
+    /// A bid over what its buyer may still spend (balance + credit limit − held, `available_cents`), dropped.
+    FundsWouldExceed {
+        price_cents: u32,
+        available_cents: i64,
     },
     Reject {
         code: RejectCode,

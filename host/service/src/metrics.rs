@@ -120,12 +120,13 @@ enum CampaignAnswer {
     Bid,
     BelowFloor,
     CapWouldExceed,
+    FundsWouldExceed,
     NoBid,
     Reject,
     Timeout,
     Suspended,
     Error,
-    /// Not pinged: paused, out of schedule, capped, suppressed, exclusive-only or unavailable.
+    /// Not pinged: paused, out of schedule, capped, suppressed, exclusive-only, out of funds or unavailable.
     Ineligible,
 }
 
@@ -143,6 +144,7 @@ impl CampaignAnswer {
             Answer::Bid { .. } => CampaignAnswer::Bid,
             Answer::BelowFloor { .. } => CampaignAnswer::BelowFloor,
             Answer::CapWouldExceed { .. } => CampaignAnswer::CapWouldExceed,
+            Answer::FundsWouldExceed { .. } => CampaignAnswer::FundsWouldExceed,
             Answer::NoBid => CampaignAnswer::NoBid,
             Answer::Reject { .. } => CampaignAnswer::Reject,
             Answer::Timeout => CampaignAnswer::Timeout,
@@ -210,6 +212,7 @@ impl PluginFailure {
             Answer::Bid { .. }
             | Answer::BelowFloor { .. }
             | Answer::CapWouldExceed { .. }
+            | Answer::FundsWouldExceed { .. }
             | Answer::NoBid
             | Answer::Reject { .. } => None,
         }
@@ -619,6 +622,7 @@ mod tests {
                 name: String::new(),
                 time_zone: chrono_tz::America::New_York,
                 status: Default::default(),
+                credit_limit_cents: None,
             }],
             campaigns: vec![
                 campaign("c-win", wasm("config-buyer", json!({ "base_price_cents": 2500 }))),

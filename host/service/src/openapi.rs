@@ -25,6 +25,7 @@ use crate::error::ErrorBody;
         (name = "publisher", description = "Publishers sell leads: a publisher key, for its own publisher only"),
         (name = "buyer", description = "Buyers read what they bought and upload their campaigns' plugins: a buyer key"),
         (name = "operator", description = "Operators run the exchange: an operator key"),
+        (name = "books", description = "The ledger, buyers' funds and publishers' payouts: an operator key"),
         (name = "verticals", description = "The products traded, readable with every key"),
         (name = "health", description = "No key"),
     )

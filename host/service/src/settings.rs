@@ -66,6 +66,9 @@ pub struct ServeSettings {
     pub pii_retention_days: u32,
     /// How long after the sale a buyer may return a lead, in days.
     pub return_window_days: u32,
+    /// How long a sale's payout is held before it may be paid out to the publisher, in days (the return window, so a
+    /// payout is never paid for a lead that may still be returned).
+    pub payout_hold_days: u32,
     /// How often the retention purge runs, in seconds.
     pub purge_interval_secs: u64,
     /// How often two-step pings that expired without a post are closed and their lead cleared, in seconds.
@@ -142,6 +145,7 @@ impl Default for ServeSettings {
             publisher_burst: 1_000,
             pii_retention_days: 30,
             return_window_days: 7,
+            payout_hold_days: 7,
             purge_interval_secs: 3_600,
             expired_ping_sweep_secs: 5,
             operator_key: None,

@@ -12,6 +12,8 @@
 pub mod auctions;
 pub mod checkpointer;
 mod connection;
+pub mod ledger;
+mod ledger_rows;
 pub mod migrations;
 pub mod outbox;
 pub mod readers;

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, name: "ping posting", sql: include_str!("migrations/0011_ping_posting.sql") },
     Migration { version: 12, name: "reservation hold", sql: include_str!("migrations/0012_reservation_hold.sql") },
     Migration { version: 13, name: "registry archive", sql: include_str!("migrations/0013_registry_archive.sql") },
+    Migration { version: 14, name: "ledger", sql: include_str!("migrations/0014_ledger.sql") },
 ];
 
 /// The schema version this build writes.

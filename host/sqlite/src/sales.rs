@@ -9,6 +9,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::connection::backend;
+use super::ledger::reverse_sale;
 use super::sale_rows::{PiiAccess, PiiAuditEntry, audit, sales_where};
 use super::sqlite::SqliteStore;
 use pingpost_engine::store::{SaleReturn, StoreError, StoredSale};
@@ -130,8 +131,8 @@ impl SqliteStore {
         self.read(what, |tx| sales_where(tx, what, "lead_id = ?1 ORDER BY id", params![lead_id], false))
     }
 
-    /// Marks `buyer_id`'s sale returned with `reason` at `now_unix_ms`, if within `return_window_ms` of the sale;
-    /// returns the sale as it now stands (without the lead).
+    /// Marks `buyer_id`'s sale returned with `reason` at `now_unix_ms`, if within `return_window_ms` of the sale, and
+    /// reverses its postings in the same step; returns the sale as it now stands (without the lead).
     pub fn return_sale(
         &self,
         buyer_id: &str,
@@ -184,6 +185,8 @@ impl SqliteStore {
             .map_err(backend(what))?
             .execute(params![id, now_unix_ms, reason])
             .map_err(backend(what))?;
+            // The money moves back in the same step: the buyer is credited, payout and margin reversed.
+            reverse_sale(tx, found.sale_id, &buyer_id, &reason, now_unix_ms)?;
             found.returned = Some(SaleReturn { reason, returned_at_unix_ms: now_unix_ms });
             Ok(found)
         })

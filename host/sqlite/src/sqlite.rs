@@ -17,12 +17,14 @@ use tokio::sync::Notify;
 
 use super::checkpointer::Checkpointer;
 use super::connection::{STATEMENT_CACHE, backend, json_error, unreadable_json, wait_briefly_when_busy};
+use super::ledger_rows::{append_sale, funds};
 use super::migrations::{self, MigrationError};
 use super::readers::Readers;
 use super::sale_rows::{PiiAccess, audit, insert_sale, sales_where};
 use super::writer::{Writer, WriterStats};
 use pingpost_engine::config::Caps;
 use pingpost_engine::identity::ConsumerKeys;
+use pingpost_engine::ledger::Funds;
 use pingpost_engine::store::{
     AuctionStore, CapWindows, Handover, PingClaim, PingRecord, Purchase, Reservation, ReserveError, SaleRecord,
     StoreError, StoredSale, Usage,
@@ -387,13 +389,19 @@ fn take_reservation(tx: &Transaction<'_>, id: u64) -> Result<Reservation, StoreE
         .map_err(backend(what))?
         .query_row([key], |row| {
             let buyer: Option<String> = row.get(5)?;
+            let keys = match (row.get(6)?, row.get(7)?) {
+                (Some(phone_sha256), Some(email_sha256)) => Some(ConsumerKeys { phone_sha256, email_sha256 }),
+                _ => None,
+            };
             let purchase = match buyer {
                 None => None,
                 Some(buyer_id) => Some(Purchase {
                     buyer_id,
-                    keys: ConsumerKeys { phone_sha256: row.get(6)?, email_sha256: row.get(7)? },
+                    keys,
                     at_unix_ms: row.get(8)?,
                     suppress_since_unix_ms: row.get(9)?,
+                    // Checked when the reservation was made; what it holds counts against the buyer's funds.
+                    credit_limit_cents: None,
                 }),
             };
             Ok(Reservation {
@@ -414,10 +422,10 @@ fn take_reservation(tx: &Transaction<'_>, id: u64) -> Result<Reservation, StoreE
 /// its latest pending reservation for it (read inside the reserving transaction, so no other sale can slip between).
 fn suppressed(tx: &Transaction<'_>, purchase: &Purchase) -> Result<Option<ReserveError>, StoreError> {
     let what = "checking suppression";
-    let Some(since) = purchase.suppress_since_unix_ms else {
+    let (Some(since), Some(keys)) = (purchase.suppress_since_unix_ms, &purchase.keys) else {
         return Ok(None);
     };
-    let (buyer, phone, email) = (&purchase.buyer_id, &purchase.keys.phone_sha256, &purchase.keys.email_sha256);
+    let (buyer, phone, email) = (&purchase.buyer_id, &keys.phone_sha256, &keys.email_sha256);
     let bought: Option<i64> = tx
         .prepare_cached(
             "SELECT MAX(bought_at_unix_ms) FROM consumer_bought
@@ -440,7 +448,7 @@ fn suppressed(tx: &Transaction<'_>, purchase: &Purchase) -> Result<Option<Reserv
     Ok(pending.map(|at_unix_ms| ReserveError::Suppressed { at_unix_ms, pending: true }))
 }
 
-/// Records a sale at `price_cents`, and its buyer's purchase of the consumer when there is one.
+/// Records a sale at `price_cents` with its postings, and its buyer's purchase of the consumer when there is one.
 fn record_sale(
     tx: &Transaction<'_>,
     purchase: Option<&Purchase>,
@@ -451,12 +459,17 @@ fn record_sale(
     if let Some(purchase) = purchase {
         record_purchase(tx, purchase)?;
     }
-    insert_sale(tx, sale, price_cents, lead_json)
+    let sale_id = insert_sale(tx, sale, price_cents, lead_json)?;
+    append_sale(tx, sale_id, sale, price_cents)?;
+    Ok(sale_id)
 }
 
-/// Records that the purchase's buyer bought its consumer (keeping the latest time per hash).
+/// Records that the purchase's buyer bought its consumer (keeping the latest time per hash), when it is known.
 fn record_purchase(tx: &Transaction<'_>, purchase: &Purchase) -> Result<(), StoreError> {
     let what = "recording a purchase";
+    let Some(keys) = &purchase.keys else {
+        return Ok(());
+    };
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO consumer_bought (buyer_id, key_sha256, bought_at_unix_ms) VALUES (?1, ?2, ?3)
@@ -464,7 +477,7 @@ fn record_purchase(tx: &Transaction<'_>, purchase: &Purchase) -> Result<(), Stor
                 SET bought_at_unix_ms = MAX(bought_at_unix_ms, excluded.bought_at_unix_ms)",
         )
         .map_err(backend(what))?;
-    for hash in hashes(&purchase.keys) {
+    for hash in hashes(keys) {
         stmt.execute(params![purchase.buyer_id, hash, purchase.at_unix_ms]).map_err(backend(what))?;
     }
     Ok(())
@@ -492,6 +505,14 @@ fn count_sale(
     }
     if let Some(cap) = usage(tx, campaign_id, windows)?.exceeded_by(caps, price_cents) {
         return Err(ReserveError::CapReached(cap));
+    }
+    if let Some(purchase) = purchase
+        && let Some(limit) = purchase.credit_limit_cents
+    {
+        let funds = funds(tx, &purchase.buyer_id)?;
+        if !funds.covers(limit, price_cents) {
+            return Err(ReserveError::InsufficientFunds { available_cents: funds.available_cents(limit) });
+        }
     }
     Ok(apply(tx, campaign_id, windows, 1, i64::from(price_cents))?)
 }
@@ -588,8 +609,8 @@ fn insert_reservation(
                 windows.month,
                 price_cents,
                 purchase.map(|p| &p.buyer_id),
-                purchase.map(|p| &p.keys.phone_sha256),
-                purchase.map(|p| &p.keys.email_sha256),
+                purchase.and_then(|p| p.keys.as_ref()).map(|k| &k.phone_sha256),
+                purchase.and_then(|p| p.keys.as_ref()).map(|k| &k.email_sha256),
                 purchase.map(|p| p.at_unix_ms),
                 purchase.and_then(|p| p.suppress_since_unix_ms),
                 expires_at_unix_ms,
@@ -823,6 +844,10 @@ impl AuctionStore for SqliteStore {
 
     async fn usage(&self, campaign_id: &str, windows: &CapWindows) -> Result<Usage, StoreError> {
         self.read("reading cap usage", |tx| usage(tx, campaign_id, windows))
+    }
+
+    async fn funds(&self, buyer_id: &str) -> Result<Funds, StoreError> {
+        self.read("reading a buyer's funds", |tx| funds(tx, buyer_id))
     }
 
     async fn check_and_record_lead(

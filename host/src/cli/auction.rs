@@ -208,6 +208,9 @@ fn describe(campaign: &CampaignTrace) -> (String, String, String) {
                 None => format!("{} reached", cap.as_str()),
             },
         ),
+        Some(Answer::FundsWouldExceed { price_cents, available_cents }) => {
+            ("over its funds".into(), dollars(*price_cents), format!("{} cents available", available_cents))
+        }
         Some(Answer::Reject { code, message }) => (
             format!(
                 "reject: {}",

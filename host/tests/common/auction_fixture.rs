@@ -97,6 +97,7 @@ pub fn buyer(id: &str) -> Buyer {
         name: format!("Buyer {id}"),
         time_zone: chrono_tz::America::New_York,
         status: Default::default(),
+        credit_limit_cents: None,
     }
 }
 

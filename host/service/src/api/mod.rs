@@ -3,6 +3,7 @@
 //! request metrics; publishers' `Idempotency-Key` handling is [`idempotency`], their answers [`answers`].
 
 pub mod answers;
+pub mod books;
 pub mod buyer;
 pub mod buyer_campaigns;
 pub mod idempotency;
@@ -63,6 +64,7 @@ fn documented(json_limit: DefaultBodyLimit, plugin_limit: DefaultBodyLimit) -> O
         .merge(buyer_campaigns::routes().layer(json_limit))
         .merge(buyer::upload_routes().layer(plugin_limit))
         .merge(operator::routes().layer(json_limit))
+        .merge(books::routes().layer(json_limit))
         .merge(operator::upload_routes().layer(plugin_limit))
         .merge(verticals::routes().layer(json_limit))
 }
